@@ -1,0 +1,7 @@
+# spec 2.4 example
+Kind = "service-splitter"
+Name = "web"
+Splits = [
+  { Weight = 90, ServiceSubset = "v1" },
+  { Weight = 10, ServiceSubset = "v2" },
+]

@@ -1,0 +1,302 @@
+// Command storeagent watches compiled discovery chains on a chainstore
+// cluster and keeps local copies current, like consul-template:
+//
+//	storeagent --addr host:port[,host:port...] --watch web,api [--out DIR] [--exec CMD]
+//
+// It keeps one Watch stream open to one server, subscribed to every
+// chain. For each version it receives it prints one JSON line to stdout,
+// {"service":"web","index":N,"hash":"...","chain":{...}} (or with "error"
+// for a chain that does not compile). With --out it first writes the same
+// JSON to DIR/<service>.json atomically (temporary file + rename; not for
+// compile errors, so the last good chain stays in place), so the file is
+// current when the line appears. With --exec it then runs CMD through
+// `sh -c`, with CHAIN_SERVICE, CHAIN_INDEX and CHAIN_HASH set and its
+// output on stderr (stdout keeps only the JSON lines); changes that
+// arrive while CMD runs are coalesced into one more run.
+//
+// When the stream breaks it reconnects with jittered exponential backoff,
+// moving on to the next address, and resumes: it sends the index and hash
+// it has for each chain, so it gets nothing it already has and never an
+// older version. Files and the exec'd program keep the last good chains
+// while it is disconnected. Logs go to stderr.
+//
+// # Goroutines
+//
+// main runs run, which runs the watch client (rpc.ChainWatchClient.Run) on
+// its own goroutine until SIGINT/SIGTERM; the client calls back on that
+// goroutine to print and write files. With --exec one more goroutine
+// (execRunner.loop) runs CMD; run stops and joins it before returning.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/chainstore/chainstore/rpc"
+)
+
+// addrEnv names the environment variable holding the default --addr.
+const addrEnv = "STORE_ADDR"
+
+// Config is the agent's parsed command line.
+type Config struct {
+	Addrs      []string
+	Services   []string
+	Datacenter string
+	OutDir     string
+	Exec       string
+	LogLevel   string
+	// Watch tunes the client (backoff, timeouts); Addrs and Chains are
+	// filled from the fields above.
+	Watch rpc.ChainWatchConfig
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	if len(c.Services) == 0 {
+		return errors.New("--watch must name at least one service")
+	}
+	for _, s := range c.Services {
+		if c.OutDir != "" && !safeFileName(s) {
+			return fmt.Errorf("service %q cannot be used as a file name in --out", s)
+		}
+	}
+	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		return fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// safeFileName accepts names that make a plain file name in --out.
+func safeFileName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`) && !strings.HasPrefix(s, ".")
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// parseFlags builds the Config from the command line.
+func parseFlags(args []string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("storeagent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defAddr := os.Getenv(addrEnv)
+	if defAddr == "" {
+		defAddr = rpc.DefaultAddr
+	}
+	cfg := Config{Watch: rpc.DefaultChainWatchConfig()}
+	addrs := fs.String("addr", defAddr, "server gRPC addresses, host:port[,host:port...], tried in order (env "+addrEnv+")")
+	watch := fs.String("watch", "", "comma-separated services whose chains to watch (required)")
+	fs.StringVar(&cfg.Datacenter, "datacenter", "", "datacenter to compile the chains for (default: the server's)")
+	fs.StringVar(&cfg.OutDir, "out", "", "directory to write <service>.json files into")
+	fs.StringVar(&cfg.Exec, "exec", "", "command to run (via sh -c) after each change")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level on stderr: trace, debug, info, warn, error")
+	fs.DurationVar(&cfg.Watch.MinBackoff, "min-backoff", cfg.Watch.MinBackoff, "shortest reconnect delay")
+	fs.DurationVar(&cfg.Watch.MaxBackoff, "max-backoff", cfg.Watch.MaxBackoff, "longest reconnect delay")
+	fs.DurationVar(&cfg.Watch.IdleTimeout, "idle-timeout", cfg.Watch.IdleTimeout, "reconnect elsewhere when a server sends nothing for this long")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	cfg.Addrs = rpc.SplitAddrs(*addrs)
+	cfg.Services = rpc.SplitAddrs(*watch) // the same comma-list rules
+	return cfg, cfg.Validate()
+}
+
+// run is the agent; it returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "storeagent: %v\n", err)
+		return 2
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "storeagent", Output: stderr, Level: hclog.LevelFromString(cfg.LogLevel)})
+	if cfg.OutDir != "" {
+		if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+			fmt.Fprintf(stderr, "storeagent: create --out directory: %v\n", err)
+			return 1
+		}
+	}
+	wc := cfg.Watch
+	wc.Addrs = cfg.Addrs
+	for _, s := range cfg.Services {
+		wc.Chains = append(wc.Chains, rpc.WatchedChain{Service: s, Datacenter: cfg.Datacenter})
+	}
+	client, err := rpc.NewChainWatchClient(wc, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "storeagent: %v\n", err)
+		return 2
+	}
+	a := &agent{cfg: cfg, stdout: stdout, logger: logger}
+	if cfg.Exec != "" {
+		a.exec = newExecRunner(cfg.Exec, stderr, logger)
+		a.exec.start(ctx)
+		defer a.exec.stop()
+	}
+	logger.Info("watching chains", "services", cfg.Services, "servers", cfg.Addrs)
+	if err := client.Run(ctx, a.handle); err != nil {
+		logger.Error("watch failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// agent handles received versions.
+type agent struct {
+	cfg    Config
+	stdout io.Writer
+	logger hclog.Logger
+	exec   *execRunner
+}
+
+// handle writes the file (good versions only), then prints the line, then
+// triggers the command: when a line appears the file is already in place.
+func (a *agent) handle(e rpc.ChainEvent) {
+	line, err := e.JSONLine()
+	if err != nil {
+		a.logger.Error("cannot encode version", "service", e.Service, "error", err)
+		return
+	}
+	line = append(line, '\n')
+	if e.Error != "" {
+		a.logger.Warn("chain does not compile; keeping the last good one", "service", e.Service, "index", e.Index, "error", e.Error)
+	} else if a.cfg.OutDir != "" {
+		path := filepath.Join(a.cfg.OutDir, e.Service+".json")
+		if err := writeFileAtomic(path, line); err != nil {
+			a.logger.Error("cannot write chain file", "path", path, "error", err)
+		}
+	}
+	if _, err := a.stdout.Write(line); err != nil {
+		a.logger.Error("cannot write to stdout", "error", err)
+	}
+	if e.Error == "" && a.exec != nil {
+		a.exec.trigger(e)
+	}
+}
+
+// writeFileAtomic replaces path with data: it writes a temporary file in
+// the same directory, syncs it, then renames it over path, so readers see
+// the old or the new content, never a partial file.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temporary file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", f.Name(), err)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return fmt.Errorf("chmod %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("rename to %s: %w", path, err)
+	}
+	return nil
+}
+
+// execRunner runs the --exec command after changes, one run at a time;
+// changes during a run are coalesced into one more run.
+type execRunner struct {
+	cmd    string
+	output io.Writer
+	logger hclog.Logger
+
+	kick chan struct{} // capacity 1: a run is pending
+
+	mu   sync.Mutex     // protects last
+	last rpc.ChainEvent // the newest change, described to the command in its environment
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newExecRunner(cmd string, output io.Writer, logger hclog.Logger) *execRunner {
+	return &execRunner{cmd: cmd, output: output, logger: logger, kick: make(chan struct{}, 1)}
+}
+
+func (r *execRunner) start(ctx context.Context) {
+	ctx, r.cancel = context.WithCancel(ctx)
+	r.wg.Add(1)
+	go r.loop(ctx)
+}
+
+// stop kills a running command and joins the loop.
+func (r *execRunner) stop() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+func (r *execRunner) trigger(e rpc.ChainEvent) {
+	r.mu.Lock()
+	r.last = e
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *execRunner) loop(ctx context.Context) {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+		r.mu.Lock()
+		e := r.last
+		r.mu.Unlock()
+		c := exec.CommandContext(ctx, "sh", "-c", r.cmd)
+		c.Stdout, c.Stderr = r.output, r.output
+		c.Env = append(os.Environ(),
+			"CHAIN_SERVICE="+e.Service,
+			"CHAIN_INDEX="+strconv.FormatUint(e.Index, 10),
+			"CHAIN_HASH="+e.Hash,
+		)
+		c.WaitDelay = 5 * time.Second
+		start := time.Now()
+		if err := c.Run(); err != nil && ctx.Err() == nil {
+			r.logger.Warn("--exec command failed", "error", err, "took", time.Since(start))
+		}
+	}
+}

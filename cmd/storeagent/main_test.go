@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chainstore/chainstore/rpc/chainwatch/chaintest"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// line is one JSON line of the agent's stdout.
+type line struct {
+	Service string          `json:"service"`
+	Index   uint64          `json:"index"`
+	Hash    string          `json:"hash"`
+	Chain   json.RawMessage `json:"chain"`
+	Error   string          `json:"error"`
+}
+
+func lines(t *testing.T, out string) []line {
+	t.Helper()
+	var ls []line
+	for _, s := range strings.Split(strings.TrimSpace(out), "\n") {
+		if s == "" {
+			continue
+		}
+		var l line
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&l); err != nil {
+			t.Fatalf("stdout line %q: %v", s, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls
+}
+
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// startAgent runs the agent with args until the test ends.
+func startAgent(t *testing.T, args ...string) (stdout, stderr *syncBuffer) {
+	t.Helper()
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, stdout, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("agent exited with %d; stderr:\n%s", code, stderr.String())
+		}
+	})
+	return stdout, stderr
+}
+
+func TestAgentPrintsWritesAndExecs(t *testing.T) {
+	t.Parallel()
+	a, b := chaintest.Start(t), chaintest.Start(t)
+	putBoth := func(doc string) uint64 {
+		i, j := a.Put(doc), b.Put(doc)
+		if i != j {
+			t.Fatalf("replicas diverged: %d vs %d", i, j)
+		}
+		return i
+	}
+	first := putBoth(chaintest.Resolver("web", 5*time.Second))
+	dir := t.TempDir()
+	execLog := filepath.Join(dir, "exec.log")
+	stdout, stderr := startAgent(t, "--addr", a.Addr+","+b.Addr, "--watch", "web,api", "--out", dir,
+		"--min-backoff", "5ms", "--max-backoff", "50ms",
+		"--exec", `echo "$CHAIN_SERVICE $CHAIN_INDEX" >> `+execLog)
+
+	poll(t, "a line per service", func() bool { return len(lines(t, stdout.String())) >= 2 })
+	got := map[string]uint64{}
+	for _, l := range lines(t, stdout.String()) {
+		got[l.Service] = l.Index
+		if l.Hash == "" || len(l.Chain) == 0 || l.Error != "" {
+			t.Errorf("line %+v: want a hash and a chain", l)
+		}
+	}
+	if diff := cmp.Diff(map[string]uint64{"web": first, "api": 0}, got); diff != "" {
+		t.Errorf("first lines (-want +got):\n%s", diff)
+	}
+
+	// A change: a new line, the file replaced, the command run.
+	next := putBoth(chaintest.Resolver("web", 6*time.Second))
+	poll(t, "the second web line", func() bool { return len(lines(t, stdout.String())) >= 3 })
+	ls := lines(t, stdout.String())
+	if l := ls[2]; l.Service != "web" || l.Index != next {
+		t.Fatalf("third line %+v, want web at %d", l, next)
+	}
+	file, err := os.ReadFile(filepath.Join(dir, "web.json"))
+	if err != nil {
+		t.Fatalf("read web.json: %v", err)
+	}
+	var fl line
+	if err := json.Unmarshal(file, &fl); err != nil || fl.Index != next || fl.Hash != ls[2].Hash {
+		t.Errorf("web.json = %s (%v), want the version at %d", file, err, next)
+	}
+	poll(t, "the exec'd command to record web's change", func() bool {
+		data, _ := os.ReadFile(execLog)
+		return strings.Contains(string(data), "web "+jsonIndex(next))
+	})
+
+	// The first server dies: the agent resumes on the second, gets only
+	// the new version, and web.json stays in place meanwhile.
+	a.Stop()
+	final := b.Put(chaintest.Resolver("web", 7*time.Second))
+	poll(t, "the version written after the failover", func() bool { return len(lines(t, stdout.String())) >= 4 })
+	if l := lines(t, stdout.String())[3]; l.Service != "web" || l.Index != final {
+		t.Errorf("line after failover %+v, want web at %d; stderr:\n%s", l, final, stderr.String())
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("read dir: %v", err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{"api.json", "exec.log", "web.json"}, names); diff != "" {
+		t.Errorf("files in --out (-want +got; no temporary file left):\n%s", diff)
+	}
+}
+
+func jsonIndex(i uint64) string {
+	b, _ := json.Marshal(i)
+	return string(b)
+}
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		args    []string
+		wantErr bool
+	}{
+		"valid":            {args: []string{"--addr", "h:1,h:2", "--watch", "web, api", "--out", "d"}},
+		"no watch":         {args: []string{"--addr", "h:1"}, wantErr: true},
+		"path in service":  {args: []string{"--watch", "../x", "--out", "d"}, wantErr: true},
+		"dot service":      {args: []string{"--watch", ".hidden", "--out", "d"}, wantErr: true},
+		"bad log level":    {args: []string{"--watch", "web", "--log-level", "loud"}, wantErr: true},
+		"extra argument":   {args: []string{"--watch", "web", "extra"}, wantErr: true},
+		"path without out": {args: []string{"--watch", "a/b"}},
+	}
+	for name, tc := range tests {
+		var stderr bytes.Buffer
+		cfg, err := parseFlags(tc.args, &stderr)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("%s: parseFlags(%q) error = %v, want error %v", name, tc.args, err, tc.wantErr)
+		}
+		if name == "valid" && !cmp.Equal(cfg.Services, []string{"web", "api"}) {
+			t.Errorf("valid: services %q", cfg.Services)
+		}
+	}
+	var stderr bytes.Buffer
+	if _, err := parseFlags([]string{"--help"}, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("--help: %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "web.json")
+	for _, content := range []string{"one\n", "two\n"} {
+		if err := writeFileAtomic(path, []byte(content)); err != nil {
+			t.Fatalf("writeFileAtomic: %v", err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != content {
+			t.Fatalf("content %q (%v), want %q", got, err, content)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("%d files in the directory, want 1 (temporary files left behind)", len(entries))
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "missing", "x.json"), []byte("x")); err == nil {
+		t.Errorf("writing into a missing directory succeeded")
+	}
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// suiteItem is one benchmark of the standard set.
+type suiteItem struct {
+	id  string
+	run func(ctx context.Context, e *env, scale float64) (*Result, error)
+}
+
+func scaled(n int, scale float64) int { return max(1, int(float64(n)*scale)) }
+
+// withClients returns a copy of e with other client/connection settings.
+func withClients(e *env, clients, conns int, to string) *env {
+	c := *e
+	c.opts.clients, c.opts.conns, c.opts.to = clients, conns, to
+	return &c
+}
+
+// standardSet is what `make bench` runs (server-design.md 5.6 and the
+// figures issue 5 asks for).
+func standardSet() []suiteItem {
+	put := func(id string, clients, conns, total int) suiteItem {
+		return suiteItem{id: id, run: func(ctx context.Context, e *env, s float64) (*Result, error) {
+			o := kvOpts{total: scaled(total, s), keys: 1000, entrySize: 256, prefix: "bench"}
+			return benchPut(ctx, withClients(e, clients, conns, "leader"), o, fmt.Sprintf("put, %d client(s), 256 B", clients))
+		}}
+	}
+	get := func(id, mode, to string, clients, conns, total int) suiteItem {
+		return suiteItem{id: id, run: func(ctx context.Context, e *env, s float64) (*Result, error) {
+			o := kvOpts{total: scaled(total, s), keys: 1000, entrySize: 256, prefix: "bench", consistency: mode}
+			return benchGet(ctx, withClients(e, clients, conns, to), o, fmt.Sprintf("get %s, %d client(s) to %s", mode, clients, to))
+		}}
+	}
+	watch := func(id string, watchers, chains, writes int) suiteItem {
+		return suiteItem{id: id, run: func(ctx context.Context, e *env, s float64) (*Result, error) {
+			o := watchOpts{watchers: watchers, chains: chains, writes: scaled(writes, s), perConn: 500,
+				writeTimeout: defaultWatchWriteTimeout, readyTimeout: defaultWatchReadyTimeout, prefix: "bench"}
+			return benchWatch(ctx, e, o, fmt.Sprintf("watch delivery, %d watchers / %d chains", watchers, chains))
+		}}
+	}
+	return []suiteItem{
+		put("put-1", 1, 1, 2000),
+		put("put-64", 64, 8, 20000),
+		put("put-100", 100, 10, 20000),
+		get("get-consistent-1", "consistent", "leader", 1, 1, 3000),
+		get("get-consistent-64", "consistent", "leader", 64, 8, 30000),
+		get("get-stale-64", "stale", "any", 64, 8, 30000),
+		{id: "cas-16", run: func(ctx context.Context, e *env, s float64) (*Result, error) {
+			o := kvOpts{total: scaled(3000, s), keys: 1, entrySize: 256, prefix: "bench-cas"}
+			return benchCAS(ctx, withClients(e, 16, 4, "leader"), o, "cas, 16 clients on 1 entry")
+		}},
+		watch("watch-1k", 1000, 10, 50),
+		watch("watch-10k", 10000, 10, 30),
+	}
+}
+
+const (
+	defaultWatchWriteTimeout = 30 * time.Second
+	defaultWatchReadyTimeout = 3 * time.Minute
+)
+
+func suiteFlags(fs *flag.FlagSet) func(context.Context, *env) ([]*Result, error) {
+	var only string
+	var scale float64
+	var ids []string
+	for _, it := range standardSet() {
+		ids = append(ids, it.id)
+	}
+	fs.StringVar(&only, "only", "", "comma-separated subset of: "+strings.Join(ids, ","))
+	fs.Float64Var(&scale, "scale", 1, "multiply every request count by this factor")
+	return func(ctx context.Context, e *env) ([]*Result, error) {
+		if scale <= 0 {
+			return nil, fmt.Errorf("--scale must be positive, got %g", scale)
+		}
+		want := map[string]bool{}
+		for _, id := range strings.Split(only, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				want[id] = true
+			}
+		}
+		var results []*Result
+		var errs []error
+		for _, it := range standardSet() {
+			if len(want) > 0 && !want[it.id] {
+				continue
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			fmt.Fprintf(e.stderr, "storebench: running %s\n", it.id)
+			r, err := it.run(ctx, e, scale)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", it.id, err))
+			}
+			if r != nil {
+				results = append(results, r)
+			}
+		}
+		return results, errors.Join(errs...)
+	}
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/rpc/configpb"
+)
+
+// chainCommands are the commands that read compiled chains from a server.
+func chainCommands() map[string]command {
+	return map[string]command{
+		"chain": {
+			summary: "print a service's compiled discovery chain from the server: chain [--datacenter DC] SERVICE",
+			run:     runChain,
+		},
+		"watch": {
+			summary: "print each new version of the services' chains as a JSON line: watch SERVICE...",
+			run:     runWatch,
+		},
+	}
+}
+
+// overrideFlags are the chain selection flags of chain and watch.
+type overrideFlags struct {
+	datacenter, protocol, meshGateway string
+	connectTimeout                    time.Duration
+}
+
+func addOverrideFlags(fs *flag.FlagSet) *overrideFlags {
+	of := &overrideFlags{}
+	fs.StringVar(&of.datacenter, "datacenter", "", "datacenter to compile the chain for (default: the server's)")
+	fs.StringVar(&of.protocol, "override-protocol", "", "protocol override, as an upstream's protocol setting")
+	fs.DurationVar(&of.connectTimeout, "override-connect-timeout", 0, "connect timeout override, e.g. 7s")
+	fs.StringVar(&of.meshGateway, "override-mesh-gateway", "", "mesh-gateway mode override: none, local or remote")
+	return of
+}
+
+func (of *overrideFlags) watched(service string) rpc.WatchedChain {
+	return rpc.WatchedChain{
+		Service: service, Datacenter: of.datacenter, OverrideProtocol: of.protocol,
+		OverrideConnectTimeout: of.connectTimeout, OverrideMeshGatewayMode: of.meshGateway,
+	}
+}
+
+func (of *overrideFlags) ref(service string) *configpb.ChainRef {
+	r := &configpb.ChainRef{Service: service, Datacenter: of.datacenter}
+	if of.protocol != "" || of.connectTimeout != 0 || of.meshGateway != "" {
+		r.Overrides = &configpb.ChainOverrides{Protocol: of.protocol, MeshGatewayMode: of.meshGateway}
+		if of.connectTimeout != 0 {
+			r.Overrides.ConnectTimeout = durationpb.New(of.connectTimeout)
+		}
+	}
+	return r
+}
+
+// runChain prints {"Chain": ...} exactly as `storectl compile` does, from
+// the chain the server compiled from its replicated entries.
+func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, cf := newFlagSet("chain", stderr)
+	of := addOverrideFlags(fs)
+	rf := addReadFlags(fs, false)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if len(pos) != 1 || pos[0] == "" {
+		fmt.Fprintln(stderr, "usage: storectl chain [--datacenter DC] [--override-protocol P] [--override-connect-timeout D] [--override-mesh-gateway MODE] [--stale|--consistent] SERVICE")
+		return 2
+	}
+	service := pos[0]
+	opts, err := rf.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "storectl chain: %v\n", err)
+		return 2
+	}
+	c, err := cf.dial()
+	if err != nil {
+		fmt.Fprintf(stderr, "Error reading discovery chain %q: %v\n", service, err)
+		return 1
+	}
+	defer c.Close()
+	resp, err := configpb.NewChainServiceClient(c.Conn()).GetChain(ctx, &configpb.GetChainRequest{Chain: of.ref(service), Options: opts})
+	if err != nil {
+		if rpc.ErrorReason(err) == rpc.ReasonChainCompileError {
+			fmt.Fprintf(stderr, "Error compiling discovery chain %q: %s\n", service, rpc.ErrorText(err))
+		} else {
+			fmt.Fprintf(stderr, "Error reading discovery chain %q: %s\n", service, rpc.ErrorText(err))
+		}
+		return 1
+	}
+	// Marshal(struct{Chain}) is `{"Chain":` + Marshal(chain) + `}`, so
+	// indenting that gives byte for byte what `storectl compile` prints.
+	raw := append(append([]byte(`{"Chain":`), resp.GetVersion().GetChain()...), '}')
+	var out bytes.Buffer
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
+		fmt.Fprintf(stderr, "storectl chain: bad chain from server: %v\n", err)
+		return 1
+	}
+	out.WriteByte('\n')
+	if _, err := stdout.Write(out.Bytes()); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// runWatch prints one JSON line per received chain version (the lines
+// storeagent prints) until interrupted, or until --count versions.
+func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, cf := newFlagSet("watch", stderr)
+	of := addOverrideFlags(fs)
+	count := fs.Int("count", 0, "exit after printing this many versions (0: run until interrupted)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if len(pos) == 0 {
+		fmt.Fprintln(stderr, "usage: storectl watch [--datacenter DC] [--count N] SERVICE...")
+		return 2
+	}
+	cfg := rpc.DefaultChainWatchConfig()
+	cfg.Addrs = rpc.SplitAddrs(cf.addr)
+	for _, s := range pos {
+		cfg.Chains = append(cfg.Chains, of.watched(s))
+	}
+	client, err := rpc.NewChainWatchClient(cfg, newStderrLogger(stderr))
+	if err != nil {
+		fmt.Fprintf(stderr, "storectl watch: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	printed, failed := 0, false
+	err = client.Run(ctx, func(e rpc.ChainEvent) {
+		line, err := e.JSONLine()
+		if err == nil {
+			_, err = stdout.Write(append(line, '\n'))
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "storectl watch: %v\n", err)
+			failed = true
+			cancel()
+			return
+		}
+		printed++
+		if *count > 0 && printed >= *count {
+			cancel()
+		}
+	})
+	if err != nil || failed {
+		return 1
+	}
+	return 0
+}
+
+// newStderrLogger logs reconnections and refusals (warnings and errors)
+// to stderr, leaving stdout to the JSON lines.
+func newStderrLogger(stderr io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "storectl", Output: stderr, Level: hclog.Warn})
+}

@@ -1,0 +1,120 @@
+// Command stored is a chainstore server: one voter of a Raft-replicated
+// config-entry store, found by its peers through gossip and serving the
+// gRPC API.
+//
+//	stored --node n1 --data-dir .cluster/n1 \
+//	  --raft-addr 127.0.0.1:8300 --gossip-addr 127.0.0.1:8301 --grpc-addr 127.0.0.1:8502 \
+//	  --join 127.0.0.1:8311,127.0.0.1:8321 --bootstrap-expect 3
+//
+// SIGINT or SIGTERM makes it leave the cluster gracefully: stop serving
+// gRPC (in-flight calls finish, with a deadline), hand leadership to
+// another voter, leave gossip (so the leader removes it from the Raft
+// configuration at once), then stop Raft. Restarted with the same
+// --data-dir it resumes with its persisted node ID, log and snapshots and
+// rejoins through --join.
+//
+// # Goroutines
+//
+// main parses flags and calls run, which builds a Server and calls its Run
+// on the main goroutine. Server.Start starts three goroutines, all joined
+// by Server.Stop: the gRPC Serve loop (ended by GracefulStop/Stop), the
+// chain hub's Run (the single writer of compiled chains; ended first, by
+// cancelling its context, which also ends the Watch streams) and
+// cluster.Run (ended by the gossip leave or shutdown). raftnode,
+// memberlist and grpc-go own their internal goroutines and stop them in
+// Shutdown / Leave / Stop. Server.Run returns after Stop, when ctx is
+// done (a signal) or when one of the goroutines fails.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stored:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stored:", err)
+		os.Exit(1)
+	}
+}
+
+// run builds the server from cfg and runs it until ctx is done.
+func run(ctx context.Context, cfg Config) error {
+	logger := newLogger(cfg, os.Stderr)
+	srv, err := NewServer(cfg, logger)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+// newLogger returns the hclog logger cfg asks for.
+func newLogger(cfg Config, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       cfg.NodeName,
+		Level:      hclog.LevelFromString(cfg.LogLevel),
+		JSONFormat: cfg.LogJSON,
+		Output:     w,
+	})
+}
+
+// parseFlags turns the command line into a Config (defaults from
+// DefaultConfig) and validates it.
+func parseFlags(args []string, stderr io.Writer) (Config, error) {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("stored", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var join string
+	fs.StringVar(&cfg.NodeName, "node", cfg.NodeName, "node name, unique in the cluster")
+	fs.StringVar(&cfg.Datacenter, "datacenter", cfg.Datacenter, "datacenter name")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the node ID, Raft log and snapshots")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "Raft bind address host:port")
+	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "Raft address other servers dial (default: --raft-addr)")
+	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "gossip (memberlist) bind address host:port")
+	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", "", "gossip address other servers use (default: --gossip-addr)")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "gRPC bind address host:port")
+	fs.StringVar(&cfg.GRPCAdvertise, "grpc-advertise", "", "gRPC address other servers forward to (default: --grpc-addr)")
+	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of servers to join")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "number of servers to wait for before bootstrapping a new cluster (0: never bootstrap)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
+	fs.BoolVar(&cfg.LogJSON, "log-json", cfg.LogJSON, "log as JSON lines")
+	testHooks := registerTestFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for _, j := range strings.Split(join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			cfg.Join = append(cfg.Join, j)
+		}
+	}
+	if err := testHooks.apply(&cfg); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}

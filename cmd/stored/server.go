@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+
+	"github.com/chainstore/chainstore/cluster"
+	"github.com/chainstore/chainstore/fsm"
+	"github.com/chainstore/chainstore/raftnode"
+	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/rpc/chainwatch"
+	"github.com/chainstore/chainstore/rpc/configpb"
+)
+
+// Config is everything a Server needs. The identity and address fields come
+// from flags; Raft, Cluster and RPC carry the tuning of each layer (tests
+// shrink their timeouts) and NewServer fills in their identity fields.
+type Config struct {
+	NodeName   string
+	Datacenter string
+	DataDir    string
+	// Bind and advertise addresses (host:port). An empty advertise address
+	// means the bind address; port 0 binds a free port (tests).
+	RaftAddr, RaftAdvertise     string
+	GossipAddr, GossipAdvertise string
+	GRPCAddr, GRPCAdvertise     string
+	// Join lists gossip addresses of servers to join.
+	Join []string
+	// BootstrapExpect is the number of servers to wait for before
+	// bootstrapping a new cluster; 0 never bootstraps.
+	BootstrapExpect int
+	LogLevel        string
+	LogJSON         bool
+
+	// GRPCStopTimeout bounds the graceful gRPC stop (in-flight calls) at
+	// shutdown; LeaveTimeout bounds the gossip leave.
+	GRPCStopTimeout, LeaveTimeout time.Duration
+
+	Raft    raftnode.Config
+	Cluster cluster.Config
+	RPC     rpc.ServerConfig
+	// Hub and Chains configure the discovery-chain watch service.
+	Hub    chainwatch.Config
+	Chains rpc.ChainServerConfig
+	// FSMOptions are extra FSM options (test hooks, see testhooks.go).
+	FSMOptions []fsm.Option
+}
+
+// DefaultConfig returns the defaults of the stored flags and the production
+// tuning of every layer.
+func DefaultConfig() Config {
+	return Config{
+		NodeName:        "n1",
+		Datacenter:      "dc1",
+		DataDir:         "data",
+		RaftAddr:        "127.0.0.1:8300",
+		GossipAddr:      "127.0.0.1:8301",
+		GRPCAddr:        "127.0.0.1:8502",
+		LogLevel:        "info",
+		GRPCStopTimeout: 5 * time.Second,
+		LeaveTimeout:    5 * time.Second,
+		Raft:            raftnode.DefaultConfig(),
+		Cluster:         cluster.DefaultConfig(),
+		RPC:             rpc.DefaultServerConfig(),
+		Hub:             chainwatch.DefaultConfig(),
+		Chains:          rpc.DefaultChainServerConfig(),
+	}
+}
+
+// Validate reports the first invalid field of the stored-level settings;
+// each layer validates its own config when it is built.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeName == "":
+		return errors.New("--node must be set")
+	case c.Datacenter == "":
+		return errors.New("--datacenter must be set")
+	case c.DataDir == "":
+		return errors.New("--data-dir must be set")
+	case c.BootstrapExpect < 0:
+		return fmt.Errorf("--bootstrap-expect must not be negative, got %d", c.BootstrapExpect)
+	case c.GRPCStopTimeout <= 0 || c.LeaveTimeout <= 0:
+		return errors.New("GRPCStopTimeout and LeaveTimeout must be positive")
+	}
+	for name, a := range map[string]string{"--raft-addr": c.RaftAddr, "--gossip-addr": c.GossipAddr, "--grpc-addr": c.GRPCAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%s %q: %w", name, a, err)
+		}
+	}
+	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		return fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// Server is one chainstore server: FSM, Raft node, gossip cluster and gRPC
+// API wired together. NewServer opens everything and binds every listener;
+// Start serves; Stop leaves and closes.
+type Server struct {
+	cfg    Config
+	logger hclog.Logger
+	nodeID string
+
+	fsm     *fsm.FSM
+	raft    *raftnode.Node
+	cluster *cluster.Cluster
+	entries *rpc.EntriesServer
+	hub     *chainwatch.Hub
+	chains  *rpc.ChainServer
+	grpc    *grpc.Server
+	grpcLis net.Listener
+
+	mu            sync.Mutex // protects started, stopped, cancelCluster, cancelHub
+	started       bool
+	stopped       bool
+	cancelCluster context.CancelFunc
+	cancelHub     context.CancelFunc
+
+	wg      sync.WaitGroup // the Serve, cluster.Run and hub.Run goroutines
+	errCh   chan error     // first failure of either goroutine
+	stopErr error
+}
+
+// NewServer builds a server. It does not serve until Start.
+func NewServer(cfg Config, logger hclog.Logger) (s *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	s = &Server{cfg: cfg, logger: logger, errCh: make(chan error, 3)}
+
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+
+	s.nodeID, err = cluster.LoadOrCreateNodeID(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("load node ID: %w", err)
+	}
+
+	s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on gRPC address %s: %w", cfg.GRPCAddr, err)
+	}
+	closers = append(closers, func() { _ = s.grpcLis.Close() })
+	grpcAdvertise := cfg.GRPCAdvertise
+	if grpcAdvertise == "" {
+		grpcAdvertise = s.grpcLis.Addr().String()
+	}
+
+	s.fsm = fsm.New(logger.Named("fsm"), cfg.FSMOptions...)
+
+	rc := cfg.Raft
+	rc.NodeID, rc.DataDir, rc.BindAddr, rc.AdvertiseAddr = s.nodeID, cfg.DataDir, cfg.RaftAddr, cfg.RaftAdvertise
+	s.raft, err = raftnode.New(rc, s.fsm, logger.Named("raft"))
+	if err != nil {
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	closers = append(closers, func() { _ = s.raft.Shutdown() })
+
+	cc := cfg.Cluster
+	cc.NodeName, cc.NodeID, cc.Datacenter = cfg.NodeName, s.nodeID, cfg.Datacenter
+	cc.BindAddr, cc.BindPort, err = splitHostPort(cfg.GossipAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-addr: %w", err)
+	}
+	if cfg.GossipAdvertise != "" {
+		cc.AdvertiseAddr, cc.AdvertisePort, err = splitHostPort(cfg.GossipAdvertise)
+		if err != nil {
+			return nil, fmt.Errorf("--gossip-advertise: %w", err)
+		}
+	}
+	cc.Join, cc.BootstrapExpect = cfg.Join, cfg.BootstrapExpect
+	cc.RaftAddr, cc.GRPCAddr = s.raft.Addr(), grpcAdvertise
+	s.cluster, err = cluster.New(cc, s.raft, logger.Named("cluster"))
+	if err != nil {
+		return nil, fmt.Errorf("start gossip: %w", err)
+	}
+	closers = append(closers, func() { _ = s.cluster.Shutdown() })
+
+	rpcCfg := cfg.RPC
+	rpcCfg.NodeName, rpcCfg.NodeID, rpcCfg.Datacenter = cfg.NodeName, s.nodeID, cfg.Datacenter
+	s.entries, err = rpc.NewEntriesServer(rpcCfg, s.raft, s.fsm, s.cluster, logger)
+	if err != nil {
+		return nil, err
+	}
+	hubCfg := cfg.Hub
+	hubCfg.Datacenter = cfg.Datacenter
+	s.hub, err = chainwatch.New(hubCfg, chainwatch.FSMSource(s.fsm), logger)
+	if err != nil {
+		return nil, err
+	}
+	s.chains, err = rpc.NewChainServer(cfg.Chains, s.hub, s.entries, logger)
+	if err != nil {
+		return nil, err
+	}
+	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"))
+	configpb.RegisterEntriesServiceServer(s.grpc, s.entries)
+	rpc.RegisterChainService(s.grpc, s.chains)
+	return s, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return host, port, nil
+}
+
+// NodeID returns the persisted Raft ID of this server.
+func (s *Server) NodeID() string { return s.nodeID }
+
+// GRPCAddr returns the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// RaftAddr returns the advertised Raft address.
+func (s *Server) RaftAddr() string { return s.raft.Addr() }
+
+// GossipAddr returns the advertised gossip address.
+func (s *Server) GossipAddr() string { return s.cluster.GossipAddr() }
+
+// Start serves gRPC and runs the gossip cluster (join, bootstrap,
+// reconcile) in two goroutines that Stop joins.
+func (s *Server) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.stopped {
+		return
+	}
+	s.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancelCluster = cancel
+	hubCtx, cancelHub := context.WithCancel(context.Background())
+	s.cancelHub = cancelHub
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		if err := s.hub.Run(hubCtx); err != nil {
+			s.errCh <- fmt.Errorf("run chain hub: %w", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.grpcLis); err != nil {
+			s.errCh <- fmt.Errorf("serve gRPC: %w", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.cluster.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.errCh <- fmt.Errorf("run cluster: %w", err)
+		}
+	}()
+	s.logger.Info("server started", "node_id", s.nodeID, "grpc", s.GRPCAddr(), "raft", s.RaftAddr(),
+		"gossip", s.GossipAddr(), "bootstrap_expect", s.cfg.BootstrapExpect, "join", s.cfg.Join)
+}
+
+// Run starts the server and blocks until ctx is done or a component
+// fails, then stops it gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	s.Start()
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.logger.Info("shutting down")
+	case runErr = <-s.errCh:
+		s.logger.Error("component failed, shutting down", "error", runErr)
+	}
+	return errors.Join(runErr, s.Stop(true))
+}
+
+// Stop shuts the server down and joins its goroutines. Graceful: release
+// blocked queries, stop gRPC (in-flight calls finish within
+// GRPCStopTimeout), hand leadership away, leave gossip, stop Raft. Not
+// graceful (tests: a crash as seen from the network, as long as the test
+// has cut this node's Raft links first): stop gRPC at once, stop Raft and
+// gossip without leaving. Stop is idempotent; later calls return the first
+// call's result.
+func (s *Server) Stop(graceful bool) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return s.stopErr
+	}
+	s.stopped = true
+	cancel, cancelHub := s.cancelCluster, s.cancelHub
+	s.mu.Unlock()
+
+	var errs []error
+	_ = s.entries.Close()
+	if cancelHub != nil {
+		// Stopping the hub ends every Watch stream (agents reconnect to
+		// another server), so GracefulStop does not wait for them.
+		cancelHub()
+		<-s.hub.Done()
+	}
+	if graceful {
+		s.gracefulStopGRPC()
+		if s.raft.IsLeader() {
+			if err := s.raft.TransferLeadership(); err != nil {
+				s.logger.Warn("leadership transfer failed", "error", err)
+			}
+		}
+		// Leave also shuts memberlist down and waits for cluster.Run.
+		if err := s.cluster.Leave(s.cfg.LeaveTimeout); err != nil {
+			s.logger.Warn("gossip leave failed", "error", err)
+		}
+	} else {
+		s.grpc.Stop()
+		if err := s.cluster.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("shut down gossip: %w", err))
+		}
+	}
+	if err := s.raft.Shutdown(); err != nil {
+		errs = append(errs, fmt.Errorf("shut down raft: %w", err))
+	}
+	if cancel != nil {
+		cancel()
+	} else {
+		// Never started: Serve never took the listener.
+		_ = s.grpcLis.Close()
+	}
+	s.wg.Wait()
+	s.stopErr = errors.Join(errs...)
+	s.logger.Info("server stopped", "graceful", graceful)
+	return s.stopErr
+}
+
+// gracefulStopGRPC lets in-flight calls finish, up to GRPCStopTimeout.
+func (s *Server) gracefulStopGRPC() {
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(s.cfg.GRPCStopTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.logger.Warn("gRPC graceful stop timed out, closing connections", "timeout", s.cfg.GRPCStopTimeout)
+		s.grpc.Stop()
+		<-done
+	}
+}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/rpc/configpb"
+)
+
+func skipInShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("in-process cluster test; skipped with -short")
+	}
+}
+
+// TestCluster runs the non-destructive cluster scenarios on one
+// three-node cluster, in order.
+func TestCluster(t *testing.T) {
+	skipInShort(t)
+	c := newTestCluster(t, 3, nil)
+	leader := c.leader()
+	fs := c.followers()
+	f1, f2 := fs[0], fs[1]
+	all := c.client(c.running()...)
+	viaF1, viaF2 := c.client(f1), c.client(f2)
+
+	t.Run("election and replication", func(t *testing.T) {
+		idx := apply(t, all, serviceDefaults("web", "http"))
+		c.waitConverged()
+		for _, nd := range c.running() {
+			st, _, _ := nd.srv.fsm.Store().Get(keyOf("service-defaults", "web"))
+			if st == nil || st.ModifyIndex != idx {
+				t.Errorf("%s holds web = %v, want ModifyIndex %d", nd.name, st, idx)
+			}
+		}
+	})
+
+	t.Run("follower forwards writes and default reads to the leader", func(t *testing.T) {
+		idx := apply(t, viaF1, serviceDefaults("api", "http"))
+		resp, err := viaF1.Get(ctxFor(t, 10*time.Second), &configpb.GetRequest{Kind: "service-defaults", Name: "api"})
+		if err != nil || !resp.Found || resp.ModifyIndex != idx {
+			t.Fatalf("Get via follower = %v, %v; want api at %d", resp, err, idx)
+		}
+		if resp.Meta.GetServedBy() != leader.name {
+			t.Errorf("default read served by %q, want the leader %s", resp.Meta.GetServedBy(), leader.name)
+		}
+	})
+
+	t.Run("CAS through the API", func(t *testing.T) {
+		ctx := ctxFor(t, 20*time.Second)
+		put := func(c *rpc.Client, entry string, index uint64) (bool, uint64) {
+			t.Helper()
+			resp, err := c.Apply(ctx, &configpb.ApplyRequest{Entry: []byte(entry), Cas: true, ModifyIndex: index})
+			if err != nil {
+				t.Fatalf("Apply cas: %v", err)
+			}
+			return resp.Applied, resp.Index
+		}
+		del := func(c *rpc.Client, index uint64) bool {
+			t.Helper()
+			resp, err := c.Delete(ctx, &configpb.DeleteRequest{Kind: "service-defaults", Name: "cas", Cas: true, ModifyIndex: index})
+			if err != nil {
+				t.Fatalf("Delete cas: %v", err)
+			}
+			return resp.Deleted
+		}
+		ok, created := put(viaF1, serviceDefaults("cas", "http"), 0)
+		if !ok {
+			t.Fatal("create-only CAS of a new entry failed")
+		}
+		if ok, _ := put(viaF2, serviceDefaults("cas", "grpc"), 0); ok {
+			t.Error("create-only CAS of an existing entry succeeded")
+		}
+		ok, updated := put(viaF2, serviceDefaults("cas", "grpc"), created)
+		if !ok {
+			t.Error("CAS with the current ModifyIndex failed")
+		}
+		if ok, _ := put(all, serviceDefaults("cas", "tcp"), created); ok {
+			t.Error("CAS with a stale ModifyIndex succeeded")
+		}
+		if del(viaF1, 0) || del(viaF1, created) {
+			t.Error("delete-cas with index 0 or a stale index deleted the entry")
+		}
+		if !del(viaF2, updated) {
+			t.Error("delete-cas with the current index failed")
+		}
+	})
+
+	t.Run("linearizable read after a write on another node", func(t *testing.T) {
+		ctx := ctxFor(t, 30*time.Second)
+		for i := range 10 {
+			proto := []string{"http", "grpc"}[i%2]
+			idx := apply(t, viaF1, serviceDefaults("lin", proto))
+			resp, err := viaF2.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "lin",
+				Options: &configpb.QueryOptions{Consistency: configpb.Consistency_CONSISTENCY_CONSISTENT}})
+			if err != nil || resp.ModifyIndex != idx || !strings.Contains(string(resp.Entry), proto) {
+				t.Fatalf("round %d: consistent Get via %s = %v, %v; want the write at %d (%s) made via %s", i, f2.name, resp, err, idx, proto, f1.name)
+			}
+		}
+	})
+
+	t.Run("a graph-invalid write leaves every node unchanged", func(t *testing.T) {
+		c.waitConverged()
+		before := map[string][]string{}
+		for _, nd := range c.running() {
+			before[nd.name] = entries(nd)
+		}
+		// A splitter on a service whose protocol is tcp (the default).
+		_, err := viaF1.Apply(ctxFor(t, 10*time.Second), &configpb.ApplyRequest{
+			Entry: []byte(`{"Kind":"service-splitter","Name":"main","Splits":[{"Weight":100}]}`)})
+		if status.Code(err) != codes.InvalidArgument || rpc.ErrorReason(err) != rpc.ReasonGraphInvalid {
+			t.Fatalf("Apply(invalid splitter) = %v, want InvalidArgument GRAPH_INVALID", err)
+		}
+		if !strings.Contains(rpc.ErrorText(err), "does not permit advanced routing or splitting behavior") {
+			t.Errorf("error text %q does not name the protocol problem", rpc.ErrorText(err))
+		}
+		c.waitConverged()
+		for _, nd := range c.running() {
+			if diff := cmp.Diff(before[nd.name], entries(nd)); diff != "" {
+				t.Errorf("%s entries changed (-before +after):\n%s", nd.name, diff)
+			}
+		}
+	})
+
+	t.Run("a blocking stale read on a follower wakes on a write", func(t *testing.T) {
+		ctx := ctxFor(t, 30*time.Second)
+		base := apply(t, all, serviceDefaults("watched", "http"))
+		c.waitConverged()
+		got := make(chan *configpb.GetResponse, 1)
+		go func() {
+			resp, err := viaF2.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "watched",
+				Options: &configpb.QueryOptions{Consistency: configpb.Consistency_CONSISTENCY_STALE, MinIndex: base, Wait: durationpb.New(20 * time.Second)}})
+			if err != nil {
+				t.Errorf("blocking Get: %v", err)
+			}
+			got <- resp
+		}()
+		waitFor(t, 10*time.Second, "the query to block", func() bool { return f2.srv.entries.Blocked() > 0 })
+		idx := apply(t, all, serviceDefaults("watched", "grpc"))
+		if resp := <-got; resp.GetModifyIndex() != idx || resp.GetMeta().GetServedBy() != f2.name {
+			t.Errorf("blocking Get returned %v, want index %d served by %s", resp, idx, f2.name)
+		}
+	})
+
+	t.Run("status, peers and members", func(t *testing.T) {
+		ctx := ctxFor(t, 10*time.Second)
+		for _, nd := range c.running() {
+			st, err := c.client(nd).Status(ctx, &configpb.StatusRequest{})
+			if err != nil {
+				t.Fatalf("Status(%s): %v", nd.name, err)
+			}
+			if st.Node != nd.name || st.Leader != leader.name || st.IsLeader != (nd == leader) || st.AppliedIndex == 0 {
+				t.Errorf("Status(%s) = %v, want leader %s", nd.name, st, leader.name)
+			}
+		}
+		peers, err := all.Peers(ctx, &configpb.PeersRequest{})
+		if err != nil {
+			t.Fatalf("Peers: %v", err)
+		}
+		var got []string
+		for _, p := range peers.Peers {
+			got = append(got, fmt.Sprintf("%s voter=%v leader=%v", p.Name, p.Voter, p.Leader))
+		}
+		var want []string
+		for _, name := range []string{"n1", "n2", "n3"} {
+			want = append(want, fmt.Sprintf("%s voter=true leader=%v", name, name == leader.name))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Peers (-want +got):\n%s", diff)
+		}
+		members, err := all.Members(ctx, &configpb.MembersRequest{})
+		if err != nil || len(members.Members) != 3 {
+			t.Fatalf("Members = %v, %v", members, err)
+		}
+		for _, m := range members.Members {
+			if m.Status != "alive" || m.GrpcAddr == "" || m.RaftAddr == "" {
+				t.Errorf("member %v, want alive with addresses", m)
+			}
+		}
+	})
+}
+
+// TestLeaderCrashAndRestart crashes the leader, checks that a new leader
+// takes writes, then restarts the old leader from its data directory.
+func TestLeaderCrashAndRestart(t *testing.T) {
+	skipInShort(t)
+	c := newTestCluster(t, 3, nil)
+	old := c.leader()
+	oldID := old.srv.NodeID()
+	// The client lists the leader first: it must fail over.
+	var order []*testNode
+	order = append(order, old)
+	order = append(order, c.followers()...)
+	cl := c.client(order...)
+	for i := range 5 {
+		apply(t, cl, serviceDefaults(fmt.Sprintf("before-%d", i), "http"))
+	}
+
+	t.Run("a new leader is elected and writes continue", func(t *testing.T) {
+		start := time.Now()
+		c.crash(old)
+		applyIdempotent(t, cl, serviceDefaults("after-crash", "http"))
+		t.Logf("leader crash to next successful write: %s", time.Since(start).Round(time.Millisecond))
+		if nl := c.leader(); nl == old {
+			t.Fatalf("leader is still %s", old.name)
+		}
+		for i := range 5 {
+			apply(t, cl, serviceDefaults(fmt.Sprintf("after-%d", i), "http"))
+		}
+		c.waitConverged()
+	})
+
+	t.Run("the old leader restarts from its data and catches up", func(t *testing.T) {
+		start := time.Now()
+		c.start(old)
+		if old.srv.NodeID() != oldID {
+			t.Errorf("node ID after restart = %s, want %s (persisted)", old.srv.NodeID(), oldID)
+		}
+		c.waitStable(3)
+		c.waitConverged()
+		t.Logf("restart to caught up: %s", time.Since(start).Round(time.Millisecond))
+		got := entries(old)
+		if len(got) != 11 {
+			t.Errorf("restarted node holds %d entries, want 11: %v", len(got), got)
+		}
+	})
+
+	t.Run("a follower stopped gracefully leaves and rejoins as a voter", func(t *testing.T) {
+		f := c.followers()[0]
+		c.stop(f)
+		c.waitStable(2) // removed from Raft at once, not after the dead-server timeout
+		apply(t, cl, serviceDefaults("while-away", "http"))
+		c.start(f)
+		c.waitStable(3)
+		c.waitConverged()
+		if got := entries(f); len(got) != 12 {
+			t.Errorf("rejoined node holds %d entries, want 12", len(got))
+		}
+	})
+}
+
+// TestSnapshotJoinAndFailedServerRemoval: after a snapshot truncated the
+// log, a new server joining by gossip becomes a voter and catches up from
+// the snapshot; when it then crashes, the leader removes it after the
+// dead-server timeout.
+func TestSnapshotJoinAndFailedServerRemoval(t *testing.T) {
+	skipInShort(t)
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.Raft.SnapshotThreshold = 16
+		cfg.Raft.TrailingLogs = 4
+		cfg.Raft.SnapshotInterval = 100 * time.Millisecond
+		cfg.Cluster.DeadServerTimeout = time.Second
+	})
+	cl := c.client(c.running()...)
+	for i := range 40 {
+		apply(t, cl, serviceDefaults(fmt.Sprintf("svc-%02d", i), "http"))
+	}
+	leader := c.leader()
+	waitFor(t, 20*time.Second, "a snapshot on the leader", func() bool {
+		return leader.srv.raft.Stats().LastSnapshotIndex >= 20
+	})
+	snapIndex := leader.srv.raft.Stats().LastSnapshotIndex
+
+	n4 := c.addNode("n4", 0)
+	t.Run("the joining server becomes a voter", func(t *testing.T) {
+		c.waitStable(4)
+	})
+	t.Run("it catches up from the snapshot", func(t *testing.T) {
+		c.waitConverged()
+		if got := len(entries(n4)); got != 40 {
+			t.Errorf("n4 holds %d entries, want 40", got)
+		}
+		if si := n4.srv.raft.Stats().LastSnapshotIndex; si < snapIndex {
+			t.Errorf("n4's last snapshot index = %d, want >= %d (installed from the leader)", si, snapIndex)
+		}
+	})
+	t.Run("a crashed server is removed after the timeout", func(t *testing.T) {
+		if c.leader() == n4 {
+			t.Skip("n4 became the leader; removal of a crashed leader is covered by TestLeaderCrashAndRestart")
+		}
+		c.crash(n4)
+		c.waitStable(3)
+	})
+}

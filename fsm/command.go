@@ -1,0 +1,260 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/chainstore/chainstore/chain"
+)
+
+// Op is the one-byte type of a replicated command. The high bit
+// (IgnoreUnknownFlag) marks a command that replicas which do not know the
+// operation may skip; the low seven bits name the operation.
+type Op uint8
+
+// Operations. Values are part of the Raft log format: never renumber them.
+const (
+	// OpUpsert writes the whole entry, keeping CreateIndex if it exists.
+	OpUpsert Op = 1
+	// OpUpsertCAS writes the entry only if the CAS table of spec 1.2 allows
+	// it (CASIndex 0 = create only).
+	OpUpsertCAS Op = 2
+	// OpDelete removes the entry at Key; deleting an absent entry succeeds
+	// and changes nothing.
+	OpDelete Op = 3
+	// OpDeleteCAS removes the entry at Key only if its ModifyIndex equals
+	// CASIndex; CASIndex 0 never deletes.
+	OpDeleteCAS Op = 4
+	// OpNoop changes no entry but is seen by the FSM, so it advances
+	// AppliedIndex. Raft's own no-op and barrier logs never reach the FSM
+	// (hashicorp/raft prepareLog/applyBatch), so a leader that wants its FSM
+	// to have applied "everything up to the commit index" at term start
+	// should Apply an OpNoop command rather than call raft.Barrier.
+	// EncodeCommand always sets IgnoreUnknownFlag on it, so replicas that
+	// predate it skip it.
+	OpNoop Op = 5
+
+	// IgnoreUnknownFlag marks a command type as safe to skip for replicas
+	// that do not know it (rolling upgrades: a newer leader may emit
+	// additive commands).
+	IgnoreUnknownFlag Op = 0x80
+)
+
+// base returns op without IgnoreUnknownFlag.
+func (op Op) base() Op { return op &^ IgnoreUnknownFlag }
+
+// String implements fmt.Stringer.
+func (op Op) String() string {
+	var s string
+	switch op.base() {
+	case OpUpsert:
+		s = "upsert"
+	case OpUpsertCAS:
+		s = "upsert-cas"
+	case OpDelete:
+		s = "delete"
+	case OpDeleteCAS:
+		s = "delete-cas"
+	case OpNoop:
+		s = "noop"
+	default:
+		s = fmt.Sprintf("op(0x%02x)", uint8(op.base()))
+	}
+	if op&IgnoreUnknownFlag != 0 {
+		s += "+ignorable"
+	}
+	return s
+}
+
+// knownOp reports whether DecodeCommand understands op (flag stripped).
+func knownOp(op Op) bool {
+	switch op.base() {
+	case OpUpsert, OpUpsertCAS, OpDelete, OpDeleteCAS, OpNoop:
+		return true
+	}
+	return false
+}
+
+// Command is one replicated state-machine command.
+//
+// Upserts carry Entry (Key is derived from it; a non-zero Key must match).
+// Deletes carry Key and no Entry. CASIndex is used only by the CAS ops.
+type Command struct {
+	Op       Op
+	Entry    chain.Entry
+	Key      chain.Key
+	CASIndex uint64
+}
+
+// ApplyResult is what the FSM returns for every command log (it becomes
+// raft's ApplyFuture.Response on the leader).
+//
+//   - Applied=true, Err=nil: the command took effect (a delete of an absent
+//     entry also reports Applied=true).
+//   - Applied=false, Err=nil: a CAS check failed (or an ignorable unknown
+//     command was skipped); nothing changed.
+//   - Err != nil: the command was rejected and nothing changed. Err is the
+//     *chain.GraphError or *chain.ValidationError as the chain package
+//     returned it, or wraps ErrUnknownOp, ErrMalformedCommand or ErrInternal.
+type ApplyResult struct {
+	Index   uint64
+	Applied bool
+	Err     error
+}
+
+// Wire format (all integers unsigned varints, strings are a varint length
+// followed by the bytes):
+//
+//	byte 0: type byte (Op, possibly with IgnoreUnknownFlag)
+//	OpUpsert:    canonical entry JSON (chain.EncodeEntry) to the end
+//	OpUpsertCAS: CASIndex, canonical entry JSON to the end
+//	OpDelete:    kind, name
+//	OpDeleteCAS: CASIndex, kind, name
+//	OpNoop:      empty body
+//
+// The decoder rejects trailing bytes, so each command has exactly one
+// encoding per entry JSON.
+
+// EncodeCommand encodes c as one type byte plus body. It fails (wrapping
+// ErrMalformedCommand or ErrUnknownOp) on a nil entry for an upsert, a Key
+// that does not match the entry, a delete without kind or name, or a
+// CASIndex on a non-CAS op.
+func EncodeCommand(c Command) ([]byte, error) {
+	op := c.Op
+	if !knownOp(op) {
+		return nil, fmt.Errorf("encode command type 0x%02x: %w", uint8(op), ErrUnknownOp)
+	}
+	cas := op.base() == OpUpsertCAS || op.base() == OpDeleteCAS
+	if !cas && c.CASIndex != 0 {
+		return nil, fmt.Errorf("encode %s with CASIndex %d: %w", op, c.CASIndex, ErrMalformedCommand)
+	}
+	switch op.base() {
+	case OpNoop:
+		if c.Entry != nil || c.Key != (chain.Key{}) {
+			return nil, fmt.Errorf("encode noop with entry or key: %w", ErrMalformedCommand)
+		}
+		return []byte{byte(op | IgnoreUnknownFlag)}, nil
+
+	case OpUpsert, OpUpsertCAS:
+		if c.Entry == nil {
+			return nil, fmt.Errorf("encode %s without entry: %w", op, ErrMalformedCommand)
+		}
+		k := chain.KeyOf(c.Entry.GetKind(), c.Entry.GetName())
+		if c.Key != (chain.Key{}) && chain.KeyOf(c.Key.Kind, c.Key.Name) != k {
+			return nil, fmt.Errorf("encode %s of %s with key %s: %w", op, k, c.Key, ErrMalformedCommand)
+		}
+		js, err := chain.EncodeEntry(c.Entry)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s of %s: %w", op, k, err)
+		}
+		b := make([]byte, 0, 1+binary.MaxVarintLen64+len(js))
+		b = append(b, byte(op))
+		if cas {
+			b = binary.AppendUvarint(b, c.CASIndex)
+		}
+		return append(b, js...), nil
+
+	default: // OpDelete, OpDeleteCAS
+		if c.Entry != nil {
+			return nil, fmt.Errorf("encode %s with an entry: %w", op, ErrMalformedCommand)
+		}
+		k := chain.KeyOf(c.Key.Kind, c.Key.Name)
+		if _, err := chain.ParseKind(string(k.Kind)); err != nil {
+			return nil, fmt.Errorf("encode %s of %s: %w: %w", op, k, ErrMalformedCommand, err)
+		}
+		if k.Name == "" {
+			return nil, fmt.Errorf("encode %s of kind %s without name: %w", op, k.Kind, ErrMalformedCommand)
+		}
+		b := make([]byte, 0, 1+binary.MaxVarintLen64+2*binary.MaxVarintLen32+len(k.Kind)+len(k.Name))
+		b = append(b, byte(op))
+		if cas {
+			b = binary.AppendUvarint(b, c.CASIndex)
+		}
+		b = appendString(b, string(k.Kind))
+		b = appendString(b, k.Name)
+		return b, nil
+	}
+}
+
+// DecodeCommand decodes bytes produced by EncodeCommand. The returned
+// Command's Op has IgnoreUnknownFlag stripped, Key is normalized with
+// chain.KeyOf, and upsert entries are decoded with chain.DecodeCanonical
+// (not yet normalized or validated). Unknown types wrap ErrUnknownOp (the
+// returned Command still carries the raw type byte in Op); anything else
+// undecodable wraps ErrMalformedCommand. It never panics.
+func DecodeCommand(b []byte) (Command, error) {
+	if len(b) == 0 {
+		return Command{}, fmt.Errorf("decode command: empty: %w", ErrMalformedCommand)
+	}
+	raw := Op(b[0])
+	if !knownOp(raw) {
+		return Command{Op: raw}, fmt.Errorf("decode command type 0x%02x: %w", b[0], ErrUnknownOp)
+	}
+	op := raw.base()
+	c := Command{Op: op}
+	rest := b[1:]
+	if op == OpUpsertCAS || op == OpDeleteCAS {
+		v, n := binary.Uvarint(rest)
+		if n <= 0 {
+			return Command{Op: op}, fmt.Errorf("decode %s: bad CAS index: %w", op, ErrMalformedCommand)
+		}
+		c.CASIndex = v
+		rest = rest[n:]
+	}
+	switch op {
+	case OpNoop:
+		if len(rest) != 0 {
+			return Command{Op: op}, fmt.Errorf("decode noop: %d trailing bytes: %w", len(rest), ErrMalformedCommand)
+		}
+	case OpUpsert, OpUpsertCAS:
+		if len(rest) == 0 {
+			return Command{Op: op}, fmt.Errorf("decode %s: no entry: %w", op, ErrMalformedCommand)
+		}
+		e, err := chain.DecodeCanonical(rest)
+		if err != nil {
+			return Command{Op: op}, fmt.Errorf("decode %s entry: %w: %w", op, ErrMalformedCommand, err)
+		}
+		if e == nil {
+			return Command{Op: op}, fmt.Errorf("decode %s: nil entry: %w", op, ErrMalformedCommand)
+		}
+		c.Entry = e
+		c.Key = chain.KeyOf(e.GetKind(), e.GetName())
+	case OpDelete, OpDeleteCAS:
+		kind, rest2, ok := readString(rest)
+		if !ok {
+			return Command{Op: op}, fmt.Errorf("decode %s: bad kind: %w", op, ErrMalformedCommand)
+		}
+		name, rest3, ok := readString(rest2)
+		if !ok {
+			return Command{Op: op}, fmt.Errorf("decode %s: bad name: %w", op, ErrMalformedCommand)
+		}
+		if len(rest3) != 0 {
+			return Command{Op: op}, fmt.Errorf("decode %s: %d trailing bytes: %w", op, len(rest3), ErrMalformedCommand)
+		}
+		k := chain.KeyOf(chain.Kind(kind), name)
+		if _, err := chain.ParseKind(string(k.Kind)); err != nil {
+			return Command{Op: op}, fmt.Errorf("decode %s: %w: %w", op, ErrMalformedCommand, err)
+		}
+		if k.Name == "" {
+			return Command{Op: op}, fmt.Errorf("decode %s: empty name: %w", op, ErrMalformedCommand)
+		}
+		c.Key = k
+	}
+	return c, nil
+}
+
+// appendString appends a varint length and s.
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// readString reads what appendString wrote. ok is false if b is too short.
+func readString(b []byte) (s string, rest []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return "", nil, false
+	}
+	end := k + int(n)
+	return string(b[k:end]), b[end:], true
+}

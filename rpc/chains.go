@@ -1,0 +1,346 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/chainstore/chainstore/rpc/chainwatch"
+	"github.com/chainstore/chainstore/rpc/configpb"
+)
+
+// ErrorInfo reasons of the chain service (see watch.proto).
+const (
+	// ReasonChainCompileError: GetChain of a chain that does not compile
+	// (FailedPrecondition); metadata "service", "error" (the exact
+	// compiler message) and "index".
+	ReasonChainCompileError = "CHAIN_COMPILE_ERROR"
+	// ReasonServerBehind: a Watch stream ended because the server had not
+	// applied a client's resume index within the resume wait
+	// (Unavailable): reconnect to another server.
+	ReasonServerBehind = "SERVER_BEHIND"
+	// ReasonInvalidChain: a ChainRef that names no chain (InvalidArgument).
+	ReasonInvalidChain = "INVALID_CHAIN"
+)
+
+// ErrorInfo metadata keys of the chain service.
+const (
+	MetaService = "service"
+	MetaIndex   = "index"
+)
+
+// ChainServerConfig configures the chain service.
+type ChainServerConfig struct {
+	// Watcher configures every Watch stream (subscription cap, progress
+	// interval, resume wait).
+	Watcher chainwatch.WatcherConfig
+	// MaxStreams caps the concurrent Watch streams of this server.
+	MaxStreams int
+}
+
+// DefaultChainServerConfig returns the production defaults.
+func DefaultChainServerConfig() ChainServerConfig {
+	return ChainServerConfig{Watcher: chainwatch.DefaultWatcherConfig(), MaxStreams: 100_000}
+}
+
+// Validate reports the first invalid field.
+func (c ChainServerConfig) Validate() error {
+	if err := c.Watcher.Validate(); err != nil {
+		return err
+	}
+	if c.MaxStreams <= 0 {
+		return fmt.Errorf("MaxStreams must be positive, got %d", c.MaxStreams)
+	}
+	return nil
+}
+
+// ChainServer implements configpb.ChainServiceServer on top of a
+// chainwatch.Hub (compile once, publish versions) and the EntriesServer
+// (read routing, consistency modes, response metadata). See chainwatch's
+// package documentation for the fan-out design.
+type ChainServer struct {
+	configpb.UnimplementedChainServiceServer
+
+	cfg     ChainServerConfig
+	hub     *chainwatch.Hub
+	entries *EntriesServer
+	logger  hclog.Logger
+	streams atomic.Int64 // open Watch streams
+}
+
+var _ configpb.ChainServiceServer = (*ChainServer)(nil)
+
+// NewChainServer returns the chain service. hub must be running (its Run
+// owned by the caller); stopping it ends every Watch stream with
+// Unavailable, so stop it before a graceful gRPC stop.
+func NewChainServer(cfg ChainServerConfig, hub *chainwatch.Hub, entries *EntriesServer, logger hclog.Logger) (*ChainServer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid chain service config: %w", err)
+	}
+	if hub == nil || entries == nil {
+		return nil, errors.New("chain service needs a hub and an entries server")
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &ChainServer{cfg: cfg, hub: hub, entries: entries, logger: logger.Named("chains")}, nil
+}
+
+// RegisterChainService registers cs on s.
+func RegisterChainService(s *grpc.Server, cs *ChainServer) {
+	configpb.RegisterChainServiceServer(s, cs)
+}
+
+// chainKeyOf converts a ChainRef; the hub normalizes and checks it.
+func chainKeyOf(ref *configpb.ChainRef) (chainwatch.ChainKey, error) {
+	k := chainwatch.ChainKey{Service: ref.GetService(), Datacenter: ref.GetDatacenter()}
+	if o := ref.GetOverrides(); o != nil {
+		k.OverrideProtocol = o.GetProtocol()
+		k.OverrideMeshGatewayMode = o.GetMeshGatewayMode()
+		if d := o.GetConnectTimeout(); d != nil {
+			if err := d.CheckValid(); err != nil {
+				return k, fmt.Errorf("%w: connect timeout: %w", chainwatch.ErrInvalidChain, err)
+			}
+			k.OverrideConnectTimeout = d.AsDuration()
+		}
+	}
+	return k, nil
+}
+
+// GetChain implements configpb.ChainServiceServer. Reads are routed like
+// Get: stale on this server, default and consistent on the leader (a
+// follower forwards). The answering server serves the chain from its hub,
+// fresh as of everything it had applied when the request arrived (for a
+// consistent read: as of the leader's read index).
+func (s *ChainServer) GetChain(ctx context.Context, req *configpb.GetChainRequest) (*configpb.GetChainResponse, error) {
+	key, err := chainKeyOf(req.GetChain())
+	if err != nil {
+		return nil, chainStatus(err)
+	}
+	var resp *configpb.GetChainResponse
+	local := func(ctx context.Context, consistent func(context.Context) error) error {
+		var err error
+		resp, err = s.getChainLocal(ctx, key, req.GetOptions(), consistent)
+		return err
+	}
+	remote := func(ctx context.Context, _ configpb.EntriesServiceClient) error {
+		// onLeader has just made sure the connection to the leader is
+		// ready; the chain service shares it.
+		conn, err := s.leaderConn()
+		if err != nil {
+			return err
+		}
+		resp, err = configpb.NewChainServiceClient(conn).GetChain(ctx, req)
+		return err
+	}
+	if err := s.entries.read(ctx, req.GetOptions().GetConsistency(), local, remote); err != nil {
+		return nil, s.entries.status(err)
+	}
+	return resp, nil
+}
+
+// leaderConn returns the forwarder's connection to the current leader.
+func (s *ChainServer) leaderConn() (*grpc.ClientConn, error) {
+	id, _ := s.entries.raft.Leader()
+	if id == "" {
+		return nil, ErrLeaderUnreachable
+	}
+	addr, ok := s.entries.members.GRPCAddrOf(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: no gRPC address known for leader %s", ErrLeaderUnreachable, id)
+	}
+	return s.entries.fwd.conn(addr)
+}
+
+// getChainLocal answers GetChain from this server's hub.
+func (s *ChainServer) getChainLocal(ctx context.Context, key chainwatch.ChainKey, opts *configpb.QueryOptions,
+	consistent func(context.Context) error) (*configpb.GetChainResponse, error) {
+	if consistent != nil {
+		if err := consistent(ctx); err != nil {
+			return nil, err
+		}
+	}
+	sub, err := s.hub.Subscribe(ctx, key, s.entries.fsm.AppliedIndex())
+	if err != nil {
+		return nil, chainStatus(err)
+	}
+	defer sub.Close()
+	v := sub.Current()
+	if minIndex := opts.GetMinIndex(); minIndex > 0 && max(v.Index, 1) <= minIndex {
+		v, err = s.waitChain(ctx, sub, minIndex, opts.GetWait().AsDuration())
+		if err != nil {
+			return nil, err
+		}
+	}
+	if v.Err != "" {
+		return nil, withInfo(codes.FailedPrecondition,
+			fmt.Sprintf("discovery chain %q does not compile: %s", key.Service, v.Err),
+			ReasonChainCompileError,
+			map[string]string{MetaService: key.Service, MetaError: v.Err, MetaIndex: strconv.FormatUint(v.Index, 10)})
+	}
+	return &configpb.GetChainResponse{Version: v.Proto(), Meta: s.entries.meta(v.Index)}, nil
+}
+
+// waitChain is the blocking part of GetChain, with the contract of
+// blockingQuery: it returns once the chain's index passes minIndex, when
+// the wait (capped, jittered) ends, when the server shuts down, or at
+// once after a snapshot restore (indexes may have gone backwards).
+func (s *ChainServer) waitChain(ctx context.Context, sub *chainwatch.Subscription, minIndex uint64, wait time.Duration) (*chainwatch.Version, error) {
+	lim := blockingLimits{defaultWait: s.entries.cfg.DefaultQueryWait, maxWait: s.entries.cfg.MaxQueryWait, shutdownCh: s.entries.shutdownCh}
+	t := time.NewTimer(blockingWait(ctx, wait, lim))
+	defer t.Stop()
+	v := sub.Current()
+	epoch := v.Epoch
+	for max(v.Index, 1) <= minIndex && v.Epoch == epoch {
+		select {
+		case <-v.Superseded():
+			v = sub.Current()
+		case <-t.C:
+			return v, nil
+		case <-lim.shutdownCh:
+			return v, nil
+		case <-s.hub.Done():
+			return nil, chainStatus(chainwatch.ErrStopped)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return v, nil
+}
+
+// chainStatus translates chainwatch errors to gRPC statuses.
+func chainStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, chainwatch.ErrInvalidChain):
+		return withInfo(codes.InvalidArgument, err.Error(), ReasonInvalidChain, nil)
+	case errors.Is(err, chainwatch.ErrTooManyChains), errors.Is(err, chainwatch.ErrTooManySubscriptions):
+		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, chainwatch.ErrBehind):
+		return withInfo(codes.Unavailable, err.Error()+"; try another server", ReasonServerBehind, nil)
+	case errors.Is(err, chainwatch.ErrStopped), errors.Is(err, chainwatch.ErrWatcherClosed):
+		return status.Error(codes.Unavailable, "server shutting down: "+err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	return statusOf(err, leaderHint{})
+}
+
+// Watch implements configpb.ChainServiceServer. The handler goroutine is
+// the stream's sender: it loops on Watcher.Next and sends each event. A
+// receiver goroutine reads the client's requests and adds or removes
+// subscriptions. See chainwatch's documentation for the goroutine model.
+func (s *ChainServer) Watch(stream configpb.ChainService_WatchServer) error {
+	if n := s.streams.Add(1); n > int64(s.cfg.MaxStreams) {
+		s.streams.Add(-1)
+		return status.Errorf(codes.ResourceExhausted, "too many watch streams on this server (limit %d)", s.cfg.MaxStreams)
+	}
+	defer s.streams.Add(-1)
+
+	w, err := chainwatch.NewWatcher(s.hub, s.cfg.Watcher)
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	defer w.Close()
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+
+	// The receiver returns when Recv fails, which gRPC guarantees once
+	// this handler has returned (or the client has gone away). It never
+	// blocks on anything but Recv and Watcher.Add (bounded by the resume
+	// wait), so it cannot outlive the stream.
+	go s.receive(ctx, stream, w, cancel)
+
+	for {
+		ev, err := w.Next(ctx)
+		if err != nil {
+			return s.watchEnd(ctx, err)
+		}
+		if err := stream.Send(s.watchResponse(ev)); err != nil {
+			return err
+		}
+	}
+}
+
+// receive reads the client's requests until the stream ends. A request
+// the stream cannot go on after (a resume this server is too far behind
+// for, a malformed request) cancels ctx with the cause.
+func (s *ChainServer) receive(ctx context.Context, stream configpb.ChainService_WatchServer, w *chainwatch.Watcher, cancel context.CancelCauseFunc) {
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			// The client will send nothing more; keep streaming to it.
+			return
+		}
+		if err != nil {
+			cancel(err)
+			return
+		}
+		switch r := req.GetRequest().(type) {
+		case *configpb.WatchRequest_Subscribe:
+			sub := r.Subscribe
+			key, err := chainKeyOf(sub.GetChain())
+			if err == nil {
+				err = w.Add(ctx, sub.GetId(), key, sub.GetLastIndex(), sub.GetLastHash())
+			} else {
+				err = w.Refuse(sub.GetId(), err)
+			}
+			if err != nil && !chainwatch.Refused(err) {
+				cancel(err)
+				return
+			}
+		case *configpb.WatchRequest_Unsubscribe:
+			w.Remove(r.Unsubscribe.GetId())
+		default:
+			cancel(status.Error(codes.InvalidArgument, "watch request with neither subscribe nor unsubscribe"))
+			return
+		}
+	}
+}
+
+// watchEnd is the status a Watch stream ends with.
+func (s *ChainServer) watchEnd(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && errors.Is(err, ctx.Err()) {
+		err = cause
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, chainwatch.ErrBehind) {
+		s.logger.Info("watch stream ended: server behind the client's resume index", "error", err)
+	}
+	return chainStatus(err)
+}
+
+// watchResponse converts a Watcher event. Updates carry the version's
+// shared, pre-built message: its chain bytes were encoded once per server.
+func (s *ChainServer) watchResponse(ev chainwatch.Event) *configpb.WatchResponse {
+	switch ev.Kind {
+	case chainwatch.EventSubscribed:
+		return &configpb.WatchResponse{Event: &configpb.WatchResponse_Subscribed{Subscribed: &configpb.Subscribed{SubscriptionId: ev.ID}}}
+	case chainwatch.EventUpdate:
+		return &configpb.WatchResponse{Event: &configpb.WatchResponse_Update{Update: &configpb.ChainUpdate{SubscriptionId: ev.ID, Version: ev.Version.Proto()}}}
+	case chainwatch.EventReset:
+		return &configpb.WatchResponse{Event: &configpb.WatchResponse_SubscriptionReset{SubscriptionReset: &configpb.SubscriptionReset{SubscriptionId: ev.ID}}}
+	case chainwatch.EventUnsubscribed:
+		u := &configpb.Unsubscribed{SubscriptionId: ev.ID}
+		if ev.Err != nil {
+			u.Error = ev.Err.Error()
+		}
+		return &configpb.WatchResponse{Event: &configpb.WatchResponse_Unsubscribed{Unsubscribed: u}}
+	default:
+		return &configpb.WatchResponse{Event: &configpb.WatchResponse_Progress{Progress: &configpb.WatchProgress{Index: ev.Index, ServedBy: s.entries.cfg.NodeName}}}
+	}
+}

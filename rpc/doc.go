@@ -1,0 +1,50 @@
+// Package rpc is chainstore's gRPC layer: the config-entry service
+// (EntriesServer), the server options every chainstore gRPC server uses
+// (NewGRPCServer), and the client library (Client) used by storectl,
+// storeagent and the benchmarks. Wire types are generated into
+// rpc/configpb from rpc/proto by `make proto`.
+//
+// # Request paths
+//
+// Writes (Apply, Delete): the receiving server decodes the entry
+// (chain.DecodeEntry), checks the 512 KiB size limit and runs chain.Prepare,
+// so bad input is rejected with the exact message wherever it arrives. The
+// leader then skips a write that would not change the stored entry
+// (returning its existing index) and otherwise proposes an fsm.Command
+// through raftnode.Apply; graph validation runs inside the FSM on every
+// node and its *chain.GraphError comes back as InvalidArgument. A follower
+// forwards the request over gRPC to the leader's address (from
+// cluster.GRPCAddrOf) with a header that stops a second hop.
+//
+// Retries (onLeader): only while the error proves nothing was written: no
+// leader known, "not the leader" before the proposal, leader not ready,
+// or no connection to the leader could be made (the forwarder only sends
+// on a ready connection). Backoff is jittered and exponential, bounded by
+// ServerConfig.HoldTimeout (7 s). raftnode.ErrUnknownOutcome, and a
+// connection to the leader lost after a write was sent, become
+// codes.Unknown with reason UNKNOWN_OUTCOME.
+//
+// Reads (Get, List) run through blockingQuery, the single blocking-read
+// function (see its contract), with three consistency modes: stale (any
+// server), default (the leader's state, no quorum round; followers
+// forward) and consistent (raftnode.ReadIndex, then fsm.WaitForIndex, then
+// read on the leader; followers forward). Every response carries the index
+// it reflects: the key's own index for Get.
+//
+// Errors are translated once, in statusOf: chain errors -> InvalidArgument,
+// not leader -> FailedPrecondition with a leader hint, no leader ->
+// Unavailable, unknown outcome -> Unknown, enqueue timeout ->
+// ResourceExhausted, context -> DeadlineExceeded/Canceled. Each carries a
+// google.rpc.ErrorInfo (ErrorReason, ErrorText read it on the client).
+//
+// # Goroutines
+//
+// The package starts no goroutine of its own. Handlers run on gRPC's
+// per-request goroutines; a blocked query holds its request goroutine
+// until its index moves, its wait ends, the client goes away, or
+// EntriesServer.Close closes shutdownCh (stored closes it before
+// GracefulStop, so shutdown never waits for a blocked query). The
+// forwarder's client connections own grpc-go's internal goroutines; Close
+// closes them. The owner of the *grpc.Server (cmd/stored) runs Serve and
+// stops it.
+package rpc

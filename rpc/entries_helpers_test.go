@@ -1,0 +1,256 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+
+	"github.com/chainstore/chainstore/cluster"
+	"github.com/chainstore/chainstore/fsm"
+	"github.com/chainstore/chainstore/raftnode"
+	"github.com/chainstore/chainstore/rpc/configpb"
+)
+
+// esRaft is a single-process stand-in for raftnode.Node: Apply hands the
+// command straight to a real FSM as the next log index. Tests flip
+// leadership and inject errors.
+type esRaft struct {
+	fsm    *fsm.FSM
+	nodeID string
+
+	mu       sync.Mutex // protects the fields below
+	index    uint64
+	leader   bool
+	leaderID string
+	// applyErrs are returned, one per call, before Apply does anything.
+	applyErrs []error
+	applies   int
+	reads     int
+	// onLeader, if set, is called by every Leader() (under mu).
+	onLeader func(r *esRaft)
+	// entered, if set, receives a value when Apply starts; block, if set,
+	// holds Apply until it is closed.
+	entered chan struct{}
+	block   chan struct{}
+}
+
+var _ EntriesRaft = (*esRaft)(nil)
+
+func (r *esRaft) Apply(ctx context.Context, cmd []byte) (any, uint64, error) {
+	r.mu.Lock()
+	entered, block := r.entered, r.block
+	r.mu.Unlock()
+	if entered != nil {
+		entered <- struct{}{}
+	}
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("apply: %w", raftnode.ErrUnknownOutcome)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.applyErrs) > 0 {
+		err := r.applyErrs[0]
+		r.applyErrs = r.applyErrs[1:]
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	if !r.leader {
+		return nil, 0, fmt.Errorf("apply: %w", raftnode.ErrNotLeader)
+	}
+	r.index++
+	r.applies++
+	resp := r.fsm.Apply(&raft.Log{Index: r.index, Term: 1, Type: raft.LogCommand, Data: cmd})
+	return resp, r.index, nil
+}
+
+func (r *esRaft) ReadIndex(context.Context) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.leader {
+		return 0, fmt.Errorf("read index: %w", raftnode.ErrNotLeader)
+	}
+	r.reads++
+	return r.index, nil
+}
+
+func (r *esRaft) IsLeader() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leader
+}
+
+func (r *esRaft) Leader() (string, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.onLeader != nil {
+		r.onLeader(r)
+	}
+	if r.leader {
+		return r.nodeID, "raft-" + r.nodeID
+	}
+	if r.leaderID == "" {
+		return "", ""
+	}
+	return r.leaderID, "raft-" + r.leaderID
+}
+
+func (r *esRaft) Servers() ([]raftnode.Server, error) {
+	return []raftnode.Server{{ID: r.nodeID, Address: "raft-" + r.nodeID, Voter: true}}, nil
+}
+
+func (r *esRaft) Stats() raftnode.Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := raftnode.Stats{State: raftnode.StateFollower, Term: 1, CommitIndex: r.index, LastLogIndex: r.index, AppliedIndex: r.index}
+	if r.leader {
+		st.State, st.LastContact = raftnode.StateLeader, time.Now()
+	}
+	return st
+}
+
+func (r *esRaft) set(fn func(r *esRaft)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fn(r)
+}
+
+func (r *esRaft) counts() (applies, reads int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applies, r.reads
+}
+
+// esCluster is a static membership: node ID -> gRPC address.
+type esCluster struct {
+	mu    sync.Mutex
+	addrs map[string]string
+}
+
+func (c *esCluster) Members() []cluster.Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []cluster.Member
+	for id, a := range c.addrs {
+		out = append(out, cluster.Member{Name: "node-" + id, ID: id, GRPCAddr: a, Status: cluster.StatusAlive})
+	}
+	return out
+}
+
+func (c *esCluster) GRPCAddrOf(id string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.addrs[id]
+	return a, ok
+}
+
+func (c *esCluster) set(id, addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.addrs[id] = addr
+}
+
+func newESCluster() *esCluster { return &esCluster{addrs: map[string]string{}} }
+
+// esNode is one entries service on a real loopback gRPC server, with a
+// client connected to it.
+type esNode struct {
+	id     string
+	grpc   *grpc.Server
+	srv    *EntriesServer
+	raft   *esRaft
+	fsm    *fsm.FSM
+	addr   string
+	client *Client
+}
+
+// testServerConfig is DefaultServerConfig with short timeouts.
+func testServerConfig(id string) ServerConfig {
+	cfg := DefaultServerConfig()
+	cfg.NodeName, cfg.NodeID = "node-"+id, id
+	cfg.HoldTimeout = 2 * time.Second
+	cfg.ForwardConnectTimeout = 200 * time.Millisecond
+	return cfg
+}
+
+// startESNode starts an entries service for node id. leader makes it the
+// leader; mutate adjusts its config.
+func startESNode(t *testing.T, id string, leader bool, cl *esCluster, mutate func(*ServerConfig)) *esNode {
+	t.Helper()
+	cfg := testServerConfig(id)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	f := fsm.New(nil)
+	r := &esRaft{fsm: f, nodeID: id, leader: leader}
+	srv, err := NewEntriesServer(cfg, r, f, cl, nil)
+	if err != nil {
+		t.Fatalf("NewEntriesServer: %v", err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	g := NewGRPCServer(cfg, nil)
+	configpb.RegisterEntriesServiceServer(g, srv)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = g.Serve(lis)
+	}()
+	addr := lis.Addr().String()
+	cl.set(id, addr)
+	ccfg := DefaultClientConfig()
+	ccfg.Addrs = []string{addr}
+	client, err := NewClient(ccfg)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = client.Close()
+		_ = srv.Close()
+		g.Stop()
+		<-done
+	})
+	return &esNode{id: id, grpc: g, srv: srv, raft: r, fsm: f, addr: addr, client: client}
+}
+
+// deadAddr returns a loopback address nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	return addr
+}
+
+// testCtx returns a context that ends with the test or after 30 s.
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// put writes a JSON entry through the client and fails the test on error.
+func put(t *testing.T, c *Client, entry string) *configpb.ApplyResponse {
+	t.Helper()
+	resp, err := c.Apply(testCtx(t), &configpb.ApplyRequest{Entry: []byte(entry)})
+	if err != nil {
+		t.Fatalf("Apply(%s): %v", entry, err)
+	}
+	return resp
+}

@@ -1,0 +1,169 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/chainstore/chainstore/rpc/configpb"
+)
+
+// Limits and defaults of a chainstore gRPC server.
+const (
+	// DefaultMaxEntrySize is the largest entry document Apply accepts
+	// (Raft's suggested maximum log entry size).
+	DefaultMaxEntrySize = 512 * 1024
+	// DefaultMaxRecvMsgSize is the largest request message the server
+	// reads: room for one maximal entry plus framing, far below gRPC's
+	// 4 MiB default.
+	DefaultMaxRecvMsgSize = 3 * 512 * 1024
+)
+
+// ServerConfig configures the gRPC server and the entries service.
+type ServerConfig struct {
+	// NodeName, NodeID and Datacenter identify this server in responses.
+	NodeName, NodeID, Datacenter string
+	// MaxEntrySize is the largest entry document (bytes) Apply accepts.
+	MaxEntrySize int
+	// MaxRecvMsgSize is the largest request message (bytes) the server
+	// reads; it must be larger than MaxEntrySize.
+	MaxRecvMsgSize int
+	// DefaultCallTimeout is the deadline given to every unary call that
+	// arrives without one (blocking queries get their wait on top).
+	DefaultCallTimeout time.Duration
+	// HoldTimeout bounds how long a request waits for a leader: forwarded
+	// requests are retried, while no write can have happened, until then.
+	HoldTimeout time.Duration
+	// ForwardConnectTimeout bounds one attempt to connect to the leader.
+	ForwardConnectTimeout time.Duration
+	// DefaultQueryWait and MaxQueryWait bound blocking queries.
+	DefaultQueryWait, MaxQueryWait time.Duration
+	// KeepaliveMinTime is the shortest client ping interval the server
+	// tolerates; clients that ping more often are disconnected.
+	KeepaliveMinTime time.Duration
+	// KeepaliveTime and KeepaliveTimeout: the server pings an idle client
+	// after KeepaliveTime and closes the connection if no answer comes
+	// within KeepaliveTimeout.
+	KeepaliveTime, KeepaliveTimeout time.Duration
+}
+
+// DefaultServerConfig returns the production defaults; identity fields are
+// left empty.
+func DefaultServerConfig() ServerConfig {
+	return ServerConfig{
+		Datacenter:            "dc1",
+		MaxEntrySize:          DefaultMaxEntrySize,
+		MaxRecvMsgSize:        DefaultMaxRecvMsgSize,
+		DefaultCallTimeout:    30 * time.Second,
+		HoldTimeout:           7 * time.Second,
+		ForwardConnectTimeout: 1 * time.Second,
+		DefaultQueryWait:      5 * time.Minute,
+		MaxQueryWait:          10 * time.Minute,
+		KeepaliveMinTime:      10 * time.Second,
+		KeepaliveTime:         60 * time.Second,
+		KeepaliveTimeout:      20 * time.Second,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c ServerConfig) Validate() error {
+	switch {
+	case c.NodeName == "":
+		return errors.New("NodeName must be set")
+	case c.NodeID == "":
+		return errors.New("NodeID must be set")
+	case c.MaxEntrySize <= 0:
+		return fmt.Errorf("MaxEntrySize must be positive, got %d", c.MaxEntrySize)
+	case c.MaxRecvMsgSize <= c.MaxEntrySize:
+		return fmt.Errorf("MaxRecvMsgSize (%d) must be larger than MaxEntrySize (%d)", c.MaxRecvMsgSize, c.MaxEntrySize)
+	case c.DefaultCallTimeout <= 0:
+		return fmt.Errorf("DefaultCallTimeout must be positive, got %s", c.DefaultCallTimeout)
+	case c.HoldTimeout <= 0:
+		return fmt.Errorf("HoldTimeout must be positive, got %s", c.HoldTimeout)
+	case c.ForwardConnectTimeout <= 0:
+		return fmt.Errorf("ForwardConnectTimeout must be positive, got %s", c.ForwardConnectTimeout)
+	case c.DefaultQueryWait <= 0 || c.MaxQueryWait < c.DefaultQueryWait:
+		return fmt.Errorf("need 0 < DefaultQueryWait (%s) <= MaxQueryWait (%s)", c.DefaultQueryWait, c.MaxQueryWait)
+	case c.KeepaliveMinTime <= 0 || c.KeepaliveTime <= 0 || c.KeepaliveTimeout <= 0:
+		return errors.New("KeepaliveMinTime, KeepaliveTime and KeepaliveTimeout must be positive")
+	}
+	return nil
+}
+
+// NewGRPCServer returns a gRPC server with chainstore's limits: maximum
+// message size, keepalive enforcement, a default deadline on every unary
+// call that has none, and panic recovery. Services (entries, chains) are
+// registered on it by the caller.
+func NewGRPCServer(cfg ServerConfig, logger hclog.Logger, opts ...grpc.ServerOption) *grpc.Server {
+	base := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             cfg.KeepaliveMinTime,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:    cfg.KeepaliveTime,
+			Timeout: cfg.KeepaliveTimeout,
+		}),
+		grpc.ChainUnaryInterceptor(
+			recoverUnary(logger),
+			defaultDeadline(cfg),
+		),
+		grpc.ChainStreamInterceptor(recoverStream(logger)),
+	}
+	return grpc.NewServer(append(base, opts...)...)
+}
+
+// blockingRequest is implemented by the requests that take QueryOptions.
+type blockingRequest interface {
+	GetOptions() *configpb.QueryOptions
+}
+
+// defaultDeadline gives a call without a deadline DefaultCallTimeout, plus
+// the longest possible wait for a blocking query.
+func defaultDeadline(cfg ServerConfig) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := ctx.Deadline(); ok {
+			return handler(ctx, req)
+		}
+		timeout := cfg.DefaultCallTimeout
+		if br, ok := req.(blockingRequest); ok && br.GetOptions().GetMinIndex() > 0 {
+			timeout += cfg.MaxQueryWait + cfg.MaxQueryWait/16
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return handler(ctx, req)
+	}
+}
+
+func recoverUnary(logger hclog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				logger.Error("panic in gRPC handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+func recoverStream(logger hclog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				logger.Error("panic in gRPC stream handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+				err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
+			}
+		}()
+		return handler(srv, ss)
+	}
+}

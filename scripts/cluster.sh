@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# cluster.sh: run a local three-server chainstore cluster (n1, n2, n3) on
+# 127.0.0.1 from the binaries in bin/ (build them with `make build`).
+#
+#   scripts/cluster.sh up        start n1..n3 in the background; return once a
+#                                leader is elected and all three are voters
+#   scripts/cluster.sh down      stop every node (SIGTERM: graceful leave)
+#   scripts/cluster.sh stop N    stop node N with SIGTERM (graceful leave)
+#   scripts/cluster.sh kill N    kill node N with SIGKILL (a crash)
+#   scripts/cluster.sh start N   start node N again (it resumes from its data)
+#   scripts/cluster.sh status    show each node's process and Raft status
+#   scripts/cluster.sh run       start all three in the foreground, follow
+#                                their logs, stop them all on Ctrl-C
+#
+# Ports: node i (1..3) uses Raft BASE_PORT+10(i-1), gossip +1, gRPC +2, so
+# the default BASE_PORT=8500 gives gRPC on 8502, 8512 and 8522.
+#
+# Environment:
+#   CLUSTER_DIR  data, logs and pid files (default .cluster in the repo root)
+#   BASE_PORT    first port (default 8500)
+#   BIN_DIR      where stored and storectl are (default bin in the repo root)
+#   UP_TIMEOUT   seconds `up` and `start` wait for the cluster (default 60)
+#   LOG_LEVEL    stored --log-level (default info)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CLUSTER_DIR=${CLUSTER_DIR:-$ROOT/.cluster}
+BASE_PORT=${BASE_PORT:-8500}
+BIN_DIR=${BIN_DIR:-$ROOT/bin}
+UP_TIMEOUT=${UP_TIMEOUT:-60}
+LOG_LEVEL=${LOG_LEVEL:-info}
+HOST=127.0.0.1
+NODES=(1 2 3)
+STORED=$BIN_DIR/stored
+STORECTL=$BIN_DIR/storectl
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+raft_port()   { echo $((BASE_PORT + 10 * ($1 - 1))); }
+gossip_port() { echo $((BASE_PORT + 10 * ($1 - 1) + 1)); }
+grpc_port()   { echo $((BASE_PORT + 10 * ($1 - 1) + 2)); }
+grpc_addr()   { echo "$HOST:$(grpc_port "$1")"; }
+node_dir()    { echo "$CLUSTER_DIR/n$1"; }
+pid_file()    { echo "$(node_dir "$1")/stored.pid"; }
+log_file()    { echo "$(node_dir "$1")/stored.log"; }
+
+# all_grpc_addrs prints the comma-separated gRPC addresses of every node.
+all_grpc_addrs() {
+  local out="" n
+  for n in "${NODES[@]}"; do out+="${out:+,}$(grpc_addr "$n")"; done
+  echo "$out"
+}
+
+check_node() {
+  [[ "${1:-}" =~ ^[123]$ ]] || die "node must be 1, 2 or 3, got '${1:-}'"
+}
+
+check_bins() {
+  [[ -x "$STORED" && -x "$STORECTL" ]] || die "$STORED or $STORECTL missing: run 'make build' first"
+}
+
+# pid_of prints the pid of node N if it is running.
+pid_of() {
+  local f pid
+  f=$(pid_file "$1")
+  [[ -f "$f" ]] || return 1
+  pid=$(<"$f")
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    echo "$pid"
+    return 0
+  fi
+  return 1
+}
+
+start_node() {
+  local n=$1 join="" m dir
+  if pid=$(pid_of "$n"); then
+    echo "n$n is already running (pid $pid)"
+    return 0
+  fi
+  for m in "${NODES[@]}"; do
+    [[ "$m" == "$n" ]] || join+="${join:+,}$HOST:$(gossip_port "$m")"
+  done
+  dir=$(node_dir "$n")
+  mkdir -p "$dir/data"
+  # setsid keeps Ctrl-C in the terminal away from background nodes; `run`
+  # stops them itself.
+  setsid "$STORED" \
+    --node "n$n" \
+    --data-dir "$dir/data" \
+    --raft-addr "$HOST:$(raft_port "$n")" \
+    --gossip-addr "$HOST:$(gossip_port "$n")" \
+    --grpc-addr "$(grpc_addr "$n")" \
+    --join "$join" \
+    --bootstrap-expect 3 \
+    --log-level "$LOG_LEVEL" \
+    >>"$(log_file "$n")" 2>&1 </dev/null &
+  echo $! >"$(pid_file "$n")"
+  echo "n$n started (pid $!, gRPC $(grpc_addr "$n"), log $(log_file "$n"))"
+}
+
+# wait_exit PID SECONDS: wait for a process to exit; 1 if it is still alive.
+wait_exit() {
+  local pid=$1 deadline=$((SECONDS + $2))
+  while kill -0 "$pid" 2>/dev/null; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+  return 0
+}
+
+stop_node() {
+  local n=$1 pid
+  if ! pid=$(pid_of "$n"); then
+    echo "n$n is not running"
+    rm -f "$(pid_file "$n")"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_exit "$pid" 30; then
+    echo "n$n did not stop within 30s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_exit "$pid" 10 || true
+  fi
+  rm -f "$(pid_file "$n")"
+  echo "n$n stopped"
+}
+
+kill_node() {
+  local n=$1 pid
+  if ! pid=$(pid_of "$n"); then
+    echo "n$n is not running"
+    rm -f "$(pid_file "$n")"
+    return 0
+  fi
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_exit "$pid" 10 || die "n$n (pid $pid) survived SIGKILL"
+  rm -f "$(pid_file "$n")"
+  echo "n$n killed"
+}
+
+# json_field KEY: print the value of "KEY" in the JSON on stdin (strings and
+# scalars only; enough for storectl's flat outputs).
+json_field() {
+  sed -n "s/^[[:space:]]*\"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" | head -n 1
+}
+
+# ready EXPECTED: true when every running node knows the same leader and the
+# leader's Raft configuration has EXPECTED voters.
+ready() {
+  local expected=$1 n leader="" l st peers voters
+  for n in "${NODES[@]}"; do
+    pid_of "$n" >/dev/null || continue
+    st=$("$STORECTL" --addr "$(grpc_addr "$n")" status --json --timeout 2s 2>/dev/null) || return 1
+    l=$(json_field leader <<<"$st")
+    [[ -n "$l" ]] || return 1
+    if [[ -z "$leader" ]]; then leader=$l; elif [[ "$leader" != "$l" ]]; then return 1; fi
+  done
+  [[ -n "$leader" ]] || return 1
+  peers=$("$STORECTL" --addr "$(all_grpc_addrs)" peers --json --timeout 2s 2>/dev/null) || return 1
+  voters=$(grep -c '"voter": true' <<<"$peers" || true)
+  [[ "$voters" -eq "$expected" ]]
+}
+
+# wait_ready EXPECTED: poll ready until UP_TIMEOUT.
+wait_ready() {
+  local expected=$1 deadline=$((SECONDS + UP_TIMEOUT))
+  until ready "$expected"; do
+    if ((SECONDS >= deadline)); then
+      echo "cluster.sh: no leader with $expected voters after ${UP_TIMEOUT}s; logs are in $CLUSTER_DIR/n*/stored.log" >&2
+      show_status >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+running_count() {
+  local n c=0
+  for n in "${NODES[@]}"; do pid_of "$n" >/dev/null && c=$((c + 1)); done
+  echo "$c"
+}
+
+cmd_up() {
+  check_bins
+  local n
+  for n in "${NODES[@]}"; do start_node "$n"; done
+  wait_ready 3
+  echo "cluster is up: leader elected, 3 voters; STORE_ADDR=$(all_grpc_addrs)"
+}
+
+cmd_down() {
+  local n pids=()
+  # Stop all nodes at once; each leaves gracefully.
+  for n in "${NODES[@]}"; do
+    if pid=$(pid_of "$n"); then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$n:$pid")
+    fi
+  done
+  for np in "${pids[@]}"; do
+    n=${np%%:*}
+    pid=${np#*:}
+    if ! wait_exit "$pid" 30; then
+      echo "n$n did not stop within 30s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_exit "$pid" 10 || true
+    fi
+    echo "n$n stopped"
+  done
+  for n in "${NODES[@]}"; do rm -f "$(pid_file "$n")"; done
+}
+
+cmd_start() {
+  check_bins
+  check_node "${1:-}"
+  start_node "$1"
+  wait_ready "$(running_count)"
+}
+
+show_status() {
+  local n pid
+  for n in "${NODES[@]}"; do
+    if pid=$(pid_of "$n"); then
+      echo "== n$n: running (pid $pid), gRPC $(grpc_addr "$n")"
+      "$STORECTL" --addr "$(grpc_addr "$n")" status --timeout 2s 2>&1 | sed 's/^/   /' || true
+    else
+      echo "== n$n: not running"
+    fi
+  done
+  echo "== peers"
+  "$STORECTL" --addr "$(all_grpc_addrs)" peers --timeout 2s 2>&1 | sed 's/^/   /' || true
+}
+
+cmd_run() {
+  check_bins
+  local n logs=()
+  TAIL_PID=""
+  trap 'echo; echo "stopping the cluster..."; [[ -n "$TAIL_PID" ]] && kill "$TAIL_PID" 2>/dev/null; cmd_down; exit 0' INT TERM
+  for n in "${NODES[@]}"; do start_node "$n"; logs+=("$(log_file "$n")"); done
+  wait_ready 3
+  echo "cluster is up: leader elected, 3 voters. Try:"
+  echo "  export STORE_ADDR=$(all_grpc_addrs)"
+  echo "  bin/storectl put scripts/examples/01-proxy-defaults.hcl"
+  echo "  bin/storectl peers"
+  echo "Following the logs; Ctrl-C stops all three nodes."
+  tail -n 0 -F "${logs[@]}" &
+  TAIL_PID=$!
+  wait
+}
+
+usage() {
+  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  start) cmd_start "${2:-}" ;;
+  stop) check_node "${2:-}"; stop_node "$2" ;;
+  kill) check_node "${2:-}"; kill_node "$2" ;;
+  status) check_bins; show_status ;;
+  run) cmd_run ;;
+  -h | --help | help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac

@@ -1,0 +1,3 @@
+kind     = "service-defaults"
+name     = "web"
+protocol = "http"
