@@ -224,7 +224,8 @@ func chainStatus(err error) error {
 		return nil
 	case errors.Is(err, chainwatch.ErrInvalidChain):
 		return withInfo(codes.InvalidArgument, err.Error(), ReasonInvalidChain, nil)
-	case errors.Is(err, chainwatch.ErrTooManyChains), errors.Is(err, chainwatch.ErrTooManySubscriptions):
+	case errors.Is(err, chainwatch.ErrTooManyChains), errors.Is(err, chainwatch.ErrTooManySubscriptions),
+		errors.Is(err, chainwatch.ErrRequestBacklog):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, chainwatch.ErrBehind):
 		return withInfo(codes.Unavailable, err.Error()+"; try another server", ReasonServerBehind, nil)

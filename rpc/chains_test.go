@@ -621,3 +621,29 @@ func TestChainWatchConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestChainEventJSONLine(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		ev   ChainEvent
+		want string
+	}{
+		"chain": {
+			ev:   ChainEvent{Service: "web", Index: 7, Hash: "abc", Chain: []byte(`{"ServiceName":"web"}`), Server: "x:1"},
+			want: `{"service":"web","index":7,"hash":"abc","chain":{"ServiceName":"web"}}`,
+		},
+		"compile error": {
+			ev:   ChainEvent{Service: "web", Index: 8, Hash: "def", Error: "boom", Chain: []byte(`{}`)},
+			want: `{"service":"web","index":8,"hash":"def","error":"boom"}`,
+		},
+	}
+	for name, tc := range tests {
+		got, err := tc.ev.JSONLine()
+		if err != nil {
+			t.Fatalf("%s: JSONLine: %v", name, err)
+		}
+		if string(got) != tc.want {
+			t.Errorf("%s: JSONLine() = %s, want %s", name, got, tc.want)
+		}
+	}
+}

@@ -21,6 +21,10 @@ var (
 	// ErrBehind: the client resumes from an index this server has not
 	// applied within the resume wait; it should try another server.
 	ErrBehind = errors.New("server is behind the client's index")
+	// ErrRequestBacklog: a client sent more subscribe/unsubscribe requests
+	// than it read answers for (over twice the subscription cap); the
+	// stream is ended.
+	ErrRequestBacklog = errors.New("too many unanswered subscription requests on this stream")
 	// ErrWatcherClosed: the Watcher was closed.
 	ErrWatcherClosed = errors.New("watcher closed")
 )

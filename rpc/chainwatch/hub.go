@@ -506,6 +506,12 @@ func (h *Hub) publish(c *chainState, b built) {
 	old := c.current.Load()
 	if old != nil && old.Epoch == h.epoch {
 		if old.Hash == b.hash {
+			// Same chain: wake nobody, but carry the higher index so a
+			// watcher resuming here with that index is not handed an
+			// older label for the same content.
+			if index > old.Index {
+				c.current.Store(old.withIndex(index))
+			}
 			return
 		}
 		// Within an epoch the index a watcher sees never goes down.

@@ -656,3 +656,66 @@ func TestSubscribeGivesUp(t *testing.T) {
 		t.Errorf("Chains = %d, want 1: the abandoned request was served", got)
 	}
 }
+
+// TestWatcherRequestBacklog: a client that keeps sending requests without
+// reading the answers gets its stream ended instead of growing memory.
+func TestWatcherRequestBacklog(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	h := startHub(t, s, nil)
+	cfg := testWatcherConfig()
+	cfg.MaxSubscriptions = 2
+	w, err := NewWatcher(h, cfg)
+	if err != nil {
+		t.Fatalf("NewWatcher: %v", err)
+	}
+	t.Cleanup(w.Close)
+	var last error
+	for i := 0; i < 100 && !errors.Is(last, ErrRequestBacklog); i++ {
+		w.Remove(uint64(i + 1))
+		last = w.Refuse(uint64(i+1), fmt.Errorf("%w: test", ErrInvalidChain))
+	}
+	if !errors.Is(last, ErrRequestBacklog) || Refused(last) {
+		t.Fatalf("after 100 unanswered requests: %v, want ErrRequestBacklog", last)
+	}
+	if _, err := w.Next(context.Background()); !errors.Is(err, ErrRequestBacklog) {
+		t.Errorf("Next = %v, want ErrRequestBacklog", err)
+	}
+}
+
+// A chain that returns to content it had before (a resolver written and
+// deleted while nobody watched) must carry the index of the change, not
+// the older index of the identical version it had cached: an agent that
+// saw the change elsewhere resumes here with that index and must never be
+// handed a lower one. Found by the fault suite.
+func TestSameContentCarriesNewerIndex(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	h := startHub(t, s, func(c *Config) { c.WarmTTL = time.Hour })
+	sub, err := h.Subscribe(context.Background(), ChainKey{Service: "web"}, 0)
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	before := sub.Current()
+	sub.Close()
+
+	s.put(resolverDoc("web", "3s"))
+	deleted := s.apply(del(chain.KindServiceResolver, "web"))
+	waitHub(t, h, deleted)
+
+	sub, err = h.Subscribe(context.Background(), ChainKey{Service: "web"}, 0)
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	defer sub.Close()
+	v := sub.Current()
+	if v.Hash != before.Hash {
+		t.Fatalf("hash after delete %s, want the original %s", v.Hash, before.Hash)
+	}
+	if v.Index != deleted {
+		t.Errorf("version index %d, want %d (the delete's index)", v.Index, deleted)
+	}
+	if st := h.Stats(); st.Publishes != 1 {
+		t.Errorf("Publishes = %d, want 1: relabelling an unchanged chain must wake nobody", st.Publishes)
+	}
+}

@@ -42,6 +42,16 @@ func newVersion(index uint64, hash string, body []byte, errText string, epoch ui
 	return v
 }
 
+// withIndex returns a copy of v labelled with a higher index. The copy
+// shares v's superseded channel, so whoever waits on either one is woken
+// by the next version with different content.
+func (v *Version) withIndex(index uint64) *Version {
+	c := *v
+	c.Index = index
+	c.pb = &configpb.ChainVersion{Index: index, Hash: v.Hash, Chain: v.Chain, Error: v.Err}
+	return &c
+}
+
 // Superseded is closed when a newer version of the chain is published.
 func (v *Version) Superseded() <-chan struct{} { return v.superseded }
 

@@ -82,7 +82,8 @@ type Watcher struct {
 	order    []*watch   // open subscriptions, scanned round-robin from next (a slice, not a map: it is small and memory per stream matters)
 	next     int
 	reserved []uint64 // ids of Adds in flight (counted against the cap)
-	control  []Event  // queued Subscribed/Unsubscribed events
+	control  []Event  // queued Subscribed/Unsubscribed events, at most maxControl()
+	overflow bool     // the client sent more requests than it read answers
 	closed   bool
 
 	// Owned by the goroutine calling Next.
@@ -171,10 +172,10 @@ func (w *Watcher) Add(ctx context.Context, id uint64, key ChainKey, lastIndex ui
 	}
 	wt := &watch{id: id, sub: sub, epoch: sub.Current().Epoch, hash: lastHash}
 	w.order = append(w.order, wt)
-	w.control = append(w.control, Event{Kind: EventSubscribed, ID: id})
+	err = w.queueLocked(Event{Kind: EventSubscribed, ID: id})
 	w.mu.Unlock()
 	w.poke()
-	return nil
+	return err
 }
 
 // Refuse queues an EventUnsubscribed for id carrying err and returns err:
@@ -183,14 +184,17 @@ func (w *Watcher) Add(ctx context.Context, id uint64, key ChainKey, lastIndex ui
 // refused.
 func (w *Watcher) Refuse(id uint64, err error) error {
 	w.mu.Lock()
-	w.control = append(w.control, Event{Kind: EventUnsubscribed, ID: id, Err: err})
+	if qerr := w.queueLocked(Event{Kind: EventUnsubscribed, ID: id, Err: err}); qerr != nil {
+		err = qerr
+	}
 	w.mu.Unlock()
 	w.poke()
 	return err
 }
 
 // Remove closes subscription id and queues an EventUnsubscribed (also for
-// an id that is not open, so the client always gets an answer).
+// an id that is not open, so the client always gets an answer). It does
+// not cancel an Add of the same id still in flight on another goroutine.
 func (w *Watcher) Remove(id uint64) {
 	w.mu.Lock()
 	var wt *watch
@@ -201,12 +205,27 @@ func (w *Watcher) Remove(id uint64) {
 			w.next--
 		}
 	}
-	w.control = append(w.control, Event{Kind: EventUnsubscribed, ID: id})
+	_ = w.queueLocked(Event{Kind: EventUnsubscribed, ID: id}) // an overflow ends the stream in Next
 	w.mu.Unlock()
 	if wt != nil {
 		wt.sub.Close()
 	}
 	w.poke()
+}
+
+// maxControl bounds the queue of unanswered requests, so a client that
+// sends requests without reading the answers cannot grow server memory.
+func (w *Watcher) maxControl() int { return 2*w.cfg.MaxSubscriptions + 16 }
+
+// queueLocked queues a Subscribed/Unsubscribed event, or marks the
+// Watcher overflowed (Next then fails with ErrRequestBacklog).
+func (w *Watcher) queueLocked(ev Event) error {
+	if len(w.control) >= w.maxControl() {
+		w.overflow = true
+		return ErrRequestBacklog
+	}
+	w.control = append(w.control, ev)
+	return nil
 }
 
 // indexLocked returns the position of subscription id in order, or -1.
@@ -251,14 +270,19 @@ func (w *Watcher) poke() {
 // queued Subscribed/Unsubscribed events first, then the newest version of
 // any subscription the client does not have (round-robin), then a
 // Progress event when the stream was idle for a progress interval. It
-// returns ctx's error when ctx is done, ErrStopped when the hub stopped
-// and ErrWatcherClosed after Close.
+// returns ctx's error when ctx is done, ErrStopped when the hub stopped,
+// ErrRequestBacklog when the client sent requests faster than it read
+// the answers, and ErrWatcherClosed after Close.
 func (w *Watcher) Next(ctx context.Context) (Event, error) {
 	for {
 		w.mu.Lock()
 		if w.closed {
 			w.mu.Unlock()
 			return Event{}, ErrWatcherClosed
+		}
+		if w.overflow {
+			w.mu.Unlock()
+			return Event{}, ErrRequestBacklog
 		}
 		ev, ok := w.popLocked()
 		if ok {

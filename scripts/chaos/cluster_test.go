@@ -304,8 +304,8 @@ func (c *procCluster) close() {
 		for _, n := range c.nodes {
 			if b, err := os.ReadFile(n.logPath); err == nil {
 				lines := strings.Split(string(b), "\n")
-				if len(lines) > 60 {
-					lines = lines[len(lines)-60:]
+				if len(lines) > 30 {
+					lines = lines[len(lines)-30:]
 				}
 				c.t.Logf("---- last log lines of %s (%s):\n%s", n.name, n.logPath, strings.Join(lines, "\n"))
 			}
