@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"unicode/utf8"
 )
 
 // ErrNilEntry is wrapped by EncodeEntry when given a nil entry.
@@ -73,6 +74,15 @@ func withKind(e Entry) any {
 // opaque proxy-defaults Config become int when integral (as HCL decodes
 // them) and float64 otherwise. Errors are *DecodeError.
 func DecodeCanonical(data []byte) (Entry, error) {
+	if e, ok := decodeCanonicalFast(data); ok {
+		return e, nil
+	}
+	return decodeCanonicalFull(data)
+}
+
+// decodeCanonicalFull is DecodeCanonical without the shortcut: the kind
+// from a first parse, then the strict decode into that kind's type.
+func decodeCanonicalFull(data []byte) (Entry, error) {
 	var head struct {
 		Kind *string
 	}
@@ -104,6 +114,78 @@ func DecodeCanonical(data []byte) (Entry, error) {
 		p.Config = g.(map[string]any)
 	}
 	return entry, nil
+}
+
+// canonicalPrefix starts every EncodeEntry output: Kind is the first field
+// of every entry type.
+const canonicalPrefix = `{"Kind":"`
+
+// decodeCanonicalFast decodes EncodeEntry output in one pass, taking the
+// kind from the canonical prefix instead of a separate parse of the whole
+// document for its Kind. It reports false whenever it cannot be sure that
+// the full DecodeCanonical would return the same entry, and then the
+// caller runs it (which also produces the exact error for bad input).
+//
+// Why the answer is the same when it reports true: the decode succeeded,
+// so data is one valid JSON object followed only by white space, every
+// Kind key (matched as encoding/json matches keys) held a string and the
+// last one, now in the entry's Kind field, equals the prefix's kind. The
+// full path would read that same last value as the kind (a later null
+// could make it read none: documents containing "null" anywhere are left
+// to the full path), pick the same type and decode the same bytes into it.
+func decodeCanonicalFast(data []byte) (Entry, bool) {
+	rest, ok := bytes.CutPrefix(data, []byte(canonicalPrefix))
+	if !ok {
+		return nil, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return nil, false
+	}
+	kindStr := string(rest[:end])
+	kind, err := ParseKind(kindStr)
+	if err != nil || bytes.Contains(data, []byte("null")) {
+		return nil, false
+	}
+	entry := newEntryOfKind(kind)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(entry); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, false
+	}
+	if kindField(entry) != kindStr {
+		return nil, false
+	}
+	if p, ok := entry.(*ProxyConfigEntry); ok && p.Config != nil {
+		g, err := genericValue(p.Config, 0)
+		if err != nil {
+			return nil, false
+		}
+		p.Config = g.(map[string]any)
+	}
+	return entry, true
+}
+
+// kindField returns the Kind field of one of the five entry types as
+// decoded (GetKind may answer from the type instead).
+func kindField(e Entry) string {
+	switch t := e.(type) {
+	case *ServiceConfigEntry:
+		return string(t.Kind)
+	case *ProxyConfigEntry:
+		return string(t.Kind)
+	case *ServiceRouterConfigEntry:
+		return string(t.Kind)
+	case *ServiceSplitterConfigEntry:
+		return string(t.Kind)
+	case *ServiceResolverConfigEntry:
+		return string(t.Kind)
+	}
+	return ""
 }
 
 // NewEntry returns the skeleton entry {Kind, Name} of a kind, e.g. to
@@ -165,12 +247,63 @@ func EqualEntries(a, b Entry) bool {
 	if a.GetKind() != b.GetKind() {
 		return false
 	}
+	if metaDiffers(metaOf(a), metaOf(b)) {
+		return false
+	}
 	ea, errA := normalizedEncoding(a)
 	eb, errB := normalizedEncoding(b)
 	if errA != nil || errB != nil {
 		return false
 	}
 	return bytes.Equal(ea, eb)
+}
+
+// metaOf returns e's Meta map (every kind has one).
+func metaOf(e Entry) map[string]string {
+	switch t := e.(type) {
+	case *ServiceConfigEntry:
+		return t.Meta
+	case *ProxyConfigEntry:
+		return t.Meta
+	case *ServiceRouterConfigEntry:
+		return t.Meta
+	case *ServiceSplitterConfigEntry:
+		return t.Meta
+	case *ServiceResolverConfigEntry:
+		return t.Meta
+	}
+	return nil
+}
+
+// metaDiffers is EqualEntries' cheap early answer: it reports true only
+// when the Meta maps are certain to differ in the normalized encodings
+// too. That holds because no Normalize touches Meta and a map of valid
+// UTF-8 strings survives the JSON round trip of normalizedEncoding
+// unchanged (nil and empty both encode as nothing). Invalid UTF-8 is
+// replaced by U+FFFD when encoding, so two different invalid strings may
+// still compare equal there: with any invalid string the answer is false
+// (undecided) and the full comparison runs.
+func metaDiffers(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return metaValid(a) && metaValid(b)
+	}
+	for k, va := range a {
+		vb, ok := b[k]
+		if !ok || va != vb {
+			return metaValid(a) && metaValid(b)
+		}
+	}
+	return false
+}
+
+// metaValid reports whether every key and value of m is valid UTF-8.
+func metaValid(m map[string]string) bool {
+	for k, v := range m {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return false
+		}
+	}
+	return true
 }
 
 // normalizedEncoding encodes a normalized copy of e. If normalization fails

@@ -122,6 +122,9 @@ func DecodeMap(raw map[string]any) (Entry, error) {
 	}
 	canonical["Kind"] = string(kind)
 
+	if fastDecodeServiceDefaults(canonical, entry) {
+		return entry, nil
+	}
 	if err := guard(func() error { return weakDecode(canonical, entry) }); err != nil {
 		return nil, &DecodeError{Msg: fmt.Sprintf("failed to decode %s: %v", kind, err)}
 	}
@@ -569,6 +572,60 @@ func weakDecode(canonical map[string]any, entry Entry) error {
 		return errors.New(strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):\n\n"))
 	}
 	return nil
+}
+
+// fastDecodeServiceDefaults is a shortcut around weakDecode for the most
+// common write: a service-defaults entry whose canonical map holds only
+// string fields (Kind, Name, Protocol, ExternalSNI) and a non-empty Meta of
+// string values. For such a map mapstructure does nothing but copy the
+// strings (weakHook passes strings to string fields through unchanged) and
+// build a new Meta map, which is what this does, without reflection. It
+// reports false, leaving entry untouched, for anything else (another kind,
+// another key, a non-string value, an empty Meta, which mapstructure keeps
+// as an empty non-nil map), and the caller then runs weakDecode.
+func fastDecodeServiceDefaults(canonical map[string]any, entry Entry) bool {
+	e, ok := entry.(*ServiceConfigEntry)
+	if !ok {
+		return false
+	}
+	var out ServiceConfigEntry
+	for k, v := range canonical {
+		switch k {
+		case "Kind", "Name", "Protocol", "ExternalSNI":
+			str, ok := v.(string)
+			if !ok {
+				return false
+			}
+			switch k {
+			case "Kind":
+				out.Kind = Kind(str)
+			case "Name":
+				out.Name = str
+			case "Protocol":
+				out.Protocol = str
+			default:
+				out.ExternalSNI = str
+			}
+		case "Meta":
+			m, ok := v.(map[string]any)
+			if !ok || len(m) == 0 {
+				return false
+			}
+			meta := make(map[string]string, len(m))
+			for mk, mv := range m {
+				str, ok := mv.(string)
+				if !ok {
+					return false
+				}
+				meta[mk] = str
+			}
+			out.Meta = meta
+		default:
+			return false
+		}
+	}
+	*e = out
+	return true
 }
 
 // errNotNumber is returned by numberOf for values that are not numbers.

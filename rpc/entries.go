@@ -101,20 +101,9 @@ func (s *EntriesServer) Close() error {
 
 // Apply implements configpb.EntriesServiceServer.
 func (s *EntriesServer) Apply(ctx context.Context, req *configpb.ApplyRequest) (*configpb.ApplyResponse, error) {
-	if n := len(req.GetEntry()); n > s.cfg.MaxEntrySize {
-		return nil, s.status(fmt.Errorf("%w: the entry is %d bytes, the limit is %d bytes", ErrEntryTooLarge, n, s.cfg.MaxEntrySize))
-	}
-	e, err := chain.DecodeEntry(req.GetEntry())
+	cmd, err := applyRequestCommand(req, s.cfg.MaxEntrySize)
 	if err != nil {
-		return nil, s.status(asDecodeError(err))
-	}
-	kind, name := e.GetKind(), e.GetName()
-	if err := chain.Prepare(e); err != nil {
-		return nil, s.status(&entryError{kind: string(kind), name: name, err: err})
-	}
-	cmd := fsm.Command{Op: fsm.OpUpsert, Entry: e, Key: chain.KeyOf(kind, name)}
-	if req.GetCas() {
-		cmd.Op, cmd.CASIndex = fsm.OpUpsertCAS, req.GetModifyIndex()
+		return nil, s.status(err)
 	}
 	var resp *configpb.ApplyResponse
 	err = s.onLeader(ctx, true,
@@ -203,19 +192,15 @@ func (s *EntriesServer) raftApply(ctx context.Context, cmd fsm.Command) (fsm.App
 
 // Delete implements configpb.EntriesServiceServer.
 func (s *EntriesServer) Delete(ctx context.Context, req *configpb.DeleteRequest) (*configpb.DeleteResponse, error) {
-	kind, err := parseKindName(req.GetKind(), req.GetName())
+	cmd, err := deleteRequestCommand(req)
 	if err != nil {
 		return nil, s.status(err)
-	}
-	cmd := fsm.Command{Op: fsm.OpDelete, Key: chain.KeyOf(kind, req.GetName())}
-	if req.GetCas() {
-		cmd.Op, cmd.CASIndex = fsm.OpDeleteCAS, req.GetModifyIndex()
 	}
 	var resp *configpb.DeleteResponse
 	err = s.onLeader(ctx, true,
 		func(ctx context.Context) error {
 			var err error
-			resp, err = s.deleteLocal(ctx, cmd, string(kind), req.GetName())
+			resp, err = s.deleteLocal(ctx, cmd, string(cmd.Key.Kind), req.GetName())
 			return err
 		},
 		func(ctx context.Context, c configpb.EntriesServiceClient) error {

@@ -27,11 +27,9 @@ const forwardedHeader = "chainstore-forwarded-by"
 // forwardedBy returns the name of the server that forwarded the request in
 // ctx, or "" for a request that came from a client.
 func forwardedBy(ctx context.Context) string {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return ""
-	}
-	if v := md.Get(forwardedHeader); len(v) > 0 {
+	// ValueFromIncomingContext looks the one key up without copying the
+	// whole metadata map (FromIncomingContext does, on every request).
+	if v := metadata.ValueFromIncomingContext(ctx, forwardedHeader); len(v) > 0 {
 		return v[0]
 	}
 	return ""
@@ -130,13 +128,23 @@ func (s *EntriesServer) onLeader(ctx context.Context, write bool,
 	local func(context.Context) error,
 	remote func(context.Context, configpb.EntriesServiceClient) error) error {
 	forwarded := forwardedBy(ctx) != ""
-	hold := time.NewTimer(s.cfg.HoldTimeout)
-	defer hold.Stop()
+	// The hold timer runs from the first attempt, but it is only created
+	// when a retry is needed: most requests succeed at once.
+	start := time.Now()
+	var hold *time.Timer
+	defer func() {
+		if hold != nil {
+			hold.Stop()
+		}
+	}()
 	delay := max(s.cfg.HoldTimeout/64, time.Millisecond)
 	for {
 		err := s.leaderAttempt(ctx, forwarded, write, local, remote)
 		if err == nil || forwarded || !retrySafe(err) {
 			return err
+		}
+		if hold == nil {
+			hold = time.NewTimer(s.cfg.HoldTimeout - time.Since(start))
 		}
 		// Jitter in [delay/2, delay).
 		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))

@@ -53,6 +53,9 @@ type ServerConfig struct {
 	// after KeepaliveTime and closes the connection if no answer comes
 	// within KeepaliveTimeout.
 	KeepaliveTime, KeepaliveTimeout time.Duration
+	// MaxConcurrentWrites and MaxBlockingQueries cap the in-flight writes
+	// (Apply, Delete) and blocking reads of this server (see limits.go).
+	MaxConcurrentWrites, MaxBlockingQueries int
 }
 
 // DefaultServerConfig returns the production defaults; identity fields are
@@ -70,6 +73,8 @@ func DefaultServerConfig() ServerConfig {
 		KeepaliveMinTime:      10 * time.Second,
 		KeepaliveTime:         60 * time.Second,
 		KeepaliveTimeout:      20 * time.Second,
+		MaxConcurrentWrites:   DefaultMaxConcurrentWrites,
+		MaxBlockingQueries:    DefaultMaxBlockingQueries,
 	}
 }
 
@@ -94,6 +99,8 @@ func (c ServerConfig) Validate() error {
 		return fmt.Errorf("need 0 < DefaultQueryWait (%s) <= MaxQueryWait (%s)", c.DefaultQueryWait, c.MaxQueryWait)
 	case c.KeepaliveMinTime <= 0 || c.KeepaliveTime <= 0 || c.KeepaliveTimeout <= 0:
 		return errors.New("KeepaliveMinTime, KeepaliveTime and KeepaliveTimeout must be positive")
+	case c.MaxConcurrentWrites <= 0 || c.MaxBlockingQueries <= 0:
+		return fmt.Errorf("MaxConcurrentWrites (%d) and MaxBlockingQueries (%d) must be positive", c.MaxConcurrentWrites, c.MaxBlockingQueries)
 	}
 	return nil
 }
@@ -115,6 +122,7 @@ func NewGRPCServer(cfg ServerConfig, logger hclog.Logger, opts ...grpc.ServerOpt
 		}),
 		grpc.ChainUnaryInterceptor(
 			recoverUnary(logger),
+			admission(cfg),
 			defaultDeadline(cfg),
 		),
 		grpc.ChainStreamInterceptor(recoverStream(logger)),

@@ -41,7 +41,7 @@ import (
 )
 
 func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	cfg, dbg, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
@@ -50,7 +50,7 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, cfg)
+	err = run(ctx, cfg, dbg)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stored:", err)
@@ -59,8 +59,13 @@ func main() {
 }
 
 // run builds the server from cfg and runs it until ctx is done.
-func run(ctx context.Context, cfg Config) error {
+func run(ctx context.Context, cfg Config, dbg debugOptions) error {
 	logger := newLogger(cfg, os.Stderr)
+	_, stopDebug, err := startDebug(dbg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 	srv, err := NewServer(cfg, logger)
 	if err != nil {
 		return err
@@ -79,8 +84,8 @@ func newLogger(cfg Config, w io.Writer) hclog.Logger {
 }
 
 // parseFlags turns the command line into a Config (defaults from
-// DefaultConfig) and validates it.
-func parseFlags(args []string, stderr io.Writer) (Config, error) {
+// DefaultConfig) and the debug options, and validates them.
+func parseFlags(args []string, stderr io.Writer) (Config, debugOptions, error) {
 	cfg := DefaultConfig()
 	fs := flag.NewFlagSet("stored", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -99,11 +104,12 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
 	fs.BoolVar(&cfg.LogJSON, "log-json", cfg.LogJSON, "log as JSON lines")
 	testHooks := registerTestFlags(fs)
+	dbg := registerDebugFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+		return Config{}, debugOptions{}, err
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return Config{}, debugOptions{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	for _, j := range strings.Split(join, ",") {
 		if j = strings.TrimSpace(j); j != "" {
@@ -111,10 +117,13 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		}
 	}
 	if err := testHooks.apply(&cfg); err != nil {
-		return Config{}, err
+		return Config{}, debugOptions{}, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, err
+		return Config{}, debugOptions{}, err
 	}
-	return cfg, nil
+	if err := dbg.validate(); err != nil {
+		return Config{}, debugOptions{}, err
+	}
+	return cfg, *dbg, nil
 }

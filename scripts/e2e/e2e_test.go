@@ -251,7 +251,9 @@ func TestClusterScript(t *testing.T) {
 	start = time.Now()
 	e.cluster("start", fmt.Sprint(leader))
 	t.Logf("cluster.sh start n%d (rejoined, leader agreed, 3 voters): %s", leader, time.Since(start).Round(time.Millisecond))
-	out = e.mustCtl("--addr", e.grpcAddr(leader), "get", "--stale", "service-defaults", "after-kill")
+	// Not found yet (exit 1) is fine here: replication may still be in
+	// flight; the blocking read below waits for it.
+	out, _, _ = e.ctl("--addr", e.grpcAddr(leader), "get", "--stale", "service-defaults", "after-kill")
 	if !strings.Contains(out, `"after-kill"`) {
 		// Replication to the restarted node may still be in flight: wait
 		// for it with a blocking stale read.
