@@ -1,10 +1,17 @@
 // Package rpc is chainstore's gRPC layer: the config-entry service
-// (EntriesServer), the server options every chainstore gRPC server uses
+// (EntriesServer), the chain service with its watch streams (ChainServer,
+// fed by the compile-once hub in rpc/chainwatch), the server options every chainstore gRPC server uses
 // (NewGRPCServer), and the client library (Client) used by storectl,
 // storeagent and the benchmarks. Wire types are generated into
 // rpc/configpb from rpc/proto by `make proto`.
 //
 // # Request paths
+//
+// Admission (limits.go): before any handler runs, a server refuses with
+// ResourceExhausted (reason OVERLOADED, with a RetryInfo) a write beyond
+// ServerConfig.MaxConcurrentWrites in flight, or a blocking read beyond
+// MaxBlockingQueries, and rejects entry names over MaxEntryNameLen bytes,
+// not UTF-8, or with control characters (InvalidArgument).
 //
 // Writes (Apply, Delete): the receiving server decodes the entry
 // (chain.DecodeEntry), checks the 512 KiB size limit and runs chain.Prepare,
@@ -39,8 +46,12 @@
 //
 // # Goroutines
 //
-// The package starts no goroutine of its own. Handlers run on gRPC's
-// per-request goroutines; a blocked query holds its request goroutine
+// Handlers run on gRPC's per-request goroutines. The only goroutine the
+// package starts is one per Watch stream, which reads the agent's
+// subscribe/unsubscribe requests while the handler's goroutine sends
+// versions; it ends when Recv fails, which grpc-go guarantees once the
+// handler has returned (it is not joined explicitly).
+// Unary handlers: a blocked query holds its request goroutine
 // until its index moves, its wait ends, the client goes away, or
 // EntriesServer.Close closes shutdownCh (stored closes it before
 // GracefulStop, so shutdown never waits for a blocked query). The
