@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chainstore/chainstore/chain"
@@ -165,7 +167,12 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer c.Close()
-	resp, err := c.Apply(ctx, &configpb.ApplyRequest{Entry: body, Cas: cas.cas, ModifyIndex: cas.modifyIndex})
+	var resp *configpb.ApplyResponse
+	err = retryIdempotent(ctx, !cas.cas, stderr, func(ctx context.Context) error {
+		var err error
+		resp, err = c.Apply(ctx, &configpb.ApplyRequest{Entry: body, Cas: cas.cas, ModifyIndex: cas.modifyIndex})
+		return err
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "Error writing config entry %q / %q: %s\n", kind, name, rpc.ErrorText(err))
 		return 1
@@ -176,6 +183,43 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Config entry written: %s/%s\n", kind, name)
 	return 0
+}
+
+// writeRetryWindow bounds how long a plain put or delete is retried while
+// the cluster elects a new leader: a few election timeouts.
+const writeRetryWindow = 10 * time.Second
+
+// retryIdempotent runs a write, and when idempotent (a plain upsert or
+// delete, not CAS) retries it with backoff, for at most writeRetryWindow,
+// while it fails in a way a retry can cure: no server reachable
+// (codes.Unavailable) or a lost connection between a follower and the
+// leader after the write was forwarded (an unknown outcome). Repeating a
+// plain upsert or delete that was applied changes nothing and reports
+// success, so the user sees one clean answer through a leader failover.
+// A CAS write is never retried: its unknown outcome is reported.
+func retryIdempotent(ctx context.Context, idempotent bool, stderr io.Writer, call func(context.Context) error) error {
+	deadline := time.Now().Add(writeRetryWindow)
+	delay := 100 * time.Millisecond
+	for {
+		err := call(ctx)
+		if err == nil || !idempotent || ctx.Err() != nil || !retryable(err) || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		fmt.Fprintf(stderr, "Retrying in %s: %s\n", delay, rpc.ErrorText(err))
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// retryable reports whether a failed idempotent write may be retried.
+func retryable(err error) bool {
+	return status.Code(err) == codes.Unavailable || rpc.ErrorReason(err) == rpc.ReasonUnknownOutcome
 }
 
 // readInput reads a file, or stdin for "-".
@@ -312,7 +356,12 @@ func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	defer c.Close()
-	resp, err := c.Delete(ctx, &configpb.DeleteRequest{Kind: kind, Name: name, Cas: cas.cas, ModifyIndex: cas.modifyIndex})
+	var resp *configpb.DeleteResponse
+	err = retryIdempotent(ctx, !cas.cas, stderr, func(ctx context.Context) error {
+		var err error
+		resp, err = c.Delete(ctx, &configpb.DeleteRequest{Kind: kind, Name: name, Cas: cas.cas, ModifyIndex: cas.modifyIndex})
+		return err
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "Error deleting config entry %q / %q: %s\n", kind, name, rpc.ErrorText(err))
 		return 1

@@ -34,13 +34,21 @@ type fakeEntries struct {
 	reqs map[string]proto.Message
 	resp map[string]proto.Message
 	errs map[string]error
+	// failFirst, when above 0, limits errs to the first failFirst calls of
+	// a method; later calls get resp.
+	failFirst int
+	calls     map[string]int
 }
 
 func (f *fakeEntries) answer(method string, req proto.Message) (proto.Message, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reqs[method] = req
-	if err := f.errs[method]; err != nil {
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[method]++
+	if err := f.errs[method]; err != nil && (f.failFirst == 0 || f.calls[method] <= f.failFirst) {
 		return nil, err
 	}
 	return f.resp[method], nil
@@ -179,16 +187,28 @@ func TestEntryCommands(t *testing.T) {
 	}}
 
 	cases := map[string]struct {
-		args []string
-		resp map[string]proto.Message
-		errs map[string]error
+		args      []string
+		resp      map[string]proto.Message
+		errs      map[string]error
+		failFirst int
 	}{
 		"put":              {args: []string{"put", filepath.Join(files, "router.hcl")}, resp: map[string]proto.Message{"Apply": &configpb.ApplyResponse{Applied: true, Index: 7}}},
 		"put-cas-rejected": {args: []string{"put", "--cas", "--modify-index", "3", filepath.Join(files, "router.hcl")}, resp: map[string]proto.Message{"Apply": &configpb.ApplyResponse{Applied: false, Index: 8}}},
 		"put-graph-error": {args: []string{"put", filepath.Join(files, "router.hcl")},
 			errs: map[string]error{"Apply": entryErr(codes.InvalidArgument, `config entry "service-router" / "web": `+graphText, rpc.ReasonGraphInvalid, graphText)}},
-		"put-unknown-outcome": {args: []string{"put", filepath.Join(files, "router.hcl")},
+		// A CAS write's unknown outcome is reported, never retried.
+		"put-cas-unknown-outcome": {args: []string{"put", "--cas", "--modify-index", "3", filepath.Join(files, "router.hcl")},
 			errs: map[string]error{"Apply": entryErr(codes.Unknown, "outcome unknown: leadership was lost while the write was being committed", rpc.ReasonUnknownOutcome, "")}},
+		// A plain upsert is idempotent: an unknown outcome is retried.
+		"put-retried-after-unknown-outcome": {args: []string{"put", filepath.Join(files, "router.hcl")}, failFirst: 2,
+			resp: map[string]proto.Message{"Apply": &configpb.ApplyResponse{Applied: true, Index: 7}},
+			errs: map[string]error{"Apply": entryErr(codes.Unknown, "outcome unknown: leadership was lost while the write was being committed", rpc.ReasonUnknownOutcome, "")}},
+		"put-graph-error-not-retried": {args: []string{"put", filepath.Join(files, "router.hcl")}, failFirst: 1,
+			resp: map[string]proto.Message{"Apply": &configpb.ApplyResponse{Applied: true, Index: 7}},
+			errs: map[string]error{"Apply": entryErr(codes.InvalidArgument, `config entry "service-router" / "web": `+graphText, rpc.ReasonGraphInvalid, graphText)}},
+		"delete-retried-without-leader": {args: []string{"delete", "service-defaults", "web"}, failFirst: 1,
+			resp: map[string]proto.Message{"Delete": &configpb.DeleteResponse{Deleted: true, Index: 10}},
+			errs: map[string]error{"Delete": entryErr(codes.Unavailable, "no cluster leader", rpc.ReasonNoLeader, "")}},
 		"put-decode-error": {args: []string{"put", filepath.Join(files, "bad.hcl")}},
 		"put-missing-file": {args: []string{"put", filepath.Join(files, "nope.hcl")}},
 		"put-no-args":      {args: []string{"put"}},
@@ -209,11 +229,16 @@ func TestEntryCommands(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			f := &fakeEntries{reqs: map[string]proto.Message{}, resp: tc.resp, errs: tc.errs}
+			f := &fakeEntries{reqs: map[string]proto.Message{}, resp: tc.resp, errs: tc.errs, failFirst: tc.failFirst}
 			addr := startFakeEntries(t, f)
 			code, stdout, stderr := runStorectl(t, files, append([]string{"--addr", addr}, tc.args...)...)
 			var got bytes.Buffer
 			fmt.Fprintf(&got, "$ storectl %s\nexit %d\n--- stdout\n%s--- stderr\n%s", joinArgs(tc.args, files), code, stdout, stderr)
+			if tc.failFirst > 0 {
+				f.mu.Lock()
+				fmt.Fprintf(&got, "--- calls\n%v\n", f.calls)
+				f.mu.Unlock()
+			}
 			offlineGolden(t, "entries-"+name, got.Bytes())
 		})
 	}

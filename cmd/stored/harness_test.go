@@ -351,9 +351,11 @@ func apply(t *testing.T, c *rpc.Client, entry string) uint64 {
 }
 
 // applyIdempotent writes a JSON entry with a plain upsert, retrying when
-// the connection to the server it used is lost (codes.Unavailable): a
-// plain upsert of the same entry is idempotent, so this is what a client
-// does after a server crash.
+// the connection to the server it used is lost (codes.Unavailable) or a
+// follower lost its connection to the leader after forwarding the write
+// (an unknown outcome): a plain upsert of the same entry is idempotent, and
+// a retry of one that was applied is answered as applied, so this is what
+// a client does after a server crash.
 func applyIdempotent(t *testing.T, c *rpc.Client, entry string) uint64 {
 	t.Helper()
 	ctx := ctxFor(t, 30*time.Second)
@@ -362,7 +364,12 @@ func applyIdempotent(t *testing.T, c *rpc.Client, entry string) uint64 {
 		switch {
 		case err == nil && resp.GetApplied():
 			return resp.GetIndex()
-		case status.Code(err) == codes.Unavailable && ctx.Err() == nil:
+		case ctx.Err() == nil && (status.Code(err) == codes.Unavailable || rpc.ErrorReason(err) == rpc.ReasonUnknownOutcome):
+			t.Logf("Apply(%s): %v; retrying", entry, err)
+			select { // back off a little before the retry
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+			}
 			continue
 		default:
 			t.Fatalf("Apply(%s) = %v, %v", entry, resp, err)
