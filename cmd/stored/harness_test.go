@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -113,7 +114,8 @@ func (c *testCluster) addNode(name string, expect int) *testNode {
 	c.start(nd)
 	c.t.Cleanup(func() {
 		if c.t.Failed() {
-			c.t.Logf("=== logs of %s ===\n%s", nd.name, nd.logs.String())
+			c.t.Logf("=== last %d log lines of %s (all of them: %s) ===\n%s", failLogLines, nd.name,
+				saveLogs(c.t, nd), tailLines(nd.logs.String(), failLogLines))
 		}
 	})
 	return nd
@@ -379,6 +381,35 @@ func applyIdempotent(t *testing.T, c *rpc.Client, entry string) uint64 {
 
 func serviceDefaults(name, protocol string) string {
 	return fmt.Sprintf(`{"Kind":"service-defaults","Name":%q,"Protocol":%q}`, name, protocol)
+}
+
+// failLogLines is how many of a node's last log lines a failed test
+// prints: enough to see the last elections, few enough that a CI log that
+// keeps only its tail still shows the failure itself.
+const failLogLines = 25
+
+// saveLogs writes nd's whole log to a file that outlives the test and
+// returns its path (or why it could not).
+func saveLogs(t *testing.T, nd *testNode) string {
+	dir := filepath.Join(os.TempDir(), "chainstore-test-logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err.Error()
+	}
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "-" + nd.name + ".log"
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(nd.logs.String()), 0o644); err != nil {
+		return err.Error()
+	}
+	return path
+}
+
+// tailLines returns the last n lines of s.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // testLogger logs to stderr at CHAINSTORE_TEST_LOG's level, or into buf.
