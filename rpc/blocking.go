@@ -124,6 +124,11 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
+// answerMargin is the least time a blocking query leaves, before the
+// caller's deadline, to build and send its answer: a loaded server (GC,
+// scheduling) can take tens of milliseconds for that.
+const answerMargin = 50 * time.Millisecond
+
 // blockingWait computes how long one blocking query may wait.
 func blockingWait(ctx context.Context, requested time.Duration, lim blockingLimits) time.Duration {
 	wait := requested
@@ -135,10 +140,10 @@ func blockingWait(ctx context.Context, requested time.Duration, lim blockingLimi
 		wait += time.Duration(rand.Int64N(j))
 	}
 	if deadline, ok := ctx.Deadline(); ok {
-		// Leave 1/16 of the remaining time (at least 10 ms) to send the
-		// answer before the caller's deadline.
+		// Leave 1/16 of the remaining time (at least answerMargin) to
+		// send the answer before the caller's deadline.
 		remaining := time.Until(deadline)
-		if limit := remaining - max(remaining/16, 10*time.Millisecond); limit < wait {
+		if limit := remaining - max(remaining/16, answerMargin); limit < wait {
 			wait = max(limit, 0)
 		}
 	}

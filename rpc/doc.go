@@ -32,9 +32,9 @@
 // codes.Unknown with reason UNKNOWN_OUTCOME.
 //
 // Reads (Get, List) run through blockingQuery, the single blocking-read
-// function (see its contract), with three consistency modes: stale (any
-// server), default (the leader's state, no quorum round; followers
-// forward) and consistent (raftnode.ReadIndex, then fsm.WaitForIndex, then
+// function (see its contract), with two behaviours: stale (any server
+// answers from its own state) and linearizable, for both the default and
+// the consistent mode (raftnode.ReadIndex, then fsm.WaitForIndex, then
 // read on the leader; followers forward). Every response carries the index
 // it reflects: the key's own index for Get.
 //

@@ -304,22 +304,20 @@ func (s *EntriesServer) List(ctx context.Context, req *configpb.ListRequest) (*c
 
 // read routes a read by its consistency mode:
 //   - stale: this server answers from its own state;
-//   - default (and unspecified): the leader answers from its own state;
-//     a follower forwards the read;
-//   - consistent: the leader answers after a ReadIndex round (leadership
-//     confirmed by a quorum, batched with concurrent reads) and after its
-//     FSM has applied that index; a follower forwards the read.
+//   - default (and unspecified) and consistent: linearizable. The leader
+//     answers after a ReadIndex round (leadership confirmed by a quorum,
+//     batched with concurrent reads) and after its FSM has applied that
+//     index; a follower forwards the read. Unlike Consul, the default mode
+//     does not skip the quorum round: a deposed leader that has not
+//     noticed yet (paused, or cut off for less than its lease) would
+//     otherwise answer with state that misses acknowledged writes.
 func (s *EntriesServer) read(ctx context.Context, mode configpb.Consistency,
 	local func(context.Context, func(context.Context) error) error,
 	remote func(context.Context, configpb.EntriesServiceClient) error) error {
-	switch mode {
-	case configpb.Consistency_CONSISTENCY_STALE:
+	if mode == configpb.Consistency_CONSISTENCY_STALE {
 		return local(ctx, nil)
-	case configpb.Consistency_CONSISTENCY_CONSISTENT:
-		return s.onLeader(ctx, false, func(ctx context.Context) error { return local(ctx, s.consistentRead) }, remote)
-	default:
-		return s.onLeader(ctx, false, func(ctx context.Context) error { return local(ctx, nil) }, remote)
 	}
+	return s.onLeader(ctx, false, func(ctx context.Context) error { return local(ctx, s.consistentRead) }, remote)
 }
 
 // consistentRead waits until the local state reflects every write

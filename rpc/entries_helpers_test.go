@@ -32,6 +32,9 @@ type esRaft struct {
 	applyErrs []error
 	applies   int
 	reads     int
+	// readErr, if set, is what ReadIndex returns: a leader that cannot
+	// confirm its leadership (deposed without knowing it yet).
+	readErr error
 	// onLeader, if set, is called by every Leader() (under mu).
 	onLeader func(r *esRaft)
 	// entered, if set, receives a value when Apply starts; block, if set,
@@ -79,6 +82,9 @@ func (r *esRaft) ReadIndex(context.Context) (uint64, error) {
 	defer r.mu.Unlock()
 	if !r.leader {
 		return 0, fmt.Errorf("read index: %w", raftnode.ErrNotLeader)
+	}
+	if r.readErr != nil {
+		return 0, r.readErr
 	}
 	r.reads++
 	return r.index, nil

@@ -319,7 +319,9 @@ func TestBlockingGet(t *testing.T) {
 	})
 
 	t.Run("returns before the caller's deadline", func(t *testing.T) {
-		dctx, cancel := context.WithTimeout(ctx, 400*time.Millisecond)
+		// The server leaves max(1/16, 50 ms) of the deadline to answer:
+		// ~94 ms here, enough for a loaded race-enabled test run.
+		dctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 		defer cancel()
 		resp, err := n.client.Get(dctx, blockingReq("web", time.Minute))
 		if err != nil || resp.GetMeta().GetIndex() != base {
@@ -335,7 +337,11 @@ func TestBlockingGet(t *testing.T) {
 	})
 
 	t.Run("wakes on restore, index may go backwards", func(t *testing.T) {
-		ch := getAsync(ctx, blockingReq("web", time.Minute))
+		// A stale read: the fake Raft's read index stays ahead of the
+		// restored FSM, which a real restore (to a later snapshot) cannot do.
+		req := blockingReq("web", time.Minute)
+		req.Options.Consistency = configpb.Consistency_CONSISTENCY_STALE
+		ch := getAsync(ctx, req)
 		// Restore a snapshot of an empty FSM: web disappears, index 0 -> 1.
 		var buf bytes.Buffer
 		snap, err := fsm.New(nil).Snapshot()
@@ -465,6 +471,7 @@ func TestFollowerForwardsToLeader(t *testing.T) {
 	// (the follower's own FSM is empty here).
 	for mode, wantFound := range map[configpb.Consistency]bool{
 		configpb.Consistency_CONSISTENCY_UNSPECIFIED: true,
+		configpb.Consistency_CONSISTENCY_DEFAULT:     true,
 		configpb.Consistency_CONSISTENCY_CONSISTENT:  true,
 		configpb.Consistency_CONSISTENCY_STALE:       false,
 	} {
@@ -477,8 +484,8 @@ func TestFollowerForwardsToLeader(t *testing.T) {
 			t.Errorf("Get(%v) served by %q, want node-L", mode, resp.GetMeta().GetServedBy())
 		}
 	}
-	if _, reads := leader.raft.counts(); reads != 1 {
-		t.Errorf("leader ReadIndex calls = %d, want 1 (the consistent read)", reads)
+	if _, reads := leader.raft.counts(); reads != 3 {
+		t.Errorf("leader ReadIndex calls = %d, want 3 (every read but the stale one is linearizable)", reads)
 	}
 
 	// A request another server already forwarded is not forwarded again.
@@ -488,6 +495,33 @@ func TestFollowerForwardsToLeader(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition || info.GetReason() != ReasonNotLeader ||
 		info.GetMetadata()[MetaLeaderID] != "L" || info.GetMetadata()[MetaLeaderAddr] != leader.addr {
 		t.Errorf("forwarded Apply on follower = %v (%v), want FailedPrecondition NOT_LEADER naming L at %s", err, info, leader.addr)
+	}
+}
+
+// TestDeposedLeaderDoesNotServeDefaultReads: a server that still believes
+// it leads but cannot confirm it with a quorum (paused, or cut off for less
+// than its lease) must not answer a default or consistent read from its
+// own, possibly stale, state; a stale read it answers.
+func TestDeposedLeaderDoesNotServeDefaultReads(t *testing.T) {
+	t.Parallel()
+	n := startESNode(t, "L", true, newESCluster(), func(c *ServerConfig) { c.HoldTimeout = 100 * time.Millisecond })
+	put(t, n.client, webHTTP)
+	n.raft.set(func(r *esRaft) { r.readErr = fmt.Errorf("verify leader: %w", raftnode.ErrTimeout) })
+	for _, mode := range []configpb.Consistency{
+		configpb.Consistency_CONSISTENCY_UNSPECIFIED,
+		configpb.Consistency_CONSISTENCY_DEFAULT,
+		configpb.Consistency_CONSISTENCY_CONSISTENT,
+	} {
+		resp, err := n.client.Get(testCtx(t), &configpb.GetRequest{Kind: "service-defaults", Name: "web",
+			Options: &configpb.QueryOptions{Consistency: mode}})
+		if status.Code(err) != codes.Unavailable || ErrorReason(err) != ReasonNoLeader {
+			t.Errorf("Get(%v) on a leader without a quorum = %v, %v; want Unavailable NO_LEADER", mode, resp, err)
+		}
+	}
+	resp, err := n.client.Get(testCtx(t), &configpb.GetRequest{Kind: "service-defaults", Name: "web",
+		Options: &configpb.QueryOptions{Consistency: configpb.Consistency_CONSISTENCY_STALE}})
+	if err != nil || !resp.GetFound() {
+		t.Errorf("stale Get = %v, %v; want the local entry", resp, err)
 	}
 }
 

@@ -96,8 +96,8 @@ type readFlags struct {
 func addReadFlags(fs *flag.FlagSet, blocking bool) *readFlags {
 	rf := &readFlags{}
 	fs.BoolVar(&rf.json, "json", false, "print JSON")
-	fs.BoolVar(&rf.stale, "stale", false, "let any server answer from its own state")
-	fs.BoolVar(&rf.consistent, "consistent", false, "linearizable read (the leader confirms its leadership first)")
+	fs.BoolVar(&rf.stale, "stale", false, "let any server answer from its own state (faster, may miss recent writes)")
+	fs.BoolVar(&rf.consistent, "consistent", false, "linearizable read; the default already is, the flag only makes it explicit")
 	if blocking {
 		fs.Uint64Var(&rf.index, "index", 0, "block until the result's index is greater than this")
 		fs.DurationVar(&rf.wait, "wait", 0, "longest time to block with --index (server default 5m, max 10m)")

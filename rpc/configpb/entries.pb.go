@@ -51,11 +51,13 @@ type Consistency int32
 const (
 	// The same as CONSISTENCY_DEFAULT.
 	Consistency_CONSISTENCY_UNSPECIFIED Consistency = 0
-	// The leader answers from its own state, without checking that it is
-	// still the leader (stale only in the short window in which a deposed
-	// leader has not noticed yet). Followers forward the read.
+	// Linearizable, like CONSISTENCY_CONSISTENT: a read never misses a write
+	// acknowledged before it started, even from a deposed leader that has
+	// not noticed yet (Consul's default mode, which skips the quorum check,
+	// can). Concurrent reads share one quorum round.
 	Consistency_CONSISTENCY_DEFAULT Consistency = 1
-	// Any server answers from its own state, even with no leader.
+	// Any server answers from its own state, even with no leader; the
+	// response metadata says how fresh that state is.
 	Consistency_CONSISTENCY_STALE Consistency = 2
 	// Linearizable: the leader confirms its leadership with a quorum, waits
 	// until it has applied everything committed, then answers. Followers
