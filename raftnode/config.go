@@ -74,6 +74,11 @@ type Config struct {
 	TransportTimeout time.Duration
 	// TransportMaxPool is the number of idle connections kept per peer.
 	TransportMaxPool int
+	// DiskStallTimeout: a leader whose Raft log write has not finished
+	// after this long fails (see Node.Failed): it fences itself off so
+	// that the followers elect a leader whose disk works. At least
+	// ElectionTimeout; reliability G9 asks for 2x ElectionTimeout.
+	DiskStallTimeout time.Duration
 
 	// DialOverride is test-only: when non-nil it is called with the Raft
 	// address of the peer being dialled and the connection goes to the
@@ -81,6 +86,11 @@ type Config struct {
 	// fault suite uses it to put a TCP proxy on every directed link. It must
 	// be safe for concurrent use.
 	DialOverride func(addr string) string
+	// LogWriteHook is test-only: when non-nil it is called before every
+	// write to the Raft log; it may block (a stalled disk) or return an
+	// error (a failed write), which the node then treats as the disk's.
+	// It must be safe for concurrent use.
+	LogWriteHook func() error
 }
 
 // DefaultConfig returns the production settings for 3-5 servers on a LAN with
@@ -103,6 +113,7 @@ func DefaultConfig() Config {
 		ReadIndexTimeout:   5 * time.Second,
 		TransportTimeout:   10 * time.Second,
 		TransportMaxPool:   3,
+		DiskStallTimeout:   2 * time.Second,
 	}
 }
 
@@ -177,6 +188,9 @@ func (c Config) Validate() error {
 	}
 	if c.TransportTimeout <= 0 {
 		bad("TransportTimeout %s is not positive", c.TransportTimeout)
+	}
+	if c.DiskStallTimeout < c.ElectionTimeout {
+		bad("DiskStallTimeout %s is below ElectionTimeout %s", c.DiskStallTimeout, c.ElectionTimeout)
 	}
 	if c.TransportMaxPool < 1 {
 		bad("TransportMaxPool %d is below 1", c.TransportMaxPool)

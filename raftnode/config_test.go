@@ -35,6 +35,7 @@ func TestDefaultConfig(t *testing.T) {
 		ReadIndexTimeout:   5 * time.Second,
 		TransportTimeout:   10 * time.Second,
 		TransportMaxPool:   3,
+		DiskStallTimeout:   2 * time.Second, // 2x ElectionTimeout (reliability G9)
 	}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b func(string) string) bool { return a == nil && b == nil })); diff != "" {
 		t.Errorf("DefaultConfig() (-want +got):\n%s", diff)
@@ -77,6 +78,10 @@ func TestConfigValidate(t *testing.T) {
 		"election below heartbeat": {
 			mutate:  func(c *Config) { c.ElectionTimeout = 500 * time.Millisecond },
 			wantErr: []string{"ElectionTimeout"},
+		},
+		"disk stall timeout below election": {
+			mutate:  func(c *Config) { c.DiskStallTimeout = 500 * time.Millisecond },
+			wantErr: []string{"DiskStallTimeout"},
 		},
 		"lease above heartbeat": {
 			mutate:  func(c *Config) { c.LeaderLeaseTimeout = 2 * time.Second },

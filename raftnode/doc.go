@@ -23,6 +23,16 @@
 // ErrNotReady, ErrInvalidArgument or ErrInvalidConfig (see errors.go for
 // which ones are safe to retry) and compare them with errors.Is.
 //
+// # Disk failures
+//
+// The log store is wrapped (diskguard.go, reliability G9): a failed log
+// write, or on the leader a write still running after DiskStallTimeout,
+// fails the node. It fences its transport (closes every Raft connection and
+// refuses new ones, so the followers elect another leader instead of being
+// kept quiet by the stuck leader's heartbeats, hashicorp/raft#503), answers
+// every call as shut down, and closes Failed; the process should exit and be
+// restarted once the disk is healthy (cmd/stored does).
+//
 // # Goroutines
 //
 // Started by this package, all joined by Shutdown:
@@ -38,6 +48,10 @@
 //     the node is still leader in that term and trying a leadership transfer
 //     every third failure, then reports to leadershipLoop over barrierCh.
 //     Stops on shutdownCh.
+//   - diskWatchLoop (one per Node). Ticks at DiskStallTimeout/8 and fails
+//     a leader whose log write has been running for DiskStallTimeout of its
+//     own ticks (so a paused process is not taken for a stalled disk).
+//     Stops on shutdownCh or once the node failed.
 //   - readLoop (one per Node). Owns VerifyLeader rounds: on each wake-up it
 //     takes every queued ReadIndex caller, captures the commit index, runs
 //     one VerifyLeader and answers the whole batch (buffered channels, so it
@@ -68,7 +82,8 @@
 //
 // # Locks
 //
-// readState.mu guards the ReadIndex queue; waiterSet.mu guards its counter.
-// Both are leaves: no other lock is taken while holding them. Everything
+// readState.mu guards the ReadIndex queue; waiterSet.mu guards its counter;
+// connSet.mu guards the transport's connection set (fence). All are
+// leaves: no other lock is taken while holding them. Everything
 // else is owned by one goroutine or is atomic.
 package raftnode

@@ -59,6 +59,18 @@ var (
 
 	// ErrInvalidConfig is returned by Config.Validate and New for a bad Config.
 	ErrInvalidConfig = errors.New("raftnode: invalid config")
+
+	// ErrDiskStalled: this node led while a write to its Raft log did not
+	// finish within Config.DiskStallTimeout; it fenced itself off (see
+	// Node.Failed).
+	ErrDiskStalled = errors.New("raftnode: raft log disk stalled")
+
+	// ErrDiskFailed: a write to this node's Raft log failed; the node
+	// fenced itself off rather than go on with a log it could not write.
+	ErrDiskFailed = errors.New("raftnode: raft log write failed")
+
+	// ErrFenced: the node failed and its transport refuses connections.
+	ErrFenced = errors.New("raftnode: node failed and is fenced off")
 )
 
 // translate maps an error returned by hashicorp/raft (or by a future obtained

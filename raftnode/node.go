@@ -28,7 +28,9 @@ type Node struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
-	logs      raft.LogStore // bolt, behind the LogCache when enabled
+	guard     *guardedLogStore // bolt, watched for failed and stalled writes
+	logs      raft.LogStore    // guard, behind the LogCache when enabled
+	stream    *streamLayer
 	snaps     *raft.FileSnapshotStore
 	addr      string // advertised Raft address
 
@@ -54,7 +56,12 @@ type Node struct {
 	shutdownOnce sync.Once
 	shutdownErr  error
 
-	wg      sync.WaitGroup // leadershipLoop, readLoop, establishLeadership
+	// failedCh is closed by fail, after failErr is set (see diskguard.go).
+	failedCh chan struct{}
+	failErr  error
+	failOnce sync.Once
+
+	wg      sync.WaitGroup // leadershipLoop, readLoop, diskWatchLoop, establishLeadership
 	waiters waiterSet      // awaitFuture goroutines
 }
 
@@ -142,6 +149,7 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 		hooks:      hooks,
 		shutdownCh: make(chan struct{}),
 		raftDone:   make(chan struct{}),
+		failedCh:   make(chan struct{}),
 	}
 	n.reads.wake = make(chan struct{}, 1)
 
@@ -162,9 +170,10 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 	}
 	closers = append(closers, n.bolt.Close)
 
-	n.logs = n.bolt
+	n.guard = &guardedLogStore{LogStore: n.bolt, fail: n.fail, beforeWrite: cfg.LogWriteHook}
+	n.logs = n.guard
 	if cfg.LogCacheSize > 0 {
-		n.logs, err = raft.NewLogCache(cfg.LogCacheSize, n.bolt)
+		n.logs, err = raft.NewLogCache(cfg.LogCacheSize, n.guard)
 		if err != nil {
 			return nil, fmt.Errorf("create log cache: %w", err)
 		}
@@ -175,12 +184,12 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 		return nil, fmt.Errorf("open snapshot store in %q: %w", cfg.DataDir, err)
 	}
 
-	stream, err := newStreamLayer(cfg.BindAddr, cfg.AdvertiseAddr, cfg.DialOverride)
+	n.stream, err = newStreamLayer(cfg.BindAddr, cfg.AdvertiseAddr, cfg.DialOverride)
 	if err != nil {
 		return nil, fmt.Errorf("start raft transport: %w", err)
 	}
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
+		Stream:  n.stream,
 		MaxPool: cfg.TransportMaxPool,
 		Timeout: cfg.TransportTimeout,
 		Logger:  logger.Named("raft-net"),
@@ -193,9 +202,10 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.leadershipLoop()
 	go n.readLoop()
+	go n.diskWatchLoop()
 	return n, nil
 }
 
@@ -337,8 +347,22 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (resp any, index uint64, e
 		return nil, 0, fmt.Errorf("apply: %v before enqueue: %w", err, ErrTimeout)
 	}
 	f := n.raft.Apply(cmd, timeout)
-	resolved, err := n.awaitFuture(ctx, f, n.raftDone)
+	// A node that fails (disk) stops answering at once: its stuck Raft
+	// loop may never resolve the future.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.failedCh:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	resolved, err := n.awaitFuture(wctx, f, n.raftDone)
 	if !resolved {
+		if n.isFailed() {
+			err = n.failErr
+		}
 		return nil, 0, fmt.Errorf("apply: stopped waiting for commit (%v): %w", err, ErrUnknownOutcome)
 	}
 	if err != nil {
@@ -370,23 +394,42 @@ func enqueueTimeout(ctx context.Context, limit time.Duration) (time.Duration, er
 }
 
 // checkOpen returns ErrShutdown once Shutdown has started.
+// A failed node (Failed) answers as if shut down: ErrShutdown wrapping the
+// failure.
 func (n *Node) checkOpen(op string) error {
 	select {
 	case <-n.shutdownCh:
 		return fmt.Errorf("%s: %w", op, ErrShutdown)
+	case <-n.failedCh:
+		return fmt.Errorf("%s: %w: %w", op, ErrShutdown, n.failErr)
 	default:
 		return nil
 	}
 }
 
-// IsLeader reports whether this node currently believes it is the leader.
-// Use it for routing and metrics only, never as a guard before Apply.
-func (n *Node) IsLeader() bool {
-	return n.raft.State() == raft.Leader
+// isFailed reports whether fail has run.
+func (n *Node) isFailed() bool {
+	select {
+	case <-n.failedCh:
+		return true
+	default:
+		return false
+	}
 }
 
-// Leader returns the known leader's ID and Raft address, or "", "".
+// IsLeader reports whether this node currently believes it is the leader.
+// Use it for routing and metrics only, never as a guard before Apply. A
+// failed node is never the leader, whatever its stuck Raft loop believes.
+func (n *Node) IsLeader() bool {
+	return n.raft.State() == raft.Leader && !n.isFailed()
+}
+
+// Leader returns the known leader's ID and Raft address, or "", "" (always
+// on a failed node: it is cut off and cannot know).
 func (n *Node) Leader() (id, addr string) {
+	if n.isFailed() {
+		return "", ""
+	}
 	a, i := n.raft.LeaderWithID()
 	return string(i), string(a)
 }

@@ -103,6 +103,9 @@ func (n *Node) readIndex(ctx context.Context) readResult {
 // barrier has completed.
 func (n *Node) readCheck(op string) (uint64, error) {
 	term := n.raft.CurrentTerm()
+	if err := n.checkOpen(op); err != nil {
+		return 0, err
+	}
 	if n.raft.State() != raft.Leader {
 		return 0, n.notLeaderError(op)
 	}

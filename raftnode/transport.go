@@ -3,6 +3,7 @@ package raftnode
 import (
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -17,6 +18,8 @@ type streamLayer struct {
 	advertise net.Addr
 	// override is Config.DialOverride; nil means dial the address as given.
 	override func(addr string) string
+	// conns are the open connections, both ways, for fence.
+	conns connSet
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -56,16 +59,51 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 			target = o
 		}
 	}
+	if s.conns.isFenced() {
+		return nil, fmt.Errorf("dial raft peer %s: %w", address, ErrFenced)
+	}
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.Dial("tcp", target)
 	if err != nil {
 		return nil, fmt.Errorf("dial raft peer %s via %s: %w", address, target, err)
 	}
-	return conn, nil
+	tc := &trackedConn{Conn: conn, set: &s.conns}
+	if !s.conns.add(tc) {
+		return nil, fmt.Errorf("dial raft peer %s: %w", address, ErrFenced)
+	}
+	return tc, nil
 }
 
-// Accept implements net.Listener.
-func (s *streamLayer) Accept() (net.Conn, error) { return s.ln.Accept() }
+// Accept implements net.Listener. Once fenced, it closes every connection
+// it accepts.
+func (s *streamLayer) Accept() (net.Conn, error) {
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc := &trackedConn{Conn: conn, set: &s.conns}
+		if s.conns.add(tc) {
+			return tc, nil
+		}
+	}
+}
+
+// fence closes every Raft connection and refuses new ones: the node can no
+// longer lead, vote or replicate.
+func (s *streamLayer) fence() { s.conns.fence() }
+
+// trackedConn removes itself from its connSet when closed.
+type trackedConn struct {
+	net.Conn
+	set  *connSet
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.set.remove(c) })
+	return c.Conn.Close()
+}
 
 // Close implements net.Listener; the transport calls it on shutdown.
 func (s *streamLayer) Close() error { return s.ln.Close() }

@@ -137,7 +137,7 @@ func NewServer(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s = &Server{cfg: cfg, logger: logger, errCh: make(chan error, 3)}
+	s = &Server{cfg: cfg, logger: logger, errCh: make(chan error, 4)}
 
 	var closers []func()
 	defer func() {
@@ -252,7 +252,17 @@ func (s *Server) Start() {
 	s.cancelCluster = cancel
 	hubCtx, cancelHub := context.WithCancel(context.Background())
 	s.cancelHub = cancelHub
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go func() {
+		defer s.wg.Done()
+		// A Raft node whose disk stalled or failed has fenced itself off;
+		// the server must exit (and be restarted once the disk works).
+		select {
+		case <-s.raft.Failed():
+			s.errCh <- &raftFailure{err: s.raft.FailErr()}
+		case <-ctx.Done():
+		}
+	}()
 	go func() {
 		defer s.wg.Done()
 		if err := s.hub.Run(hubCtx); err != nil {
@@ -275,8 +285,21 @@ func (s *Server) Start() {
 		"gossip", s.GossipAddr(), "bootstrap_expect", s.cfg.BootstrapExpect, "join", s.cfg.Join)
 }
 
+// raftFailure is the error Run returns when the Raft node failed.
+type raftFailure struct{ err error }
+
+func (f *raftFailure) Error() string { return "raft node failed: " + f.err.Error() }
+func (f *raftFailure) Unwrap() error { return f.err }
+
+// failedStopTimeout bounds Stop after the Raft node failed: with a stalled
+// disk, Raft's own shutdown waits for the stuck write and may never end.
+const failedStopTimeout = 10 * time.Second
+
 // Run starts the server and blocks until ctx is done or a component
-// fails, then stops it gracefully.
+// fails, then stops it: gracefully, except after a Raft node failure
+// (disk stalled or failed), when the server does not leave the cluster
+// (it comes back with its data after a restart) and Stop is bounded by
+// failedStopTimeout.
 func (s *Server) Run(ctx context.Context) error {
 	s.Start()
 	var runErr error
@@ -286,7 +309,18 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-s.errCh:
 		s.logger.Error("component failed, shutting down", "error", runErr)
 	}
-	return errors.Join(runErr, s.Stop(true))
+	var rf *raftFailure
+	if !errors.As(runErr, &rf) {
+		return errors.Join(runErr, s.Stop(true))
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.Stop(false) }()
+	select {
+	case err := <-stopped:
+		return errors.Join(runErr, err)
+	case <-time.After(failedStopTimeout):
+		return errors.Join(runErr, fmt.Errorf("stop did not finish within %s (the disk is still stuck); exiting anyway", failedStopTimeout))
+	}
 }
 
 // Stop shuts the server down and joins its goroutines. Graceful: release

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
 	"github.com/chainstore/chainstore/rpc/configpb"
 )
@@ -290,4 +295,68 @@ func TestSnapshotJoinAndFailedServerRemoval(t *testing.T) {
 		c.crash(n4)
 		c.waitStable(3)
 	})
+}
+
+// TestLeaderDiskStallFailsTheServer: a leader whose Raft log write stalls
+// fences itself off and reports a Raft failure (Run then exits the
+// process); the other two elect a leader and take writes; once the disk is
+// healthy the server restarts from its data and catches up.
+func TestLeaderDiskStallFailsTheServer(t *testing.T) {
+	skipInShort(t)
+	var target atomic.Value // name of the node whose disk stalls
+	release := make(chan struct{})
+	var once sync.Once
+	heal := func() { once.Do(func() { close(release) }) }
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		name := cfg.NodeName
+		cfg.Raft.DiskStallTimeout = time.Second
+		cfg.Raft.LogWriteHook = func() error {
+			if v, _ := target.Load().(string); v == name {
+				<-release
+			}
+			return nil
+		}
+	})
+	t.Cleanup(heal) // runs before the cluster's shutdown: Raft is stuck in the write
+	old := c.leader()
+	others := c.followers()
+	apply(t, c.client(old), serviceDefaults("before", "http"))
+
+	start := time.Now()
+	target.Store(old.name)
+	// A write to the stalled leader: it must not hang past the failure.
+	stalled := make(chan error, 1)
+	go func() {
+		_, err := c.client(old).Apply(ctxFor(t, 30*time.Second), &configpb.ApplyRequest{Entry: []byte(serviceDefaults("stalled", "http"))})
+		stalled <- err
+	}()
+	select {
+	case err := <-old.srv.errCh:
+		var rf *raftFailure
+		if !errors.As(err, &rf) || !errors.Is(err, raftnode.ErrDiskStalled) {
+			t.Fatalf("server error = %v, want a raft failure wrapping ErrDiskStalled", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the server with a stalled disk reported no failure")
+	}
+	select {
+	case err := <-stalled:
+		if rpc.ErrorReason(err) != rpc.ReasonUnknownOutcome {
+			t.Errorf("write to the stalled leader = %v, want an unknown outcome", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the write to the stalled leader still hangs after the failure")
+	}
+
+	applyIdempotent(t, c.client(others...), serviceDefaults("after-stall", "http"))
+	t.Logf("leader disk stall to the next successful write: %s", time.Since(start).Round(time.Millisecond))
+
+	heal()
+	c.crash(old) // what Run does after the failure: stop without leaving
+	c.start(old)
+	c.waitStable(3)
+	c.waitConverged()
+	if got := entries(old); !slices.ContainsFunc(got, func(e string) bool { return strings.HasPrefix(e, "service-defaults/after-stall@") }) {
+		t.Errorf("restarted server holds %v, want after-stall", got)
+	}
 }
