@@ -15,7 +15,10 @@ package main
 //	--test-raft-tuning "key=value,..."  shrink Raft settings so faults play
 //	    out in seconds: heartbeat, election, lease, commit (durations),
 //	    snapshot-interval (duration), snapshot-threshold, trailing-logs
-//	    (counts).
+//	    (counts), disk-stall (the raftnode DiskStallTimeout).
+//	--test-disk-stall-file FILE  while FILE exists, every Raft log write
+//	    blocks (a stalled disk; it goes on once FILE is removed). Feeds
+//	    raftnode.Config.LogWriteHook.
 
 import (
 	"encoding/json"
@@ -37,6 +40,7 @@ type testFlags struct {
 	dialMap string
 	journal string
 	tuning  string
+	stall   string
 }
 
 // registerTestFlags adds the --test-* flags to fs.
@@ -44,7 +48,8 @@ func registerTestFlags(fs *flag.FlagSet) *testFlags {
 	t := &testFlags{}
 	fs.StringVar(&t.dialMap, "test-raft-dial-map", "", "TEST ONLY: comma-separated raftaddr=dialaddr overrides for outgoing Raft connections")
 	fs.StringVar(&t.journal, "test-apply-journal", "", "TEST ONLY: append a JSON line per applied command to this file")
-	fs.StringVar(&t.tuning, "test-raft-tuning", "", "TEST ONLY: comma-separated Raft settings (heartbeat, election, lease, commit, snapshot-interval, snapshot-threshold, trailing-logs)")
+	fs.StringVar(&t.tuning, "test-raft-tuning", "", "TEST ONLY: comma-separated Raft settings (heartbeat, election, lease, commit, snapshot-interval, snapshot-threshold, trailing-logs, disk-stall)")
+	fs.StringVar(&t.stall, "test-disk-stall-file", "", "TEST ONLY: Raft log writes block while this file exists")
 	return t
 }
 
@@ -63,6 +68,9 @@ func (t *testFlags) apply(cfg *Config) error {
 			return fmt.Errorf("--test-raft-tuning: %w", err)
 		}
 	}
+	if t.stall != "" {
+		cfg.Raft.LogWriteHook = stallWhileExists(t.stall)
+	}
 	if t.journal != "" {
 		f, err := os.OpenFile(t.journal, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -71,6 +79,19 @@ func (t *testFlags) apply(cfg *Config) error {
 		cfg.FSMOptions = append(cfg.FSMOptions, journalOption(f, cfg.NodeName))
 	}
 	return nil
+}
+
+// stallWhileExists returns a log write hook that blocks while path
+// exists, checking every 10 ms: a disk that stops answering, then recovers.
+func stallWhileExists(path string) func() error {
+	return func() error {
+		for {
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			time.Sleep(10 * time.Millisecond) // the stall itself
+		}
+	}
 }
 
 func parseDialMap(s string) (map[string]string, error) {
@@ -110,6 +131,8 @@ func applyRaftTuning(cfg *Config, s string) error {
 			dst = &cfg.Raft.LeaderLeaseTimeout
 		case "commit":
 			dst = &cfg.Raft.CommitTimeout
+		case "disk-stall":
+			dst = &cfg.Raft.DiskStallTimeout
 		case "snapshot-interval":
 			dst = &cfg.Raft.SnapshotInterval
 		case "snapshot-threshold":

@@ -25,7 +25,7 @@ func TestTestFlags(t *testing.T) {
 		check   func(t *testing.T, cfg Config)
 	}{
 		"none": {check: func(t *testing.T, cfg Config) {
-			if cfg.Raft.DialOverride != nil || len(cfg.FSMOptions) != 0 {
+			if cfg.Raft.DialOverride != nil || cfg.Raft.LogWriteHook != nil || len(cfg.FSMOptions) != 0 {
 				t.Error("hooks installed without flags")
 			}
 		}},
@@ -37,12 +37,18 @@ func TestTestFlags(t *testing.T) {
 			}
 		}},
 		"bad dial map": {args: []string{"--test-raft-dial-map", "127.0.0.1:1"}, wantErr: true},
-		"tuning": {args: []string{"--test-raft-tuning", "heartbeat=300ms,election=300ms,lease=150ms,snapshot-threshold=64,trailing-logs=32,snapshot-interval=1s"}, check: func(t *testing.T, cfg Config) {
+		"tuning": {args: []string{"--test-raft-tuning", "heartbeat=300ms,election=300ms,lease=150ms,snapshot-threshold=64,trailing-logs=32,snapshot-interval=1s,disk-stall=700ms"}, check: func(t *testing.T, cfg Config) {
 			r := cfg.Raft
-			got := []any{r.HeartbeatTimeout, r.ElectionTimeout, r.LeaderLeaseTimeout, r.SnapshotThreshold, r.TrailingLogs, r.SnapshotInterval}
-			want := []any{300 * time.Millisecond, 300 * time.Millisecond, 150 * time.Millisecond, uint64(64), uint64(32), time.Second}
+			got := []any{r.HeartbeatTimeout, r.ElectionTimeout, r.LeaderLeaseTimeout, r.SnapshotThreshold, r.TrailingLogs, r.SnapshotInterval, r.DiskStallTimeout}
+			want := []any{300 * time.Millisecond, 300 * time.Millisecond, 150 * time.Millisecond, uint64(64), uint64(32), time.Second, 700 * time.Millisecond}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("tuning mismatch (-want +got):\n%s", diff)
+			}
+		}},
+		"disk stall file": {args: []string{"--test-disk-stall-file", "/nonexistent/stall"}, check: func(t *testing.T, cfg Config) {
+			// The file does not exist: a write goes through at once.
+			if cfg.Raft.LogWriteHook == nil || cfg.Raft.LogWriteHook() != nil {
+				t.Error("LogWriteHook not installed, or it failed with no stall file")
 			}
 		}},
 		"bad tuning key":   {args: []string{"--test-raft-tuning", "speed=11"}, wantErr: true},

@@ -74,6 +74,7 @@ type procNode struct {
 	idx                            int
 	name                           string
 	dataDir, journal, logPath      string
+	stall                          string // while this file exists, the node's Raft log writes block
 	raftAddr, gossipAddr, grpcAddr string
 	client                         *rpc.Client // direct to this node, for status calls
 
@@ -128,6 +129,7 @@ func newProcCluster(t *testing.T, tuning string) *procCluster {
 			dataDir:  filepath.Join(root, fmt.Sprintf("n%d", i+1), "data"),
 			journal:  filepath.Join(root, fmt.Sprintf("n%d", i+1), "journal.jsonl"),
 			logPath:  filepath.Join(root, fmt.Sprintf("n%d", i+1), "stored.log"),
+			stall:    filepath.Join(root, fmt.Sprintf("n%d", i+1), "disk-stall"),
 			raftAddr: ports[3*i], gossipAddr: ports[3*i+1], grpcAddr: ports[3*i+2],
 		}
 		if err := os.MkdirAll(n.dataDir, 0o755); err != nil {
@@ -186,6 +188,7 @@ func (c *procCluster) args(n *procNode) []string {
 		"--join", strings.Join(join, ","), "--bootstrap-expect", "3", "--log-level", "info",
 		"--test-raft-dial-map", strings.Join(dial, ","),
 		"--test-apply-journal", n.journal,
+		"--test-disk-stall-file", n.stall,
 	}
 	if c.tuning != "" {
 		a = append(a, "--test-raft-tuning", c.tuning)
