@@ -187,6 +187,44 @@ func NewChainWatchClient(cfg ChainWatchConfig, logger hclog.Logger) (*ChainWatch
 	return c, nil
 }
 
+// SetLast records ev as the version the client already holds for the
+// first configured chain of ev.Service, as if it had been received: call it
+// before Run to resume from state an earlier run saved (storeagent's --out
+// files). Run then receives nothing for that chain until it changes. It
+// reports false, and records nothing, when no configured chain has that
+// service or ev has no index or hash.
+func (c *ChainWatchClient) SetLast(ev ChainEvent) bool {
+	if ev.Index == 0 || ev.Hash == "" {
+		return false
+	}
+	for i, ch := range c.cfg.Chains {
+		if ch.Service == ev.Service {
+			c.mu.Lock()
+			c.last[i] = ev
+			c.mu.Unlock()
+			return true
+		}
+	}
+	return false
+}
+
+// behindRounds is how many rounds over every server, each server saying
+// it is behind the client's last index (and none answering otherwise),
+// make the client drop that index: no server will ever reach it, so the
+// cluster lost committed state (restored from an older backup, or
+// rebuilt) or the saved state came from another cluster.
+const behindRounds = 2
+
+// forgetLast clears every chain's last index and hash, so that the next
+// subscription takes the server's current version whatever its index.
+func (c *ChainWatchClient) forgetLast() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.last {
+		c.last[i].Index, c.last[i].Hash = 0, ""
+	}
+}
+
 // Last returns the newest version received for each chain, in the order
 // of ChainWatchConfig.Chains (Hash "" when none has arrived yet).
 func (c *ChainWatchClient) Last() []ChainEvent {
@@ -203,11 +241,23 @@ func (c *ChainWatchClient) Run(ctx context.Context, handle func(ChainEvent)) err
 	n := len(c.cfg.Addrs)
 	backoff := c.cfg.MinBackoff
 	failures := 0
+	behind := 0 // sessions refused with SERVER_BEHIND since the last healthy one
 	for attempt := 0; ; attempt++ {
 		addr := c.cfg.Addrs[attempt%n]
 		healthy, err := c.session(ctx, addr, handle)
 		if ctx.Err() != nil {
 			return nil
+		}
+		switch {
+		case ErrorReason(err) == ReasonServerBehind:
+			if behind++; behind >= behindRounds*n {
+				c.logger.Error("every server stays behind the index this client last saw (cluster restored from an older state, or saved state from another cluster?); starting over from the servers' current versions",
+					"sessions", behind)
+				c.forgetLast()
+				behind = 0
+			}
+		case healthy:
+			behind = 0
 		}
 		var delay time.Duration
 		if healthy {

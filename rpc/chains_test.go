@@ -647,3 +647,85 @@ func TestChainEventJSONLine(t *testing.T) {
 		}
 	}
 }
+
+// TestChainWatchClientResumesFromSavedState: a client seeded with the
+// version it already holds receives nothing for that chain until it
+// changes; a client seeded with an index no server will ever reach (a
+// restored cluster, state from another cluster) starts over after every
+// server refused it behindRounds times, instead of retrying forever.
+func TestChainWatchClientResumesFromSavedState(t *testing.T) {
+	t.Parallel()
+	cl := newESCluster()
+	a := startChainNode(t, "a", cl, chNodeOpts{leader: true, chainCfg: func(c *ChainServerConfig) {
+		c.Watcher.ResumeWait = 50 * time.Millisecond
+	}})
+	put(t, a.client, chResolver("web", time.Second))
+	w := openWatch(t, a)
+	w.subscribe(1, ref("web"), 0, "")
+	w.expectSubscribed(1)
+	have := w.expectUpdate(1)
+
+	run := func(t *testing.T, seed ChainEvent) (*ChainWatchClient, chan ChainEvent) {
+		cfg := DefaultChainWatchConfig()
+		cfg.Addrs = []string{a.addr}
+		cfg.Chains = []WatchedChain{{Service: "web"}, {Service: "api"}}
+		cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
+		client, err := NewChainWatchClient(cfg, nil)
+		if err != nil {
+			t.Fatalf("NewChainWatchClient: %v", err)
+		}
+		if !client.SetLast(seed) {
+			t.Fatalf("SetLast(%+v) = false", seed)
+		}
+		events := make(chan ChainEvent, 100)
+		ctx, cancel := context.WithCancel(testCtx(t))
+		done := make(chan error, 1)
+		go func() { done <- client.Run(ctx, func(e ChainEvent) { events <- e }) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+		return client, events
+	}
+	next := func(t *testing.T, events chan ChainEvent, service string) ChainEvent {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case e := <-events:
+				if e.Service == service {
+					return e
+				}
+			case <-timeout:
+				t.Fatalf("no %s event", service)
+				return ChainEvent{}
+			}
+		}
+	}
+
+	t.Run("unchanged chain sends nothing", func(t *testing.T) {
+		_, events := run(t, ChainEvent{Service: "web", Index: have.GetIndex(), Hash: have.GetHash()})
+		if e := next(t, events, "api"); e.Hash == "" {
+			t.Errorf("api event without a hash: %+v", e)
+		}
+		marker := put(t, a.client, chResolver("web", 2*time.Second)).GetIndex()
+		if e := next(t, events, "web"); e.Index != marker {
+			t.Errorf("first web event at index %d, want the change at %d: the saved version was sent again", e.Index, marker)
+		}
+	})
+	t.Run("index no server reaches", func(t *testing.T) {
+		client, events := run(t, ChainEvent{Service: "web", Index: have.GetIndex() + 1000, Hash: "from-another-cluster"})
+		e := next(t, events, "web")
+		if e.Index > have.GetIndex()+100 || e.Hash == "from-another-cluster" {
+			t.Errorf("web event %+v, want the server's current version", e)
+		}
+		if last := client.Last(); last[0].Hash != e.Hash {
+			t.Errorf("Last()[0] = %+v, want the received version", last[0])
+		}
+	})
+	if (&ChainWatchClient{}).SetLast(ChainEvent{Service: "web"}) {
+		t.Error("SetLast accepted an event without index and hash")
+	}
+}

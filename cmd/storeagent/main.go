@@ -18,7 +18,11 @@
 // moving on to the next address, and resumes: it sends the index and hash
 // it has for each chain, so it gets nothing it already has and never an
 // older version. Files and the exec'd program keep the last good chains
-// while it is disconnected. Logs go to stderr.
+// while it is disconnected. A restarted agent with --out resumes the same
+// way from the files it wrote: only chains that changed meanwhile are
+// printed, written and passed to --exec. (Should every server stay behind
+// the saved index, as after restoring the cluster from an older backup,
+// it starts over from the servers' current versions.) Logs go to stderr.
 //
 // # Goroutines
 //
@@ -30,6 +34,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -149,6 +154,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "storeagent: %v\n", err)
 		return 2
 	}
+	if cfg.OutDir != "" {
+		loadSaved(client, cfg, logger)
+	}
 	a := &agent{cfg: cfg, stdout: stdout, logger: logger}
 	if cfg.Exec != "" {
 		a.exec = newExecRunner(cfg.Exec, stderr, logger)
@@ -161,6 +169,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// loadSaved seeds the client with the versions an earlier run wrote to
+// --out, so that a restarted agent resumes: it receives (prints, writes,
+// runs --exec for) only the chains that changed meanwhile. A missing,
+// unreadable or foreign file is skipped: that chain starts from the
+// server's current version, which then overwrites the file.
+func loadSaved(client *rpc.ChainWatchClient, cfg Config, logger hclog.Logger) {
+	for _, service := range cfg.Services {
+		path := filepath.Join(cfg.OutDir, service+".json")
+		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			logger.Warn("cannot read saved chain; starting from the server's version", "path", path, "error", err)
+			continue
+		}
+		var saved struct {
+			Service string          `json:"service"`
+			Index   uint64          `json:"index"`
+			Hash    string          `json:"hash"`
+			Chain   json.RawMessage `json:"chain"`
+		}
+		if err := json.Unmarshal(data, &saved); err != nil || saved.Service != service || len(saved.Chain) == 0 {
+			logger.Warn("saved chain file is not one this agent wrote; starting from the server's version", "path", path)
+			continue
+		}
+		ev := rpc.ChainEvent{Service: service, Index: saved.Index, Hash: saved.Hash, Chain: saved.Chain}
+		if client.SetLast(ev) {
+			logger.Info("resuming from saved chain", "service", service, "index", saved.Index, "path", path)
+		}
+	}
 }
 
 // agent handles received versions.

@@ -220,3 +220,54 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Errorf("writing into a missing directory succeeded")
 	}
 }
+
+// TestAgentRestartResumesFromOutFiles: an agent restarted with the same
+// --out prints (and writes, and runs --exec for) only the chains that
+// changed while it was down; a file it cannot use is ignored.
+func TestAgentRestartResumesFromOutFiles(t *testing.T) {
+	t.Parallel()
+	srv := chaintest.Start(t)
+	srv.Put(chaintest.Resolver("web", 5*time.Second))
+	dir := t.TempDir()
+	args := []string{"--addr", srv.Addr, "--watch", "web,api", "--out", dir, "--min-backoff", "5ms", "--max-backoff", "50ms"}
+
+	// First run: one line per service, then stop.
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout1, stderr1 := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, stdout1, stderr1) }()
+	poll(t, "a line per service", func() bool { return len(lines(t, stdout1.String())) >= 2 })
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("first run exited with %d: %s", code, stderr1.String())
+	}
+
+	// While it is down api changes; web does not.
+	apiIdx := srv.Put(chaintest.Resolver("api", 3*time.Second))
+
+	stdout2, stderr2 := startAgent(t, args...)
+	poll(t, "api's change", func() bool { return len(lines(t, stdout2.String())) >= 1 })
+	if l := lines(t, stdout2.String())[0]; l.Service != "api" || l.Index != apiIdx {
+		t.Fatalf("first line after the restart %+v, want api at %d (web is unchanged)", l, apiIdx)
+	}
+	// The next web line is a new change, not the version already saved.
+	webIdx := srv.Put(chaintest.Resolver("web", 6*time.Second))
+	poll(t, "web's change", func() bool { return len(lines(t, stdout2.String())) >= 2 })
+	if l := lines(t, stdout2.String())[1]; l.Service != "web" || l.Index != webIdx {
+		t.Errorf("second line %+v, want web's change at %d; the saved web version was sent again?", l, webIdx)
+	}
+	if !strings.Contains(stderr2.String(), "resuming from saved chain") {
+		t.Errorf("the restarted agent does not log that it resumed:\n%s", stderr2.String())
+	}
+
+	// A file the agent cannot use: that chain starts from the server.
+	dir3 := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir3, "web.json"), []byte("not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout3, _ := startAgent(t, "--addr", srv.Addr, "--watch", "web", "--out", dir3, "--min-backoff", "5ms")
+	poll(t, "web from the server", func() bool { return len(lines(t, stdout3.String())) >= 1 })
+	if l := lines(t, stdout3.String())[0]; l.Service != "web" || l.Index != webIdx {
+		t.Errorf("line with an unusable saved file %+v, want web at %d", l, webIdx)
+	}
+}
