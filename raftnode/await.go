@@ -70,9 +70,11 @@ func (w *waiterSet) wait(grace time.Duration) int {
 	return w.count()
 }
 
-// awaitFuture waits for f to resolve, for ctx to end, or for stop to close,
-// whichever is first. resolved reports whether f resolved; if it did, err is
-// f's error (untranslated), otherwise err is ctx's error or ErrShutdown.
+// awaitFuture waits for f to resolve, for ctx to end, for stop to close, or
+// for the node to fail (Failed: its stuck Raft loop may never resolve f),
+// whichever is first. resolved reports whether f resolved; if it did, err
+// is f's error (untranslated), otherwise err is ctx's error, ErrShutdown or
+// the node's failure.
 //
 // When stop is n.raftDone (Raft has fully shut down) every future Raft will
 // ever answer has been answered, so a short grace covers the waiter that has
@@ -90,6 +92,8 @@ func (n *Node) awaitFuture(ctx context.Context, f raft.Future, stop <-chan struc
 		return true, err
 	case <-ctx.Done():
 		return false, ctx.Err()
+	case <-n.failedCh:
+		return false, n.failErr
 	case <-stop:
 	}
 	// Prefer an answer that raced with stop.

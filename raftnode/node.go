@@ -347,22 +347,8 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (resp any, index uint64, e
 		return nil, 0, fmt.Errorf("apply: %v before enqueue: %w", err, ErrTimeout)
 	}
 	f := n.raft.Apply(cmd, timeout)
-	// A node that fails (disk) stops answering at once: its stuck Raft
-	// loop may never resolve the future.
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-n.failedCh:
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
-	resolved, err := n.awaitFuture(wctx, f, n.raftDone)
+	resolved, err := n.awaitFuture(ctx, f, n.raftDone)
 	if !resolved {
-		if n.isFailed() {
-			err = n.failErr
-		}
 		return nil, 0, fmt.Errorf("apply: stopped waiting for commit (%v): %w", err, ErrUnknownOutcome)
 	}
 	if err != nil {
