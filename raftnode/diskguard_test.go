@@ -152,3 +152,26 @@ func (c *testCluster) applyVia(l *testNode, k, v string) uint64 {
 	}
 	return idx
 }
+
+// TestDiskWatchCountsItsOwnTicks: after a pause (SIGSTOP, VM freeze) a
+// write in flight looks as if it started long ago. The watchdog must
+// still see it running for a whole DiskStallTimeout of its own before it
+// fails the node, so a pause shorter than that never fails a healthy node.
+func TestDiskWatchCountsItsOwnTicks(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.DiskStallTimeout = time.Second }, testHooks{})
+	l := c.waitReadyLeader()
+	// An idle cluster writes no log entries, so nothing replaces this
+	// "write" that began an hour ago.
+	start := time.Now()
+	l.node.guard.writeStart.Store(start.Add(-time.Hour).UnixNano())
+	select {
+	case <-l.node.Failed():
+	case <-time.After(waitTimeout):
+		t.Fatal("the leader did not fail with a write in flight for the whole timeout")
+	}
+	// One tick (125 ms) of slack: the first tick may come right away.
+	if elapsed := time.Since(start); elapsed < time.Second-125*time.Millisecond {
+		t.Errorf("failed %s after the write appeared, before its own 1s DiskStallTimeout (wall-clock age taken for a stall)", elapsed)
+	}
+	l.node.guard.writeStart.Store(0)
+}
