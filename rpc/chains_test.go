@@ -540,24 +540,8 @@ func TestChainWatchClientFailover(t *testing.T) {
 	}})
 	first := chPutAll(t, chResolver("web", time.Second), a, b)
 
-	cfg := DefaultChainWatchConfig()
-	cfg.Addrs = []string{a.addr, b.addr}
-	cfg.Chains = []WatchedChain{{Service: "web"}, {Service: "api"}}
-	cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 50*time.Millisecond
-	client, err := NewChainWatchClient(cfg, nil)
-	if err != nil {
-		t.Fatalf("NewChainWatchClient: %v", err)
-	}
-	events := make(chan ChainEvent, 100)
-	ctx, cancel := context.WithCancel(testCtx(t))
-	done := make(chan error, 1)
-	go func() { done <- client.Run(ctx, func(e ChainEvent) { events <- e }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	client, events := runWatchClient(t, []string{a.addr, b.addr}, nil)
+	ctx := testCtx(t)
 	nextWeb := func() ChainEvent {
 		t.Helper()
 		for {
@@ -666,28 +650,11 @@ func TestChainWatchClientResumesFromSavedState(t *testing.T) {
 	have := w.expectUpdate(1)
 
 	run := func(t *testing.T, seed ChainEvent) (*ChainWatchClient, chan ChainEvent) {
-		cfg := DefaultChainWatchConfig()
-		cfg.Addrs = []string{a.addr}
-		cfg.Chains = []WatchedChain{{Service: "web"}, {Service: "api"}}
-		cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 20*time.Millisecond
-		client, err := NewChainWatchClient(cfg, nil)
-		if err != nil {
-			t.Fatalf("NewChainWatchClient: %v", err)
-		}
-		if !client.SetLast(seed) {
-			t.Fatalf("SetLast(%+v) = false", seed)
-		}
-		events := make(chan ChainEvent, 100)
-		ctx, cancel := context.WithCancel(testCtx(t))
-		done := make(chan error, 1)
-		go func() { done <- client.Run(ctx, func(e ChainEvent) { events <- e }) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
+		return runWatchClient(t, []string{a.addr}, func(c *ChainWatchClient) {
+			if !c.SetLast(seed) {
+				t.Fatalf("SetLast(%+v) = false", seed)
 			}
 		})
-		return client, events
 	}
 	next := func(t *testing.T, events chan ChainEvent, service string) ChainEvent {
 		t.Helper()
@@ -728,4 +695,33 @@ func TestChainWatchClientResumesFromSavedState(t *testing.T) {
 	if (&ChainWatchClient{}).SetLast(ChainEvent{Service: "web"}) {
 		t.Error("SetLast accepted an event without index and hash")
 	}
+}
+
+// runWatchClient runs a ChainWatchClient for web and api against addrs
+// (short backoff) until the test ends; prepare, if set, runs before Run.
+// Every event received goes to the returned channel.
+func runWatchClient(t *testing.T, addrs []string, prepare func(*ChainWatchClient)) (*ChainWatchClient, chan ChainEvent) {
+	t.Helper()
+	cfg := DefaultChainWatchConfig()
+	cfg.Addrs = addrs
+	cfg.Chains = []WatchedChain{{Service: "web"}, {Service: "api"}}
+	cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 50*time.Millisecond
+	client, err := NewChainWatchClient(cfg, nil)
+	if err != nil {
+		t.Fatalf("NewChainWatchClient: %v", err)
+	}
+	if prepare != nil {
+		prepare(client)
+	}
+	events := make(chan ChainEvent, 100)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	done := make(chan error, 1)
+	go func() { done <- client.Run(ctx, func(e ChainEvent) { events <- e }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return client, events
 }
