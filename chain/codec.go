@@ -217,8 +217,8 @@ func NewEntry(kind Kind, name string) (Entry, error) {
 }
 
 // Prepare runs Normalize and then Validate: the write path's order
-// (spec 1.1). A nil entry fails with `config entry is nil`. Errors are
-// *ValidationError.
+// (docs/discovery-chain.md, Validation). A nil entry fails with
+// `config entry is nil`. Errors are *ValidationError.
 func Prepare(e Entry) error {
 	if entryIsNil(e) {
 		kind := Kind("")

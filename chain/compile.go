@@ -11,10 +11,11 @@ import (
 )
 
 // DefaultConnectTimeout is the connect timeout of a resolver node whose
-// resolver sets none (spec 4.6 step 8).
+// resolver sets none (docs/discovery-chain.md, Resolver step, step 8).
 const DefaultConnectTimeout = 5 * time.Second
 
-// Errors for missing compile inputs (spec 4.1). They are plain errors, not
+// Errors for missing compile inputs (docs/discovery-chain.md, Inputs).
+// They are plain errors, not
 // *GraphError: they report a caller bug, not a user's entries.
 var (
 	ErrServiceNameRequired     = errors.New("serviceName is required")
@@ -35,15 +36,16 @@ type EntryLookup interface {
 	GetEntry(key Key) Entry
 }
 
-// CompileRequest holds the inputs of one compile (spec 4.1). Every string
-// field except the overrides is required.
+// CompileRequest holds the inputs of one compile (docs/discovery-chain.md,
+// Inputs). Every string field except the overrides is required.
 type CompileRequest struct {
 	ServiceName           string
 	EvaluateInNamespace   string
 	EvaluateInDatacenter  string
 	EvaluateInTrustDomain string
 	// UseInDatacenter is the datacenter the result will be used from (the
-	// compiling server's). Only the mesh-gateway rule reads it (spec 4.9).
+	// compiling server's). Only the mesh-gateway rule reads it
+	// (docs/discovery-chain.md, Mesh gateways).
 	UseInDatacenter string
 
 	// OverrideProtocol, when not HTTP-like, makes the compiler ignore
@@ -56,7 +58,8 @@ type CompileRequest struct {
 	// target outside UseInDatacenter.
 	OverrideMeshGateway MeshGatewayConfig
 
-	// Entries is where the compiler gathers the chain's entries (spec 4.2).
+	// Entries is where the compiler gathers the chain's entries
+	// (docs/discovery-chain.md, Gathering).
 	Entries EntryLookup
 }
 
@@ -72,7 +75,7 @@ type CompileResult struct {
 }
 
 // Compile gathers the entries of req.ServiceName's discovery chain from
-// req.Entries and compiles them (spec 4).
+// req.Entries and compiles them (docs/discovery-chain.md, Compile).
 //
 // Errors: the Err*Required sentinels for missing inputs; *GraphError when
 // the entries do not form a valid chain (the only error expected for entries
@@ -141,7 +144,7 @@ type compiler struct {
 	proxyProtocol          string // proxy-defaults Config["protocol"], lower-cased
 
 	// disableL7 is set when the protocol override is not HTTP-like: routers
-	// and splitters are then skipped (spec 4.11).
+	// and splitters are then skipped (docs/discovery-chain.md, Overrides).
 	disableL7 bool
 
 	// STATE, built by the steps.
@@ -149,7 +152,7 @@ type compiler struct {
 	customizedByProtocol bool
 	customizedByTimeout  bool
 	customizedByGateway  bool
-	protocol             string // first recorded protocol (spec 4.3)
+	protocol             string // first recorded protocol (docs/discovery-chain.md, Protocol)
 	startNode            string
 	nodes                map[string]*GraphNode
 	targets              map[string]*Target
@@ -175,8 +178,8 @@ func newCompiler(req CompileRequest, set *entrySet) *compiler {
 }
 
 // compile runs the pipeline: assemble the graph from the top (router,
-// splitters, resolvers), then post-process it (spec 4.10) and build the
-// output.
+// splitters, resolvers), then post-process it (docs/discovery-chain.md,
+// Post-processing) and build the output.
 func (c *compiler) compile() (*CompiledChain, error) {
 	if err := c.assemble(); err != nil {
 		return nil, err
@@ -212,7 +215,7 @@ func graphErrorf(format string, args ...any) error {
 	return &GraphError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// ---- protocol (spec 4.3) ----
+// ---- protocol (docs/discovery-chain.md, Protocol) ----
 
 // protocolOf returns the protocol of service svc: its service-defaults
 // Protocol when that entry exists (empty meaning tcp, with no fallback
@@ -309,7 +312,7 @@ func weakString(v any) string {
 	return ""
 }
 
-// ---- post-processing (spec 4.10) ----
+// ---- post-processing (docs/discovery-chain.md, Post-processing) ----
 
 // detectCircularReferences walks routers and splitters depth-first from the
 // start node. A node reached again while still on the current path is a
@@ -488,7 +491,7 @@ func (c *compiler) applyProtocolOverride() {
 
 // customizationHash returns the first 8 hex characters of the SHA-256 of a
 // canonical text of the overrides that changed the result, or "" when none
-// did (spec 4.11).
+// did (docs/discovery-chain.md, Overrides).
 func (c *compiler) customizationHash() string {
 	if !c.customizedByProtocol && !c.customizedByTimeout && !c.customizedByGateway {
 		return ""
@@ -508,7 +511,7 @@ func (c *compiler) customizationHash() string {
 }
 
 // isDefaultChain: no nodes, or the start node is a synthesized resolver for
-// the requested service itself (spec 4.12).
+// the requested service itself (docs/discovery-chain.md, Default chain).
 func (c *compiler) isDefaultChain() bool {
 	if len(c.nodes) == 0 {
 		return true

@@ -62,7 +62,8 @@ func splitterKey(name string) string     { return NodeTypeSplitter + ":" + name 
 func resolverKey(targetID string) string { return resolverKeyPrefix + targetID }
 
 // assemble builds the graph from the top: the router of the chain's service
-// if there is one, else splitter-or-resolver of the service (spec 4.4).
+// if there is one, else splitter-or-resolver of the service
+// (docs/discovery-chain.md, Router step).
 func (c *compiler) assemble() error {
 	if r := c.entries.router(c.serviceName); r != nil {
 		if !c.disableL7 {
@@ -188,10 +189,12 @@ func (c *compiler) resolverNode(t targetSpec) (string, error) {
 	return resolverKey(id), nil
 }
 
-// resolve is the resolver step (spec 4.6). It follows redirects and the
+// resolve is the resolver step (docs/discovery-chain.md, Resolver step). It
+// follows redirects and the
 // default subset until the target is stable, checks the subset, builds the
 // target and returns its ID. For a primary target it registers the resolver
-// node and attaches failover (spec 4.8); for a failover target
+// node and attaches failover (docs/discovery-chain.md, Failover); for a
+// failover target
 // (failover=true) it only retains the target.
 func (c *compiler) resolve(t targetSpec, failover bool) (string, error) {
 	var history []string
@@ -236,7 +239,8 @@ type resolverNodeAlloc struct {
 }
 
 // buildResolverNode finishes the resolver step for the stable target t,
-// whose node key is key (steps 7-13 of spec 4.6).
+// whose node key is key (steps 7-13 of docs/discovery-chain.md, Resolver
+// step).
 func (c *compiler) buildResolverNode(t targetSpec, key string, res *ServiceResolverConfigEntry, failover bool) (string, error) {
 	id := key[len(resolverKeyPrefix):]
 	var subset ServiceResolverSubset
@@ -304,7 +308,8 @@ func (c *compiler) buildResolverNode(t targetSpec, key string, res *ServiceResol
 
 // attachFailover picks Failover[<subset>] or Failover["*"], rewrites the
 // target once per datacenter (or once), drops rewrites to the primary
-// itself and resolves the rest in failover mode (spec 4.8).
+// itself and resolves the rest in failover mode (docs/discovery-chain.md,
+// Failover).
 func (c *compiler) attachFailover(node *GraphNode, t targetSpec, id string, res *ServiceResolverConfigEntry) error {
 	if len(res.Failover) == 0 {
 		return nil
@@ -341,7 +346,8 @@ func (c *compiler) attachFailover(node *GraphNode, t targetSpec, id string, res 
 	return nil
 }
 
-// meshGatewayMode applies the 1.6 rule (spec 4.9): no gateway inside
+// meshGatewayMode applies the 1.6 rule (docs/discovery-chain.md, Mesh
+// gateways): no gateway inside
 // UseInDatacenter or for external targets; otherwise service-defaults,
 // then proxy-defaults, then the override.
 func (c *compiler) meshGatewayMode(t *Target, sd *ServiceConfigEntry) string {
@@ -363,7 +369,7 @@ func (c *compiler) meshGatewayMode(t *Target, sd *ServiceConfigEntry) string {
 }
 
 // resolverIsDefault reports whether r sets nothing beyond Kind and Name
-// (IsDefault in spec 2.5).
+// (IsDefault in docs/discovery-chain.md, service-resolver).
 func resolverIsDefault(r *ServiceResolverConfigEntry) bool {
 	return r.DefaultSubset == "" && len(r.Subsets) == 0 && r.Redirect == nil &&
 		len(r.Failover) == 0 && r.ConnectTimeout == 0

@@ -2,10 +2,13 @@ package chain
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chainstore/chainstore/internal/testutil"
 )
 
 // compileTestCase is one named Compile case. The request defaults to the
@@ -54,71 +57,71 @@ func (tc compileTestCase) request() CompileRequest {
 func compileTestCases() map[string]compileTestCase {
 	return map[string]compileTestCase{
 		// defaults and protocol determination
-		"NoEntries":                         testcase_NoEntries(),
-		"ResolverConnectTimeout":            testcase_ResolverConnectTimeout(),
-		"ServiceDefaultsHTTP":               testcase_ServiceDefaultsHTTP(),
-		"ProxyDefaultsProtocolWeak":         testcase_ProxyDefaultsProtocolWeak(),
-		"EmptyServiceDefaultsProtocolIsTCP": testcase_EmptyServiceDefaultsProtocolIsTCP(),
-		"SplitterNameHasNoProtocol":         testcase_SplitterNameHasNoProtocol(),
+		"NoEntries":                         testcaseNoEntries(),
+		"ResolverConnectTimeout":            testcaseResolverConnectTimeout(),
+		"ServiceDefaultsHTTP":               testcaseServiceDefaultsHTTP(),
+		"ProxyDefaultsProtocolWeak":         testcaseProxyDefaultsProtocolWeak(),
+		"EmptyServiceDefaultsProtocolIsTCP": testcaseEmptyServiceDefaultsProtocolIsTCP(),
+		"SplitterNameHasNoProtocol":         testcaseSplitterNameHasNoProtocol(),
 		// routers
-		"RouterCatchAllOnly":      testcase_RouterCatchAllOnly(),
-		"RouterBypassesSplitter":  testcase_RouterBypassesSplitter(),
-		"RouteWithoutDestination": testcase_RouteWithoutDestination(),
-		"RouteToOtherSplitter":    testcase_RouteToOtherSplitter(),
+		"RouterCatchAllOnly":      testcaseRouterCatchAllOnly(),
+		"RouterBypassesSplitter":  testcaseRouterBypassesSplitter(),
+		"RouteWithoutDestination": testcaseRouteWithoutDestination(),
+		"RouteToOtherSplitter":    testcaseRouteToOtherSplitter(),
 		// splitters
-		"SplitterLegToSelf":       testcase_SplitterLegToSelf(),
-		"SplitterThreeLevels":     testcase_SplitterThreeLevels(),
-		"SplitterFlattenRounding": testcase_SplitterFlattenRounding(),
+		"SplitterLegToSelf":       testcaseSplitterLegToSelf(),
+		"SplitterThreeLevels":     testcaseSplitterThreeLevels(),
+		"SplitterFlattenRounding": testcaseSplitterFlattenRounding(),
 		// resolvers
-		"RedirectToService":             testcase_RedirectToService(),
-		"RedirectDropsSubset":           testcase_RedirectDropsSubset(),
-		"RedirectDatacenterKeepsSubset": testcase_RedirectDatacenterKeepsSubset(),
-		"RedirectToSameTargetIsNoop":    testcase_RedirectToSameTargetIsNoop(),
-		"RedirectChain":                 testcase_RedirectChain(),
-		"VirtualService":                testcase_VirtualService(),
-		"MultiDCCanary":                 testcase_MultiDCCanary(),
-		"DefaultSubset":                 testcase_DefaultSubset(),
-		"FailoverForDefaultSubset":      testcase_FailoverForDefaultSubset(),
-		"FailoverStar":                  testcase_FailoverStar(),
-		"FailoverMutualNotTransitive":   testcase_FailoverMutualNotTransitive(),
-		"FailoverThroughRedirect":       testcase_FailoverThroughRedirect(),
-		"FailoverOnlyToSelf":            testcase_FailoverOnlyToSelf(),
-		"ExternalSNI":                   testcase_ExternalSNI(),
+		"RedirectToService":             testcaseRedirectToService(),
+		"RedirectDropsSubset":           testcaseRedirectDropsSubset(),
+		"RedirectDatacenterKeepsSubset": testcaseRedirectDatacenterKeepsSubset(),
+		"RedirectToSameTargetIsNoop":    testcaseRedirectToSameTargetIsNoop(),
+		"RedirectChain":                 testcaseRedirectChain(),
+		"VirtualService":                testcaseVirtualService(),
+		"MultiDCCanary":                 testcaseMultiDCCanary(),
+		"DefaultSubset":                 testcaseDefaultSubset(),
+		"FailoverForDefaultSubset":      testcaseFailoverForDefaultSubset(),
+		"FailoverStar":                  testcaseFailoverStar(),
+		"FailoverMutualNotTransitive":   testcaseFailoverMutualNotTransitive(),
+		"FailoverThroughRedirect":       testcaseFailoverThroughRedirect(),
+		"FailoverOnlyToSelf":            testcaseFailoverOnlyToSelf(),
+		"ExternalSNI":                   testcaseExternalSNI(),
 		// mesh gateways
-		"MeshGatewayFromProxyDefaults":   testcase_MeshGatewayFromProxyDefaults(),
-		"MeshGatewayFromServiceDefaults": testcase_MeshGatewayFromServiceDefaults(),
-		"MeshGatewayOverride":            testcase_MeshGatewayOverride(),
-		"MeshGatewayOverrideLocalOnly":   testcase_MeshGatewayOverrideLocalOnly(),
+		"MeshGatewayFromProxyDefaults":   testcaseMeshGatewayFromProxyDefaults(),
+		"MeshGatewayFromServiceDefaults": testcaseMeshGatewayFromServiceDefaults(),
+		"MeshGatewayOverride":            testcaseMeshGatewayOverride(),
+		"MeshGatewayOverrideLocalOnly":   testcaseMeshGatewayOverrideLocalOnly(),
 		// overrides
-		"ConnectTimeoutOverride":          testcase_ConnectTimeoutOverride(),
-		"ConnectTimeoutOverrideUnchanged": testcase_ConnectTimeoutOverrideUnchanged(),
-		"ProtocolOverrideTCPDisablesL7":   testcase_ProtocolOverrideTCPDisablesL7(),
-		"ProtocolOverrideHTTPOnTCPChain":  testcase_ProtocolOverrideHTTPOnTCPChain(),
-		"ProtocolOverrideSameProtocol":    testcase_ProtocolOverrideSameProtocol(),
-		// seeds and the spec example
-		"SeedRouteAdmin":        testcase_SeedRouteAdmin(),
-		"SeedCanaryHeaderQuery": testcase_SeedCanaryHeaderQuery(),
-		"SeedSplitterFlatten":   testcase_SeedSplitterFlatten(),
-		"SpecExampleDC2":        testcase_SpecExampleDC2(),
+		"ConnectTimeoutOverride":          testcaseConnectTimeoutOverride(),
+		"ConnectTimeoutOverrideUnchanged": testcaseConnectTimeoutOverrideUnchanged(),
+		"ProtocolOverrideTCPDisablesL7":   testcaseProtocolOverrideTCPDisablesL7(),
+		"ProtocolOverrideHTTPOnTCPChain":  testcaseProtocolOverrideHTTPOnTCPChain(),
+		"ProtocolOverrideSameProtocol":    testcaseProtocolOverrideSameProtocol(),
+		// documentation examples (testdata/entries) and the worked example
+		"SeedRouteAdmin":        testcaseSeedRouteAdmin(),
+		"SeedCanaryHeaderQuery": testcaseSeedCanaryHeaderQuery(),
+		"SeedSplitterFlatten":   testcaseSeedSplitterFlatten(),
+		"SpecExampleDC2":        testcaseSpecExampleDC2(),
 		// graph errors
-		"ErrInconsistentRouter":        testcase_ErrInconsistentRouter(),
-		"ErrInconsistentSplitter":      testcase_ErrInconsistentSplitter(),
-		"ErrInconsistentRedirect":      testcase_ErrInconsistentRedirect(),
-		"ErrInconsistentFailover":      testcase_ErrInconsistentFailover(),
-		"ErrRouterNotHTTP":             testcase_ErrRouterNotHTTP(),
-		"ErrSplitterNotHTTP":           testcase_ErrSplitterNotHTTP(),
-		"ErrCircularSplitters":         testcase_ErrCircularSplitters(),
-		"ErrCircularThroughRouter":     testcase_ErrCircularThroughRouter(),
-		"ErrCircularRedirect":          testcase_ErrCircularRedirect(),
-		"ErrCircularRedirectSubsets":   testcase_ErrCircularRedirectSubsets(),
-		"ErrMissingSubsetInRoute":      testcase_ErrMissingSubsetInRoute(),
-		"ErrMissingSubsetSynthesized":  testcase_ErrMissingSubsetSynthesized(),
-		"ErrMissingSubsetRedirect":     testcase_ErrMissingSubsetRedirect(),
-		"ErrMissingSubsetFailover":     testcase_ErrMissingSubsetFailover(),
-		"ErrExternalSNIWithRedirect":   testcase_ErrExternalSNIWithRedirect(),
-		"ErrExternalSNIWithSubsets":    testcase_ErrExternalSNIWithSubsets(),
-		"ErrExternalSNIWithFailover":   testcase_ErrExternalSNIWithFailover(),
-		"ErrExternalSNIFailoverTarget": testcase_ErrExternalSNIFailoverTarget(),
+		"ErrInconsistentRouter":        testcaseErrInconsistentRouter(),
+		"ErrInconsistentSplitter":      testcaseErrInconsistentSplitter(),
+		"ErrInconsistentRedirect":      testcaseErrInconsistentRedirect(),
+		"ErrInconsistentFailover":      testcaseErrInconsistentFailover(),
+		"ErrRouterNotHTTP":             testcaseErrRouterNotHTTP(),
+		"ErrSplitterNotHTTP":           testcaseErrSplitterNotHTTP(),
+		"ErrCircularSplitters":         testcaseErrCircularSplitters(),
+		"ErrCircularThroughRouter":     testcaseErrCircularThroughRouter(),
+		"ErrCircularRedirect":          testcaseErrCircularRedirect(),
+		"ErrCircularRedirectSubsets":   testcaseErrCircularRedirectSubsets(),
+		"ErrMissingSubsetInRoute":      testcaseErrMissingSubsetInRoute(),
+		"ErrMissingSubsetSynthesized":  testcaseErrMissingSubsetSynthesized(),
+		"ErrMissingSubsetRedirect":     testcaseErrMissingSubsetRedirect(),
+		"ErrMissingSubsetFailover":     testcaseErrMissingSubsetFailover(),
+		"ErrExternalSNIWithRedirect":   testcaseErrExternalSNIWithRedirect(),
+		"ErrExternalSNIWithSubsets":    testcaseErrExternalSNIWithSubsets(),
+		"ErrExternalSNIWithFailover":   testcaseErrExternalSNIWithFailover(),
+		"ErrExternalSNIFailoverTarget": testcaseErrExternalSNIFailoverTarget(),
 	}
 }
 
@@ -170,7 +173,7 @@ func TestCompile(t *testing.T) {
 			if diff := cmp.Diff(&want, got); diff != "" {
 				t.Errorf("Compile(%q) mismatch (-want +got):\n%s", req.ServiceName, diff)
 			}
-			golden(t, "compile-"+name, mustJSON(t, map[string]any{"Chain": got}))
+			testutil.Golden(t, filepath.Join("testdata", "compile-"+name+".golden"), mustJSON(t, map[string]any{"Chain": got}))
 		})
 	}
 }
@@ -482,7 +485,7 @@ func TestCustomizationHashDeterministicAndDistinct(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Defaults and protocol determination
 
-func testcase_NoEntries() compileTestCase {
+func testcaseNoEntries() compileTestCase {
 	c := expChain("main", "dc1", "tcp", "resolver:main.default.dc1",
 		nodes(expResolver("main.default.dc1", 5*time.Second, true)),
 		expTarget("main", "", "default", "dc1"))
@@ -490,7 +493,7 @@ func testcase_NoEntries() compileTestCase {
 	return compileTestCase{expect: c}
 }
 
-func testcase_ResolverConnectTimeout() compileTestCase {
+func testcaseResolverConnectTimeout() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{resolver("main", func(r *ServiceResolverConfigEntry) {
 			r.ConnectTimeout = Duration(33 * time.Second)
@@ -501,7 +504,7 @@ func testcase_ResolverConnectTimeout() compileTestCase {
 	}
 }
 
-func testcase_ServiceDefaultsHTTP() compileTestCase {
+func testcaseServiceDefaultsHTTP() compileTestCase {
 	c := expChain("main", "dc1", "http", "resolver:main.default.dc1",
 		nodes(expResolver("main.default.dc1", 5*time.Second, true)),
 		expTarget("main", "", "default", "dc1"))
@@ -509,7 +512,7 @@ func testcase_ServiceDefaultsHTTP() compileTestCase {
 	return compileTestCase{entries: []Entry{serviceDefaults("main", "http")}, expect: c}
 }
 
-func testcase_ProxyDefaultsProtocolWeak() compileTestCase {
+func testcaseProxyDefaultsProtocolWeak() compileTestCase {
 	// Config["protocol"] is matched case-insensitively and lower-cased.
 	p := &ProxyConfigEntry{Kind: KindProxyDefaults, Name: "global", Config: map[string]any{"Protocol": "HTTP2"}}
 	c := expChain("main", "dc1", "http2", "resolver:main.default.dc1",
@@ -519,7 +522,7 @@ func testcase_ProxyDefaultsProtocolWeak() compileTestCase {
 	return compileTestCase{entries: []Entry{p}, expect: c}
 }
 
-func testcase_EmptyServiceDefaultsProtocolIsTCP() compileTestCase {
+func testcaseEmptyServiceDefaultsProtocolIsTCP() compileTestCase {
 	// [quirk] service-defaults without a protocol means tcp, even though
 	// proxy-defaults says http.
 	c := expChain("main", "dc1", "tcp", "resolver:main.default.dc1",
@@ -529,7 +532,7 @@ func testcase_EmptyServiceDefaultsProtocolIsTCP() compileTestCase {
 	return compileTestCase{entries: []Entry{proxyDefaults("http"), serviceDefaults("main", "")}, expect: c}
 }
 
-func testcase_SplitterNameHasNoProtocol() compileTestCase {
+func testcaseSplitterNameHasNoProtocol() compileTestCase {
 	// [quirk] main has no protocol, but only its legs' resolvers count.
 	return compileTestCase{
 		entries: []Entry{
@@ -551,7 +554,7 @@ func testcase_SplitterNameHasNoProtocol() compileTestCase {
 // ---------------------------------------------------------------------------
 // Routers
 
-func testcase_RouterCatchAllOnly() compileTestCase {
+func testcaseRouterCatchAllOnly() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{serviceDefaults("main", "http"), router("main")},
 		expect: expChain("main", "dc1", "http", "router:main",
@@ -563,7 +566,7 @@ func testcase_RouterCatchAllOnly() compileTestCase {
 	}
 }
 
-func testcase_RouterBypassesSplitter() compileTestCase {
+func testcaseRouterBypassesSplitter() compileTestCase {
 	toSubset := pathPrefixRoute("/v2", &ServiceRouteDestination{ServiceSubset: "v2", PrefixRewrite: "/"})
 	toNamespace := pathPrefixRoute("/ns", &ServiceRouteDestination{Namespace: "other"})
 	return compileTestCase{
@@ -591,7 +594,7 @@ func testcase_RouterBypassesSplitter() compileTestCase {
 	}
 }
 
-func testcase_RouteWithoutDestination() compileTestCase {
+func testcaseRouteWithoutDestination() compileTestCase {
 	// The later fix: a route without Destination goes to the chain's own
 	// service (1.6 crashed).
 	noDest := ServiceRoute{Match: &ServiceRouteMatch{HTTP: &ServiceRouteHTTPMatch{PathExact: "/ping", Methods: []string{"GET"}}}}
@@ -609,7 +612,7 @@ func testcase_RouteWithoutDestination() compileTestCase {
 	}
 }
 
-func testcase_RouteToOtherSplitter() compileTestCase {
+func testcaseRouteToOtherSplitter() compileTestCase {
 	toOther := pathPrefixRoute("/other", &ServiceRouteDestination{Service: "other", RequestTimeout: Duration(3 * time.Second), NumRetries: 2})
 	return compileTestCase{
 		entries: []Entry{
@@ -639,7 +642,7 @@ func testcase_RouteToOtherSplitter() compileTestCase {
 // ---------------------------------------------------------------------------
 // Splitters
 
-func testcase_SplitterLegToSelf() compileTestCase {
+func testcaseSplitterLegToSelf() compileTestCase {
 	// A leg back to the splitter's own service goes to its resolver, never
 	// to its splitter again.
 	return compileTestCase{
@@ -658,7 +661,7 @@ func testcase_SplitterLegToSelf() compileTestCase {
 	}
 }
 
-func testcase_SplitterThreeLevels() compileTestCase {
+func testcaseSplitterThreeLevels() compileTestCase {
 	// [60 -> x, 40 -> splitter(75 -> v1, 25 -> splitter(80 -> v2, 20 -> v3))]
 	// flattens to [60, 30, 8, 2], in that order; the inner splitters are
 	// pruned.
@@ -691,7 +694,7 @@ func testcase_SplitterThreeLevels() compileTestCase {
 	}
 }
 
-func testcase_SplitterFlattenRounding() compileTestCase {
+func testcaseSplitterFlattenRounding() compileTestCase {
 	// 50 x 33.33% = 16.665 rounds half away from zero to 16.67.
 	return compileTestCase{
 		entries: []Entry{
@@ -726,7 +729,7 @@ func testcase_SplitterFlattenRounding() compileTestCase {
 // ---------------------------------------------------------------------------
 // Resolvers: redirects, default subsets, failover, external SNI
 
-func testcase_RedirectToService() compileTestCase {
+func testcaseRedirectToService() compileTestCase {
 	// The redirect target's synthesized resolver is Default, but the chain
 	// is not (its target is not the requested service). The intermediate
 	// target main.default.dc1 is not retained.
@@ -740,7 +743,7 @@ func testcase_RedirectToService() compileTestCase {
 	}
 }
 
-func testcase_RedirectDropsSubset() compileTestCase {
+func testcaseRedirectDropsSubset() compileTestCase {
 	toV1 := pathPrefixRoute("/v1", &ServiceRouteDestination{ServiceSubset: "v1"})
 	return compileTestCase{
 		entries: []Entry{
@@ -763,7 +766,7 @@ func testcase_RedirectDropsSubset() compileTestCase {
 	}
 }
 
-func testcase_RedirectDatacenterKeepsSubset() compileTestCase {
+func testcaseRedirectDatacenterKeepsSubset() compileTestCase {
 	toV1 := pathPrefixRoute("/v1", &ServiceRouteDestination{ServiceSubset: "v1"})
 	return compileTestCase{
 		entries: []Entry{
@@ -788,7 +791,7 @@ func testcase_RedirectDatacenterKeepsSubset() compileTestCase {
 	}
 }
 
-func testcase_RedirectToSameTargetIsNoop() compileTestCase {
+func testcaseRedirectToSameTargetIsNoop() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{resolver("main", func(r *ServiceResolverConfigEntry) {
 			r.Redirect = &ServiceResolverRedirect{Service: "main", Datacenter: "dc1"}
@@ -799,7 +802,7 @@ func testcase_RedirectToSameTargetIsNoop() compileTestCase {
 	}
 }
 
-func testcase_RedirectChain() compileTestCase {
+func testcaseRedirectChain() compileTestCase {
 	// main -> b -> c/v2 (in dc3); each hop records its protocol.
 	return compileTestCase{
 		entries: []Entry{
@@ -821,7 +824,7 @@ func testcase_RedirectChain() compileTestCase {
 	}
 }
 
-func testcase_VirtualService() compileTestCase {
+func testcaseVirtualService() compileTestCase {
 	return compileTestCase{
 		service: "api-dc2",
 		entries: []Entry{
@@ -836,7 +839,7 @@ func testcase_VirtualService() compileTestCase {
 	}
 }
 
-func testcase_MultiDCCanary() compileTestCase {
+func testcaseMultiDCCanary() compileTestCase {
 	pd := proxyDefaults("http")
 	pd.MeshGateway.Mode = "remote"
 	remote := func(t *Target) { t.MeshGateway.Mode = "remote" }
@@ -863,7 +866,7 @@ func testcase_MultiDCCanary() compileTestCase {
 	}
 }
 
-func testcase_DefaultSubset() compileTestCase {
+func testcaseDefaultSubset() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{resolver("main", func(r *ServiceResolverConfigEntry) {
 			r.DefaultSubset = "v1"
@@ -875,7 +878,7 @@ func testcase_DefaultSubset() compileTestCase {
 	}
 }
 
-func testcase_FailoverForDefaultSubset() compileTestCase {
+func testcaseFailoverForDefaultSubset() compileTestCase {
 	// Failover["v1"] applies to default-subset traffic; the rewrite to the
 	// primary itself (dc1) is dropped; order is kept.
 	return compileTestCase{
@@ -895,7 +898,7 @@ func testcase_FailoverForDefaultSubset() compileTestCase {
 	}
 }
 
-func testcase_FailoverStar() compileTestCase {
+func testcaseFailoverStar() compileTestCase {
 	// No Failover[""] exists for the unnamed subset, so "*" applies; a
 	// failover to another service clears the subset and uses that
 	// service's default subset.
@@ -921,7 +924,7 @@ func testcase_FailoverStar() compileTestCase {
 	}
 }
 
-func testcase_FailoverMutualNotTransitive() compileTestCase {
+func testcaseFailoverMutualNotTransitive() compileTestCase {
 	// main fails over to other and other to main: legal, no node for
 	// other, other's own failover ignored.
 	return compileTestCase{
@@ -940,7 +943,7 @@ func testcase_FailoverMutualNotTransitive() compileTestCase {
 	}
 }
 
-func testcase_FailoverThroughRedirect() compileTestCase {
+func testcaseFailoverThroughRedirect() compileTestCase {
 	// A failover target's redirect applies; only the final target is kept.
 	return compileTestCase{
 		entries: []Entry{
@@ -958,7 +961,7 @@ func testcase_FailoverThroughRedirect() compileTestCase {
 	}
 }
 
-func testcase_FailoverOnlyToSelf() compileTestCase {
+func testcaseFailoverOnlyToSelf() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{resolver("main", func(r *ServiceResolverConfigEntry) {
 			r.Failover = map[string]ServiceResolverFailover{"*": {Datacenters: []string{"dc1"}}}
@@ -969,7 +972,7 @@ func testcase_FailoverOnlyToSelf() compileTestCase {
 	}
 }
 
-func testcase_ExternalSNI() compileTestCase {
+func testcaseExternalSNI() compileTestCase {
 	// ExternalSNI replaces the SNI (not Name) and forces no gateway, even
 	// in another datacenter with a gateway configured.
 	sd := serviceDefaults("main", "")
@@ -988,7 +991,7 @@ func testcase_ExternalSNI() compileTestCase {
 // ---------------------------------------------------------------------------
 // Mesh gateways (1.6 rule: never inside UseInDatacenter)
 
-func testcase_MeshGatewayFromProxyDefaults() compileTestCase {
+func testcaseMeshGatewayFromProxyDefaults() compileTestCase {
 	pd := proxyDefaults("")
 	pd.MeshGateway.Mode = "remote"
 	return compileTestCase{
@@ -1002,7 +1005,7 @@ func testcase_MeshGatewayFromProxyDefaults() compileTestCase {
 	}
 }
 
-func testcase_MeshGatewayFromServiceDefaults() compileTestCase {
+func testcaseMeshGatewayFromServiceDefaults() compileTestCase {
 	pd := proxyDefaults("")
 	pd.MeshGateway.Mode = "remote"
 	sd := serviceDefaults("main", "")
@@ -1019,7 +1022,7 @@ func testcase_MeshGatewayFromServiceDefaults() compileTestCase {
 	}
 }
 
-func testcase_MeshGatewayOverride() compileTestCase {
+func testcaseMeshGatewayOverride() compileTestCase {
 	pd := proxyDefaults("")
 	pd.MeshGateway.Mode = "remote"
 	return compileTestCase{
@@ -1035,7 +1038,7 @@ func testcase_MeshGatewayOverride() compileTestCase {
 	}
 }
 
-func testcase_MeshGatewayOverrideLocalOnly() compileTestCase {
+func testcaseMeshGatewayOverrideLocalOnly() compileTestCase {
 	// Only local targets: the override changes nothing, so no hash.
 	c := expChain("main", "dc1", "tcp", "resolver:main.default.dc1",
 		nodes(expResolver("main.default.dc1", 5*time.Second, true)),
@@ -1047,7 +1050,7 @@ func testcase_MeshGatewayOverrideLocalOnly() compileTestCase {
 // ---------------------------------------------------------------------------
 // Overrides
 
-func testcase_ConnectTimeoutOverride() compileTestCase {
+func testcaseConnectTimeoutOverride() compileTestCase {
 	return compileTestCase{
 		overrideConnectTimeout: 7 * time.Second,
 		entries: []Entry{resolver("main", func(r *ServiceResolverConfigEntry) {
@@ -1060,7 +1063,7 @@ func testcase_ConnectTimeoutOverride() compileTestCase {
 	}
 }
 
-func testcase_ConnectTimeoutOverrideUnchanged() compileTestCase {
+func testcaseConnectTimeoutOverrideUnchanged() compileTestCase {
 	c := expChain("main", "dc1", "tcp", "resolver:main.default.dc1",
 		nodes(expResolver("main.default.dc1", 5*time.Second, true)),
 		expTarget("main", "", "default", "dc1"))
@@ -1068,7 +1071,7 @@ func testcase_ConnectTimeoutOverrideUnchanged() compileTestCase {
 	return compileTestCase{overrideConnectTimeout: 5 * time.Second, expect: c}
 }
 
-func testcase_ProtocolOverrideTCPDisablesL7() compileTestCase {
+func testcaseProtocolOverrideTCPDisablesL7() compileTestCase {
 	// A tcp override skips the router and splitter; the chain starts at
 	// the resolver, stays "default", and is customized.
 	c := expChain("main", "dc1", "tcp", "resolver:main.default.dc1",
@@ -1087,7 +1090,7 @@ func testcase_ProtocolOverrideTCPDisablesL7() compileTestCase {
 	}
 }
 
-func testcase_ProtocolOverrideHTTPOnTCPChain() compileTestCase {
+func testcaseProtocolOverrideHTTPOnTCPChain() compileTestCase {
 	c := expChain("main", "dc1", "http", "resolver:main.default.dc1",
 		nodes(expResolver("main.default.dc1", 5*time.Second, true)),
 		expTarget("main", "", "default", "dc1"))
@@ -1095,7 +1098,7 @@ func testcase_ProtocolOverrideHTTPOnTCPChain() compileTestCase {
 	return compileTestCase{overrideProtocol: "http", expectCustom: true, expect: c}
 }
 
-func testcase_ProtocolOverrideSameProtocol() compileTestCase {
+func testcaseProtocolOverrideSameProtocol() compileTestCase {
 	c := expChain("main", "dc1", "grpc", "resolver:main.default.dc1",
 		nodes(expResolver("main.default.dc1", 5*time.Second, true)),
 		expTarget("main", "", "default", "dc1"))
@@ -1104,9 +1107,10 @@ func testcase_ProtocolOverrideSameProtocol() compileTestCase {
 }
 
 // ---------------------------------------------------------------------------
-// Seeds (shared/seeds) and the spec 3.5 example
+// Documentation examples (testdata/entries) and the worked example of
+// docs/discovery-chain.md, Compiled chain
 
-func testcase_SeedRouteAdmin() compileTestCase {
+func testcaseSeedRouteAdmin() compileTestCase {
 	admin := pathPrefixRoute("/admin", &ServiceRouteDestination{Service: "admin"})
 	return compileTestCase{
 		service: "web",
@@ -1125,7 +1129,7 @@ func testcase_SeedRouteAdmin() compileTestCase {
 	}
 }
 
-func testcase_SeedCanaryHeaderQuery() compileTestCase {
+func testcaseSeedCanaryHeaderQuery() compileTestCase {
 	byHeader := ServiceRoute{
 		Match: &ServiceRouteMatch{HTTP: &ServiceRouteHTTPMatch{
 			Header: []ServiceRouteHTTPMatchHeader{{Name: "x-debug", Exact: "1"}},
@@ -1160,7 +1164,7 @@ func testcase_SeedCanaryHeaderQuery() compileTestCase {
 	}
 }
 
-func testcase_SeedSplitterFlatten() compileTestCase {
+func testcaseSeedSplitterFlatten() compileTestCase {
 	// splitter[a]: a_v1=50, a_v2=50; splitter[b]: a=50, b=50
 	// => effective b: a_v1=25, a_v2=25, b=50.
 	return compileTestCase{
@@ -1188,7 +1192,7 @@ func testcase_SeedSplitterFlatten() compileTestCase {
 	}
 }
 
-func testcase_SpecExampleDC2() compileTestCase {
+func testcaseSpecExampleDC2() compileTestCase {
 	return compileTestCase{
 		service:    "web",
 		datacenter: "dc2",
@@ -1214,7 +1218,7 @@ func testcase_SpecExampleDC2() compileTestCase {
 // ---------------------------------------------------------------------------
 // Graph errors
 
-func testcase_ErrInconsistentRouter() compileTestCase {
+func testcaseErrInconsistentRouter() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			serviceDefaults("main", "http"),
@@ -1225,7 +1229,7 @@ func testcase_ErrInconsistentRouter() compileTestCase {
 	}
 }
 
-func testcase_ErrInconsistentSplitter() compileTestCase {
+func testcaseErrInconsistentSplitter() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			serviceDefaults("main", "http"),
@@ -1236,7 +1240,7 @@ func testcase_ErrInconsistentSplitter() compileTestCase {
 	}
 }
 
-func testcase_ErrInconsistentRedirect() compileTestCase {
+func testcaseErrInconsistentRedirect() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			serviceDefaults("main", "grpc"),
@@ -1247,7 +1251,7 @@ func testcase_ErrInconsistentRedirect() compileTestCase {
 	}
 }
 
-func testcase_ErrInconsistentFailover() compileTestCase {
+func testcaseErrInconsistentFailover() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			serviceDefaults("main", "grpc"),
@@ -1260,7 +1264,7 @@ func testcase_ErrInconsistentFailover() compileTestCase {
 	}
 }
 
-func testcase_ErrRouterNotHTTP() compileTestCase {
+func testcaseErrRouterNotHTTP() compileTestCase {
 	return compileTestCase{
 		entries:   []Entry{router("main", pathPrefixRoute("/other", &ServiceRouteDestination{Namespace: "other"}))},
 		expectErr: `discovery chain "main" uses a protocol "tcp" that does not permit advanced routing or splitting behavior`,
@@ -1274,7 +1278,7 @@ func testcase_ErrRouterNotHTTP() compileTestCase {
 	}
 }
 
-func testcase_ErrSplitterNotHTTP() compileTestCase {
+func testcaseErrSplitterNotHTTP() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			serviceDefaults("main", "udp"),
@@ -1284,7 +1288,7 @@ func testcase_ErrSplitterNotHTTP() compileTestCase {
 	}
 }
 
-func testcase_ErrCircularSplitters() compileTestCase {
+func testcaseErrCircularSplitters() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			proxyDefaults("http"),
@@ -1295,7 +1299,7 @@ func testcase_ErrCircularSplitters() compileTestCase {
 	}
 }
 
-func testcase_ErrCircularThroughRouter() compileTestCase {
+func testcaseErrCircularThroughRouter() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			proxyDefaults("http"),
@@ -1307,7 +1311,7 @@ func testcase_ErrCircularThroughRouter() compileTestCase {
 	}
 }
 
-func testcase_ErrCircularRedirect() compileTestCase {
+func testcaseErrCircularRedirect() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			resolver("main", func(r *ServiceResolverConfigEntry) { r.Redirect = &ServiceResolverRedirect{Service: "other"} }),
@@ -1317,7 +1321,7 @@ func testcase_ErrCircularRedirect() compileTestCase {
 	}
 }
 
-func testcase_ErrCircularRedirectSubsets() compileTestCase {
+func testcaseErrCircularRedirectSubsets() compileTestCase {
 	// Subsets are part of the target IDs in the history; the history
 	// starts at the first target, not at the repeated one.
 	return compileTestCase{
@@ -1334,7 +1338,7 @@ func testcase_ErrCircularRedirectSubsets() compileTestCase {
 	}
 }
 
-func testcase_ErrMissingSubsetInRoute() compileTestCase {
+func testcaseErrMissingSubsetInRoute() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			proxyDefaults("http"),
@@ -1345,7 +1349,7 @@ func testcase_ErrMissingSubsetInRoute() compileTestCase {
 	}
 }
 
-func testcase_ErrMissingSubsetSynthesized() compileTestCase {
+func testcaseErrMissingSubsetSynthesized() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			proxyDefaults("http"),
@@ -1355,7 +1359,7 @@ func testcase_ErrMissingSubsetSynthesized() compileTestCase {
 	}
 }
 
-func testcase_ErrMissingSubsetRedirect() compileTestCase {
+func testcaseErrMissingSubsetRedirect() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			resolver("main", func(r *ServiceResolverConfigEntry) {
@@ -1367,7 +1371,7 @@ func testcase_ErrMissingSubsetRedirect() compileTestCase {
 	}
 }
 
-func testcase_ErrMissingSubsetFailover() compileTestCase {
+func testcaseErrMissingSubsetFailover() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{resolver("main", func(r *ServiceResolverConfigEntry) {
 			r.Failover = map[string]ServiceResolverFailover{"*": {Service: "other", ServiceSubset: "v2"}}
@@ -1382,7 +1386,7 @@ func externalDefaults(name string) *ServiceConfigEntry {
 	return sd
 }
 
-func testcase_ErrExternalSNIWithRedirect() compileTestCase {
+func testcaseErrExternalSNIWithRedirect() compileTestCase {
 	// The redirect is a no-op for dc1 but still forbidden.
 	return compileTestCase{
 		entries: []Entry{
@@ -1393,7 +1397,7 @@ func testcase_ErrExternalSNIWithRedirect() compileTestCase {
 	}
 }
 
-func testcase_ErrExternalSNIWithSubsets() compileTestCase {
+func testcaseErrExternalSNIWithSubsets() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			externalDefaults("main"),
@@ -1403,7 +1407,7 @@ func testcase_ErrExternalSNIWithSubsets() compileTestCase {
 	}
 }
 
-func testcase_ErrExternalSNIWithFailover() compileTestCase {
+func testcaseErrExternalSNIWithFailover() compileTestCase {
 	return compileTestCase{
 		entries: []Entry{
 			externalDefaults("main"),
@@ -1415,7 +1419,7 @@ func testcase_ErrExternalSNIWithFailover() compileTestCase {
 	}
 }
 
-func testcase_ErrExternalSNIFailoverTarget() compileTestCase {
+func testcaseErrExternalSNIFailoverTarget() compileTestCase {
 	// Failover targets go through the same checks.
 	return compileTestCase{
 		entries: []Entry{

@@ -27,16 +27,16 @@ import (
 // parser and our own walks from exhausting the stack.
 const MaxNestingDepth = 64
 
-// Exact decode error texts of spec 1.3.
+// Exact decode error texts (docs/discovery-chain.md, Decoding).
 const (
 	msgNoKind        = "Payload does not contain a kind/Kind key at the top level"
 	msgKindNotString = "Kind value in payload is not a string"
 )
 
 // DecodeEntry decodes one config entry written in HCL or JSON, with the
-// rules of spec 1.3. The format is picked the way hashicorp/hcl v1 picks
-// it (JSON when the first non-space character is '{'); HCL is parsed by
-// hcl v1 and JSON by encoding/json (see the note in the body). Then come
+// rules of docs/discovery-chain.md, Decoding. The format is picked the way
+// hashicorp/hcl v1 picks it (JSON when the first non-space character is
+// '{'); HCL is parsed by hcl v1 and JSON by encoding/json (see the note in the body). Then come
 // the same steps as DecodeMap: kind detection, CamelCase or
 // snake_case keys matched case-insensitively, HCL blocks collapsed to
 // objects, weak typing, durations as "15s" or nanoseconds, and every
@@ -260,6 +260,13 @@ func genericValue(v any, depth int) (any, error) {
 		}
 		return out, nil
 	}
+	return reflectValue(v, depth)
+}
+
+// reflectValue is genericValue for the types its type switch does not
+// name: other integer and float widths, named string and bool types,
+// pointers, interfaces, string-keyed maps, slices and arrays.
+func reflectValue(v any, depth int) (any, error) {
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
 	case reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -366,7 +373,7 @@ var (
 	anyMapType   = reflect.TypeOf(map[string]any(nil))
 )
 
-// indexTopLevel reports top-level keys that are accepted and dropped:
+// ignoredTopLevelKey reports top-level keys that are accepted and dropped:
 // the Raft indexes an entry read back from the API carries.
 func ignoredTopLevelKey(k string) bool {
 	switch strings.ToLower(k) {
@@ -377,8 +384,9 @@ func ignoredTopLevelKey(k string) bool {
 }
 
 // fieldByKey maps a submitted key to a field name of struct type t: the
-// field name in any case, or its snake_case spelling (spec 1.3's tables,
-// generalised to every multi-word field, as later Consul does per field).
+// field name in any case, or its snake_case spelling (Consul 1.6's per-kind
+// snake_case keys, generalised to every multi-word field, as later Consul
+// does per field; docs/discovery-chain.md, Decoding).
 func fieldByKey(t reflect.Type, key string) (string, bool) {
 	lk := strings.ToLower(key)
 	for i := 0; i < t.NumField(); i++ {
@@ -658,7 +666,7 @@ func numberOf(data any) (float64, bool, error) {
 // weakHook converts durations ("15s" or integer nanoseconds) and checks
 // that numbers fit their fields, instead of letting them wrap or turn into
 // NaN/Inf silently.
-func weakHook(from, to reflect.Type, data any) (any, error) {
+func weakHook(_, to reflect.Type, data any) (any, error) {
 	if to == durationType {
 		return durationOf(data)
 	}

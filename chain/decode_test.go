@@ -279,8 +279,9 @@ meta { team = "a" n = 5 }`, &ServiceResolverConfigEntry{Kind: KindServiceResolve
 	}
 }
 
-// TestDecodeSnakeCaseTables decodes every snake_case key of spec 1.3's
-// per-kind tables and checks it lands in its field.
+// TestDecodeSnakeCaseTables decodes every snake_case key Consul 1.6
+// translated for each kind (docs/discovery-chain.md, Decoding) and checks
+// it lands in its field.
 func TestDecodeSnakeCaseTables(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct {
@@ -337,7 +338,9 @@ redirect { service = "t" service_subset = "v1" }`, &ServiceResolverConfigEntry{K
 	}
 }
 
-// TestDecodeSpellings is spec 7.3: three spellings of one resolver.
+// TestDecodeSpellings: three spellings of one resolver (HCL snake_case, HCL
+// CamelCase, JSON) decode to the same entry (docs/discovery-chain.md,
+// Decoding).
 func TestDecodeSpellings(t *testing.T) {
 	t.Parallel()
 	spellings := map[string]string{
@@ -376,7 +379,7 @@ Subsets = { v1 = { Filter = "Service.Meta.version == v1" } }`,
 }
 
 // TestDecodeSeeds decodes and validates the documentation examples kept in
-// testdata/entries (taken from /work/shared/seeds and the spec).
+// testdata/entries (examples from the Consul documentation).
 func TestDecodeSeeds(t *testing.T) {
 	t.Parallel()
 	canary := func(m ServiceRouteHTTPMatch) ServiceRoute {
@@ -700,7 +703,8 @@ func TestNewEntry(t *testing.T) {
 	_, err := NewEntry("nope", "x")
 	wantDecodeError(t, err, "invalid config entry kind: nope")
 
-	// A delete of proxy-defaults/foo is refused by Normalize (spec 2.2, later).
+	// A delete of proxy-defaults/foo is refused by Normalize
+	// (docs/discovery-chain.md, proxy-defaults).
 	e, _ := NewEntry(KindProxyDefaults, "foo")
 	var verr *ValidationError
 	if err := e.Normalize(); !errors.As(err, &verr) || verr.Msg != `invalid name ("foo"), only "global" is supported` {

@@ -53,7 +53,8 @@ func (e *ServiceRouterConfigEntry) GetName() string {
 	return e.Name
 }
 
-// References implements Entry: every route's Destination.Service (spec 2.3).
+// References implements Entry: every route's Destination.Service
+// (docs/discovery-chain.md, Kinds and identity).
 func (e *ServiceRouterConfigEntry) References() []string {
 	if e == nil {
 		return nil
@@ -78,7 +79,8 @@ func (e *ServiceSplitterConfigEntry) GetName() string {
 	return e.Name
 }
 
-// References implements Entry: every split's Service (spec 2.4).
+// References implements Entry: every split's Service
+// (docs/discovery-chain.md, Kinds and identity).
 func (e *ServiceSplitterConfigEntry) References() []string {
 	if e == nil {
 		return nil
@@ -102,7 +104,7 @@ func (e *ServiceResolverConfigEntry) GetName() string {
 }
 
 // References implements Entry: Redirect.Service and every Failover's
-// Service (spec 2.5).
+// Service (docs/discovery-chain.md, Kinds and identity).
 func (e *ServiceResolverConfigEntry) References() []string {
 	if e == nil {
 		return nil

@@ -8,8 +8,9 @@ type DecodeError struct {
 
 func (e *DecodeError) Error() string { return e.Msg }
 
-// ValidationError reports an entry that fails its own validation (spec 2).
-// Msg is the exact text of the spec, e.g. `Route[0] PathExact doesn't start with '/': "x"`.
+// ValidationError reports an entry that fails its own validation
+// (docs/discovery-chain.md, Validation). Msg is the exact user-facing
+// text, e.g. `Route[0] PathExact doesn't start with '/': "x"`.
 type ValidationError struct {
 	Kind Kind
 	Name string
@@ -19,7 +20,8 @@ type ValidationError struct {
 func (e *ValidationError) Error() string { return e.Msg }
 
 // GraphError reports a discovery chain that cannot be compiled because of
-// how entries refer to each other (spec 4.16, graph rows). These are the
+// how entries refer to each other (docs/discovery-chain.md, Graph errors).
+// These are the
 // only errors expected when compiling entries that passed validation.
 type GraphError struct {
 	Msg string

@@ -56,8 +56,9 @@ type InstanceCheck struct {
 }
 
 // Healthy reports whether the instance counts as healthy for a subset
-// (spec 2.5, OnlyPassing): with onlyPassing every check must be passing;
-// otherwise only a critical check makes it unhealthy.
+// (OnlyPassing, docs/discovery-chain.md, service-resolver): with
+// onlyPassing every check must be passing; otherwise only a critical check
+// makes it unhealthy.
 func (inst *ServiceInstance) Healthy(onlyPassing bool) bool {
 	if inst == nil {
 		return false
@@ -108,7 +109,8 @@ var ErrNilInstance = errors.New("service instance is nil")
 
 // ParseFilter parses a bexpr subset filter. An empty expression yields a
 // Filter that matches everything. Parse errors are returned as they come
-// from go-bexpr (validation wraps them in the spec's subset message).
+// from go-bexpr (validation wraps them in the message
+// `Filter for subset "<s>" is not a valid expression: <err>`).
 func ParseFilter(expr string) (*Filter, error) {
 	if expr == "" {
 		return &Filter{}, nil

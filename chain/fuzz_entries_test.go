@@ -117,7 +117,7 @@ func FuzzParseFilter(f *testing.F) {
 		f.Add(s)
 	}
 	inst := testInstance("v1", "prod", []string{"canary"}, HealthPassing, HealthCritical)
-	f.Fuzz(func(t *testing.T, expr string) {
+	f.Fuzz(func(_ *testing.T, expr string) {
 		flt, err := ParseFilter(expr)
 		if err != nil {
 			return

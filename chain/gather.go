@@ -7,7 +7,8 @@ import (
 	"strings"
 )
 
-// entrySet is the closed set of entries gathered for one chain (spec 4.2).
+// entrySet is the closed set of entries gathered for one chain
+// (docs/discovery-chain.md, Gathering).
 // The compiler reads only this set, never the EntryLookup. Lookups are by
 // lower-cased name, like the store's keys.
 type entrySet struct {
@@ -108,7 +109,8 @@ func (q *nameQueue) pop() (string, bool) {
 	return q.items[q.next-1], true
 }
 
-// gatherEntries collects the entries of service's chain (spec 4.2):
+// gatherEntries collects the entries of service's chain
+// (docs/discovery-chain.md, Gathering):
 //
 //  1. proxy-defaults/global;
 //  2. the router of service; its references (service itself, because of

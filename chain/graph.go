@@ -7,7 +7,8 @@ import (
 	"strings"
 )
 
-// Fixed inputs of write-time graph validation (spec 5). A user-facing error
+// Fixed inputs of write-time graph validation (docs/discovery-chain.md,
+// Write-time validation). A user-facing error
 // can therefore mention dc1 whatever the real datacenter is called [quirk].
 const (
 	DefaultNamespace      = "default"
@@ -19,7 +20,8 @@ const (
 var ErrChangeKeyMismatch = errors.New("change key does not match its entry")
 
 // GraphStore is what write-time validation needs from a store: entries, and
-// the reverse dependency ("link") index of spec 1.1.
+// the reverse dependency ("link") index (docs/discovery-chain.md, Kinds and
+// identity).
 type GraphStore interface {
 	EntryLookup
 	// Referrers returns the lower-cased names of the services whose router,
@@ -76,7 +78,8 @@ func AffectedChains(s GraphStore, key Key) []string {
 }
 
 // ValidateWrite compiles every chain the change affects, with the change
-// overlaid on s (a delete masks the key), using the fixed inputs of spec 5:
+// overlaid on s (a delete masks the key), using the fixed inputs of
+// docs/discovery-chain.md, Write-time validation:
 // namespace default, datacenter dc1, ValidationTrustDomain, UseInDatacenter
 // dc1. It returns the first error in chain-name order: a *GraphError as
 // Compile returned it, or another error wrapped with the chain's name.

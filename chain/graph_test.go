@@ -7,7 +7,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// graphTestCase is one write-time validation case (spec 5): setup entries
+// graphTestCase is one write-time validation case (docs/discovery-chain.md,
+// Write-time validation): setup entries
 // are written in order, each through ValidateWrite (they must be
 // accepted), then op is validated.
 type graphTestCase struct {
@@ -33,7 +34,8 @@ const (
 	errMainNotHTTPtcp = `discovery chain "main" uses a protocol "tcp" that does not permit advanced routing or splitting behavior`
 )
 
-// The 20 write-time cases of spec 5, numbered as there.
+// The 20 numbered write-time cases of docs/discovery-chain.md, Write-time
+// validation, under the same numbers.
 func graphTestCases() map[string]graphTestCase {
 	return map[string]graphTestCase{
 		"01_SplitterWithoutProtocol": {
@@ -142,7 +144,7 @@ func graphTestCases() map[string]graphTestCase {
 			op:        upsert(splitter("main", ServiceSplit{Weight: 100, Service: "other"})),
 			expectErr: `detected circular reference: [splitter:main -> splitter:other -> splitter:main]`,
 		},
-		// Beyond the spec's list.
+		// Beyond the numbered cases.
 		"FirstFailingChainInNameOrder": {
 			setup: []Entry{
 				serviceDefaults("shared", "http"),
@@ -235,8 +237,8 @@ func TestValidateWriteKeyMismatch(t *testing.T) {
 	}
 }
 
-// The read-side overlay tests of spec 5: masking removes an entry from the
-// gathered set, editing replaces its contents.
+// The overlay used by write-time validation: masking removes an entry from
+// the gathered set, editing replaces its contents.
 func TestOverlay(t *testing.T) {
 	t.Parallel()
 	base := NewMemStore(serviceDefaults("main", "http"), resolver("main", nil))

@@ -2,45 +2,16 @@ package chain
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
-// Golden files live in testdata/*.golden. `go test ./chain/ -update`
-// rewrites them from the current output.
+// Golden files live in testdata/*.golden. `go test ./chain/ -update` (the
+// flag of internal/testutil) rewrites them from the current output.
 //
 // NOTE: review every golden diff (git diff chain/testdata) before committing
 // it: the golden files are the specification of the compiled JSON shape.
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output (review the diff before committing)")
-
-// golden compares got with testdata/<name>.golden, or rewrites the file
-// with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatalf("create testdata: %v", err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatalf("write golden %s: %v", path, err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden %s: %v (run `go test ./chain/ -update` to create it)", path, err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs from the golden file (-want +got):\n%s", path, diff)
-	}
-}
 
 // mustJSON renders v as indented JSON with a trailing newline.
 func mustJSON(t *testing.T, v any) []byte {

@@ -7,7 +7,7 @@ import (
 )
 
 // errNilEntry builds the error every Normalize/Validate returns for a nil
-// receiver (spec 2: "A nil entry normalizes with the error config entry is nil").
+// receiver: `config entry is nil` (docs/discovery-chain.md, Validation).
 func errNilEntry(kind Kind) error {
 	return &ValidationError{Kind: kind, Msg: "config entry is nil"}
 }
@@ -97,7 +97,7 @@ func scaledWeight(w float32) float64 {
 }
 
 // NormalizeWeight rounds a split weight to 0.01 precision, half away from
-// zero (spec 2.4).
+// zero (docs/discovery-chain.md, Validation).
 func NormalizeWeight(w float32) float32 {
 	s := scaledWeight(w)
 	if math.IsNaN(s) || math.IsInf(s, 0) {

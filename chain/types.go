@@ -40,7 +40,8 @@ func ParseKind(s string) (Kind, error) {
 func (k Kind) String() string { return string(k) }
 
 // Key identifies an entry in the store. Both parts are lower-cased, so
-// "Web" and "web" are the same key (spec 1.1).
+// "Web" and "web" are the same key (docs/discovery-chain.md, Kinds and
+// identity).
 type Key struct {
 	Kind Kind
 	Name string
@@ -65,11 +66,12 @@ type Entry interface {
 	// Normalize canonicalizes the entry in place (lower-cases protocols,
 	// upper-cases methods, rounds split weights, ...).
 	Normalize() error
-	// Validate checks the entry on its own (spec 2). It returns a
+	// Validate checks the entry on its own (docs/discovery-chain.md,
+	// Validation). It returns a
 	// *ValidationError. Call Normalize first.
 	Validate() error
 	// References lists the other services this entry refers to
-	// (ListRelatedServices, spec 2.3-2.5), sorted, without its own name.
+	// (Consul's ListRelatedServices), sorted, without its own name.
 	References() []string
 }
 
@@ -253,7 +255,7 @@ type ServiceResolverFailover struct {
 	Datacenters   []string `json:",omitempty"`
 }
 
-// ---- compiled chain (spec 3), 1.6 naming ----
+// ---- compiled chain (docs/discovery-chain.md, Compiled chain), 1.6 naming ----
 
 // Node types of a compiled chain.
 const (
@@ -262,7 +264,8 @@ const (
 	NodeTypeResolver = "resolver"
 )
 
-// CompiledChain is a compiled discovery chain (spec 3.1).
+// CompiledChain is a compiled discovery chain (docs/discovery-chain.md,
+// Compiled chain).
 type CompiledChain struct {
 	ServiceName       string
 	Namespace         string

@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// Limits on the Meta map shared by every kind (spec 1.4).
+// Limits on the Meta map shared by every kind (docs/discovery-chain.md,
+// Validation).
 const (
 	MetaMaxPairs       = 64
 	MetaKeyMaxLength   = 128
@@ -34,7 +35,8 @@ var validHTTPMethods = map[string]bool{
 	"DELETE": true, "CONNECT": true, "OPTIONS": true, "TRACE": true,
 }
 
-// subsetNameRE is the DNS-label rule for subset names (spec 2.5).
+// subsetNameRE is the DNS-label rule for subset names
+// (docs/discovery-chain.md, service-resolver).
 var subsetNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 const (
@@ -76,8 +78,8 @@ func validateMeshGateway(e Entry, mg MeshGatewayConfig) error {
 	return vErr(e, `MeshGateway.Mode %q is invalid: must be one of "", "none", "local" or "remote"`, mg.Mode)
 }
 
-// Validate implements Entry (spec 2.1, later rules: name required, no
-// wildcard name; plus Meta and mesh-gateway mode).
+// Validate implements Entry (docs/discovery-chain.md, service-defaults:
+// name required, no wildcard name; plus Meta and mesh-gateway mode).
 func (e *ServiceConfigEntry) Validate() error {
 	if e == nil {
 		return errNilEntry(KindServiceDefaults)
@@ -94,7 +96,8 @@ func (e *ServiceConfigEntry) Validate() error {
 	return validateMeshGateway(e, e.MeshGateway)
 }
 
-// Validate implements Entry (spec 2.2): the name must be "global".
+// Validate implements Entry (docs/discovery-chain.md, proxy-defaults): the
+// name must be "global".
 func (e *ProxyConfigEntry) Validate() error {
 	if e == nil {
 		return errNilEntry(KindProxyDefaults)
@@ -111,8 +114,8 @@ func (e *ProxyConfigEntry) Validate() error {
 	return validateMeshGateway(e, e.MeshGateway)
 }
 
-// Validate implements Entry (spec 2.3), returning the first failure in the
-// spec's order.
+// Validate implements Entry (docs/discovery-chain.md, service-router),
+// returning the first failure in the documented order.
 func (e *ServiceRouterConfigEntry) Validate() error {
 	if e == nil {
 		return errNilEntry(KindServiceRouter)
@@ -202,7 +205,8 @@ func countSet(flags ...bool) int {
 	return n
 }
 
-// Validate implements Entry (spec 2.4): splits present, no duplicate
+// Validate implements Entry (docs/discovery-chain.md, service-splitter):
+// splits present, no duplicate
 // destination, weights summing to exactly 100.00.
 func (e *ServiceSplitterConfigEntry) Validate() error {
 	if e == nil {
@@ -269,8 +273,9 @@ func (e *ServiceResolverConfigEntry) isSubset(name string) bool {
 	return ok
 }
 
-// Validate implements Entry (spec 2.5), in the spec's order. Map keys are
-// visited in sorted order so the reported error is deterministic.
+// Validate implements Entry (docs/discovery-chain.md, service-resolver), in
+// the documented order. Map keys are visited in sorted order so the
+// reported error is deterministic.
 func (e *ServiceResolverConfigEntry) Validate() error {
 	if e == nil {
 		return errNilEntry(KindServiceResolver)
@@ -320,15 +325,15 @@ func (e *ServiceResolverConfigEntry) validateRedirect() error {
 	if *r == (ServiceResolverRedirect{}) {
 		return vErr(e, "Redirect is empty")
 	}
-	switch {
-	case r.Service == "":
+	switch r.Service {
+	case "":
 		if r.ServiceSubset != "" {
 			return vErr(e, "Redirect.ServiceSubset defined without Redirect.Service")
 		}
 		if r.Namespace != "" {
 			return vErr(e, "Redirect.Namespace defined without Redirect.Service")
 		}
-	case r.Service == e.Name:
+	case e.Name:
 		if r.ServiceSubset != "" && !e.isSubset(r.ServiceSubset) {
 			return vErr(e, "Redirect.ServiceSubset %q is not a valid subset of %q", r.ServiceSubset, r.Service)
 		}

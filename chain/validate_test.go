@@ -58,7 +58,7 @@ func veMetaOfSize(n int) map[string]string {
 	return m
 }
 
-// metaCases builds the shared Meta rules for an entry made by mk.
+// veMetaCases builds the shared Meta rules for an entry made by mk.
 func veMetaCases(prefix string, mk func(meta map[string]string) Entry) map[string]entryValidationCase {
 	return map[string]entryValidationCase{
 		prefix + "meta blank key":      {mk(map[string]string{"": "x"}), "Meta key cannot be blank"},
@@ -340,7 +340,7 @@ func TestValidateServiceResolver(t *testing.T) {
 	})))
 }
 
-// parseErrText is what ParseFilter says about expr.
+// veParseErrText is what ParseFilter says about expr.
 func veParseErrText(expr string) string {
 	_, err := ParseFilter(expr)
 	if err == nil {

@@ -8,9 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chainstore/chainstore/raftnode"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/chainstore/chainstore/raftnode"
 )
 
 // Raft is what the cluster needs from the Raft node (*raftnode.Node

@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"errors"
 	"testing"
 	"time"
 
-	"github.com/chainstore/chainstore/raftnode"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chainstore/chainstore/internal/testutil"
+	"github.com/chainstore/chainstore/raftnode"
 )
 
 // converge bounds every wait for gossip to settle. Generous: with -race on a
@@ -26,7 +29,7 @@ func startTrio(t *testing.T, mod func(*Config), r1, r2, r3 *fakeRaft) (n1, n2, n
 	mod(&cfg3)
 	n3 = startNode(t, cfg3, r3)
 	for _, n := range []*testNode{n1, n2, n3} {
-		waitFor(t, converge, n.name+" to see all three alive", func() bool { return n.sees(StatusAlive, "n1", "n2", "n3") })
+		testutil.Poll(t, converge, n.name+" to see all three alive", func() bool { return n.sees(StatusAlive, "n1", "n2", "n3") })
 	}
 	return n1, n2, n3
 }
@@ -37,7 +40,7 @@ func TestBootstrapThreeNodes(t *testing.T) {
 	n1, n2, n3 := startTrio(t, expect3, newFakeRaft(), newFakeRaft(), newFakeRaft())
 	nodes := []*testNode{n1, n2, n3}
 	for _, n := range nodes {
-		waitFor(t, converge, n.name+" to bootstrap", func() bool { return len(n.raft.bootstrapCalls()) > 0 })
+		testutil.Poll(t, converge, n.name+" to bootstrap", func() bool { return len(n.raft.bootstrapCalls()) > 0 })
 	}
 
 	wantMembers := []Member{}
@@ -45,7 +48,7 @@ func TestBootstrapThreeNodes(t *testing.T) {
 		wantMembers = append(wantMembers, Member{Name: name, ID: nodeID(name), Datacenter: "dc1",
 			RaftAddr: raftAddr(name), GRPCAddr: grpcAddr(name), Status: StatusAlive, HasRaftState: true})
 	}
-	waitFor(t, converge, "n1 to see everyone's raft state", func() bool {
+	testutil.Poll(t, converge, "n1 to see everyone's raft state", func() bool {
 		ms := n1.c.Members()
 		return len(ms) == 3 && ms[0].HasRaftState && ms[1].HasRaftState && ms[2].HasRaftState
 	})
@@ -91,7 +94,7 @@ func TestNoBootstrapWhenAPeerHasState(t *testing.T) {
 
 	want := map[string]bootstrapDecision{"n1": bootstrapLocalState, "n2": bootstrapPeerState, "n3": bootstrapPeerState}
 	for _, n := range []*testNode{n1, n2, n3} {
-		waitFor(t, converge, n.name+" to decide", func() bool { return n.events.lastBootstrap().final() })
+		testutil.Poll(t, converge, n.name+" to decide", func() bool { return n.events.lastBootstrap().final() })
 		if got := n.events.lastBootstrap(); got != want[n.name] {
 			t.Errorf("%s: bootstrap decision = %v, want %v", n.name, got, want[n.name])
 		}
@@ -107,10 +110,10 @@ func TestLeaderAddsJoinedServer(t *testing.T) {
 	n1 := startNode(t, testConfig(t, "n1"), leader)
 	startNode(t, testConfig(t, "n2", n1.c.GossipAddr()), newFakeRaft())
 
-	waitFor(t, converge, "n2 to be added as a voter", func() bool { return leader.hasServer(nodeID("n2"), raftAddr("n2")) })
+	testutil.Poll(t, converge, "n2 to be added as a voter", func() bool { return leader.hasServer(nodeID("n2"), raftAddr("n2")) })
 	// Several more passes must treat it as present: no further AddVoter.
 	passes := len(n1.events.all())
-	waitFor(t, converge, "three more passes", func() bool { return len(n1.events.all()) >= passes+3 })
+	testutil.Poll(t, converge, "three more passes", func() bool { return len(n1.events.all()) >= passes+3 })
 	var adds []change
 	for _, ch := range leader.changeCalls() {
 		ch.At = time.Time{}
@@ -131,7 +134,7 @@ func TestLeftServerRemovedAtOnce(t *testing.T) {
 	if err := n3.c.Leave(5 * time.Second); err != nil {
 		t.Fatalf("Leave() = %v", err)
 	}
-	waitFor(t, converge, "n3 to be removed", func() bool { return !leader.hasServer(nodeID("n3"), "") })
+	testutil.Poll(t, converge, "n3 to be removed", func() bool { return !leader.hasServer(nodeID("n3"), "") })
 	if got := n1.status("n3"); got != StatusLeft {
 		t.Errorf("n1 sees n3 as %v, want left", got)
 	}
@@ -152,7 +155,7 @@ func TestFailedServerRemovedAfterTimeout(t *testing.T) {
 
 	stoppedAt := time.Now()
 	n3.stop(t) // no leave: a failure
-	waitFor(t, converge, "n3 to be removed", func() bool { return !leader.hasServer(nodeID("n3"), "") })
+	testutil.Poll(t, converge, "n3 to be removed", func() bool { return !leader.hasServer(nodeID("n3"), "") })
 
 	m, _ := n1.c.table.get("n3")
 	if m.status != StatusFailed {
@@ -185,7 +188,7 @@ func TestNeverRemovesAMajority(t *testing.T) {
 	n2.stop(t)
 	n3.stop(t)
 	// Wait for a pass that found both due for removal and kept them.
-	waitFor(t, converge, "a pass blocking both removals", func() bool {
+	testutil.Poll(t, converge, "a pass blocking both removals", func() bool {
 		for _, ev := range n1.events.all() {
 			if len(ev.plan.blocked) == 2 {
 				return true
@@ -210,22 +213,22 @@ func TestFollowerNeverChangesVoters(t *testing.T) {
 	startNode(t, testConfig(t, "n2", n1.c.GossipAddr()), newFakeRaft())
 	n3 := startNode(t, testConfig(t, "n3", n1.c.GossipAddr()), newFakeRaft())
 	// n3 must know its peers before leaving, or nobody hears the leave.
-	waitFor(t, converge, "n1 and n3 to see everyone", func() bool {
+	testutil.Poll(t, converge, "n1 and n3 to see everyone", func() bool {
 		return n1.sees(StatusAlive, "n2", "n3") && n3.sees(StatusAlive, "n1", "n2")
 	})
 	if err := n3.c.Leave(5 * time.Second); err != nil {
 		t.Fatalf("Leave() = %v", err)
 	}
-	waitFor(t, converge, "n1 to see n3 leave", func() bool { return n1.sees(StatusLeft, "n3") })
+	testutil.Poll(t, converge, "n1 to see n3 leave", func() bool { return n1.sees(StatusLeft, "n3") })
 	passes := len(n1.events.all())
-	waitFor(t, converge, "three more passes", func() bool { return len(n1.events.all()) >= passes+3 })
+	testutil.Poll(t, converge, "three more passes", func() bool { return len(n1.events.all()) >= passes+3 })
 	if calls := follower.changeCalls(); len(calls) != 0 {
 		t.Fatalf("follower made raft changes: %v", calls)
 	}
 
 	// Gaining leadership triggers a full reconcile.
 	follower.setLeader(true)
-	waitFor(t, converge, "n2 added and n3 removed", func() bool {
+	testutil.Poll(t, converge, "n2 added and n3 removed", func() bool {
 		return follower.hasServer(nodeID("n2"), raftAddr("n2")) && !follower.hasServer(nodeID("n3"), "")
 	})
 }
@@ -235,11 +238,11 @@ func TestJoinRetriesUntilPeerStarts(t *testing.T) {
 	port := freePort(t)
 	n1 := startNode(t, testConfig(t, "n1", "127.0.0.1:"+itoa(port)), newFakeRaft())
 	// n1 is already retrying; start its join target afterwards.
-	waitFor(t, converge, "n1 to fail two join attempts", func() bool { return n1.c.joinFailures.Load() >= 2 })
+	testutil.Poll(t, converge, "n1 to fail two join attempts", func() bool { return n1.c.joinFailures.Load() >= 2 })
 	cfg2 := testConfig(t, "n2")
 	cfg2.BindPort = port
 	n2 := startNode(t, cfg2, newFakeRaft())
-	waitFor(t, converge, "n1 and n2 to see each other", func() bool {
+	testutil.Poll(t, converge, "n1 and n2 to see each other", func() bool {
 		return n1.sees(StatusAlive, "n1", "n2") && n2.sees(StatusAlive, "n1", "n2")
 	})
 }
@@ -247,12 +250,12 @@ func TestJoinRetriesUntilPeerStarts(t *testing.T) {
 func TestRunOnceAndAfterShutdown(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testConfig(t, "n1"), newFakeRaft())
-	waitFor(t, converge, "Run to start", func() bool { return len(n.events.all()) > 0 })
-	if err := n.c.Run(t.Context()); err != ErrAlreadyRunning {
+	testutil.Poll(t, converge, "Run to start", func() bool { return len(n.events.all()) > 0 })
+	if err := n.c.Run(t.Context()); !errors.Is(err, ErrAlreadyRunning) {
 		t.Errorf("second Run() = %v, want ErrAlreadyRunning", err)
 	}
 	n.stop(t)
-	if err := n.c.Run(t.Context()); err != ErrShutdown {
+	if err := n.c.Run(t.Context()); !errors.Is(err, ErrShutdown) {
 		t.Errorf("Run() after Shutdown = %v, want ErrShutdown", err)
 	}
 	if err := n.c.Shutdown(); err != nil {

@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chainstore/chainstore/raftnode"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/chainstore/chainstore/raftnode"
 )
 
 // fakeRaft implements Raft in memory, recording every call. It mirrors
@@ -287,18 +288,6 @@ func (w *testWriter) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.closed = true
-}
-
-// waitFor polls cond every 10ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval, not a wait for the condition
-	}
 }
 
 // freePort returns a loopback port that was free for both TCP and UDP.

@@ -4,9 +4,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chainstore/chainstore/raftnode"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/chainstore/chainstore/raftnode"
 )
 
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)

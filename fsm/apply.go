@@ -6,7 +6,8 @@ import (
 	"github.com/chainstore/chainstore/chain"
 )
 
-// casAllows implements the CAS table of spec 1.2 for upsert-cas:
+// casAllows implements the CAS table (docs/discovery-chain.md, Operations
+// and CAS) for upsert-cas:
 // 0 = create only; N > 0 = only if the entry exists with ModifyIndex N.
 func casAllows(cas uint64, existing *StoredEntry) bool {
 	if cas == 0 {

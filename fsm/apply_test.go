@@ -10,7 +10,8 @@ import (
 	"github.com/chainstore/chainstore/chain"
 )
 
-// casCase is one row of the CAS table of spec 1.2. If exists, the entry is
+// casCase is one row of the CAS table (docs/discovery-chain.md, Operations
+// and CAS). If exists, the entry is
 // created at index 1 and modified at index 2 (so its ModifyIndex is 2)
 // before the CAS command runs at index 3.
 type casCase struct {
@@ -230,7 +231,8 @@ func deleteCmd(k chain.Kind, name string) Command {
 
 const errNotHTTP = "does not permit advanced routing or splitting behavior"
 
-// Spec 5 write-time validation cases (numbered as there), through Apply.
+// The numbered write-time validation cases of docs/discovery-chain.md,
+// Write-time validation (same numbers), through Apply.
 func TestGraphValidation(t *testing.T) {
 	t.Parallel()
 	cases := map[string]graphCase{

@@ -16,8 +16,9 @@ type Op uint8
 const (
 	// OpUpsert writes the whole entry, keeping CreateIndex if it exists.
 	OpUpsert Op = 1
-	// OpUpsertCAS writes the entry only if the CAS table of spec 1.2 allows
-	// it (CASIndex 0 = create only).
+	// OpUpsertCAS writes the entry only if the CAS table allows it
+	// (CASIndex 0 = create only; docs/discovery-chain.md, Operations and
+	// CAS).
 	OpUpsertCAS Op = 2
 	// OpDelete removes the entry at Key; deleting an absent entry succeeds
 	// and changes nothing.

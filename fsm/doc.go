@@ -36,7 +36,7 @@
 //   - A panic would not heal anything: the log entry is committed and is
 //     re-applied on every restart, so a panicking replica crash-loops until
 //     an operator intervenes, and a bad entry can take down every server at
-//     once. Library code must not panic on input (conventions).
+//     once. Library code must not panic on input.
 //   - The remaining risk is version skew (an old replica rejecting a
 //     non-ignorable command a newer one applies). That is prevented by
 //     upgrade discipline (new ops ship with IgnoreUnknownFlag, or are only
@@ -50,8 +50,9 @@
 // # Apply semantics
 //
 // Upserts replace the whole entry, keep CreateIndex and set ModifyIndex to
-// the log index. upsert-cas and delete-cas follow the CAS table of spec 1.2
-// (index 0: create only; delete-cas with 0 never deletes); a failed check
+// the log index. upsert-cas and delete-cas follow the CAS table of
+// docs/discovery-chain.md, Operations and CAS (index 0: create only;
+// delete-cas with 0 never deletes); a failed check
 // returns Applied=false with no error. Deleting an absent entry succeeds
 // and changes nothing. Every upsert and delete that would change the store
 // is graph-validated first (chain.ValidateWrite over a View of the batch's

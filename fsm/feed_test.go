@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/chainstore/chainstore/chain"
+	"github.com/chainstore/chainstore/internal/testutil"
 )
 
 func TestFeedPublishesExactlyTheChangedKeys(t *testing.T) {
@@ -86,14 +87,11 @@ func TestFeedDoesNotRetainOldItems(t *testing.T) {
 	for i := range 3 {
 		f.publish(ChangeSet{Index: uint64(i + 1)})
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !isClosed(collected) {
-		if time.Now().After(deadline) {
-			t.Fatalf("unreferenced feed item was not garbage-collected")
-		}
+	testutil.Poll(t, 5*time.Second, "the unreferenced feed item to be garbage-collected", func() bool {
 		runtime.GC()
 		runtime.Gosched()
-	}
+		return isClosed(collected)
+	})
 	if f.Head().Change().Index != 3 {
 		t.Fatalf("Head().Change().Index = %d, want 3", f.Head().Change().Index)
 	}

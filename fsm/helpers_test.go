@@ -116,11 +116,6 @@ func (h *harness) apply(c Command) ApplyResult {
 	return asResult(h.t, h.f.Apply(h.cmdLog(c)))
 }
 
-func (h *harness) applyRaw(data []byte) ApplyResult {
-	h.t.Helper()
-	return asResult(h.t, h.f.Apply(h.log(data)))
-}
-
 func asResult(t *testing.T, v any) ApplyResult {
 	t.Helper()
 	r, ok := v.(ApplyResult)

@@ -166,7 +166,7 @@ func appendRecord(dst []byte, typ byte, a, b []byte) []byte {
 // change-set and close the old store's AbandonCh. On any error the current
 // store is untouched.
 func (f *FSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	s, idx, err := readSnapshot(rc)
 	if err != nil {
 		f.logger.Error("snapshot restore failed; keeping current state", "error", err)

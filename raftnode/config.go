@@ -77,7 +77,7 @@ type Config struct {
 	// DiskStallTimeout: a leader whose Raft log write has not finished
 	// after this long fails (see Node.Failed): it fences itself off so
 	// that the followers elect a leader whose disk works. At least
-	// ElectionTimeout; reliability G9 asks for 2x ElectionTimeout.
+	// ElectionTimeout; docs/reliability.md, G9 asks for 2x ElectionTimeout.
 	DiskStallTimeout time.Duration
 
 	// DialOverride is test-only: when non-nil it is called with the Raft
@@ -94,7 +94,7 @@ type Config struct {
 }
 
 // DefaultConfig returns the production settings for 3-5 servers on a LAN with
-// SSDs (server-design.md 5.5). Identity fields (NodeID, DataDir, BindAddr,
+// SSDs (raftnode/DESIGN.md explains each value). Identity fields (NodeID, DataDir, BindAddr,
 // AdvertiseAddr) are left for the caller.
 func DefaultConfig() Config {
 	return Config{
@@ -134,12 +134,12 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("DataDir is empty")
 	}
-	bindHost, _, err := splitHostPort(c.BindAddr, true)
+	bindHost, err := splitHostPort(c.BindAddr, true)
 	if err != nil {
 		bad("BindAddr %q: %w", c.BindAddr, err)
 	}
 	if c.AdvertiseAddr != "" {
-		host, _, err := splitHostPort(c.AdvertiseAddr, false)
+		host, err := splitHostPort(c.AdvertiseAddr, false)
 		switch {
 		case err != nil:
 			bad("AdvertiseAddr %q: %w", c.AdvertiseAddr, err)
@@ -204,19 +204,19 @@ func (c Config) Validate() error {
 
 // splitHostPort checks a host:port string. allowZeroPort permits port 0
 // ("pick one"), which only makes sense for a bind address.
-func splitHostPort(addr string, allowZeroPort bool) (host string, port int, err error) {
+func splitHostPort(addr string, allowZeroPort bool) (host string, err error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", 0, fmt.Errorf("not host:port: %w", err)
+		return "", fmt.Errorf("not host:port: %w", err)
 	}
-	port, err = strconv.Atoi(portStr)
+	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
-		return "", 0, fmt.Errorf("port %q is not a number in 0..65535", portStr)
+		return "", fmt.Errorf("port %q is not a number in 0..65535", portStr)
 	}
 	if port == 0 && !allowZeroPort {
-		return "", 0, errors.New("port 0 is not a reachable port")
+		return "", errors.New("port 0 is not a reachable port")
 	}
-	return host, port, nil
+	return host, nil
 }
 
 // isUnspecified reports whether host is a wildcard IP (0.0.0.0, ::).

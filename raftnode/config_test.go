@@ -35,7 +35,7 @@ func TestDefaultConfig(t *testing.T) {
 		ReadIndexTimeout:   5 * time.Second,
 		TransportTimeout:   10 * time.Second,
 		TransportMaxPool:   3,
-		DiskStallTimeout:   2 * time.Second, // 2x ElectionTimeout (reliability G9)
+		DiskStallTimeout:   2 * time.Second, // 2x ElectionTimeout (docs/reliability.md, G9)
 	}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b func(string) string) bool { return a == nil && b == nil })); diff != "" {
 		t.Errorf("DefaultConfig() (-want +got):\n%s", diff)

@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// The disk guard (reliability G9). hashicorp/raft writes the leader's log
+// The disk guard (docs/reliability.md, G9). hashicorp/raft writes the leader's log
 // on its main loop, while separate goroutines keep sending heartbeats: a
 // leader whose disk stalls keeps its followers quiet and commits nothing,
 // for as long as the stall lasts (hashicorp/raft#503). And when a log write
@@ -57,8 +57,8 @@ func (g *guardedLogStore) StoreLogs(logs []*raft.Log) error {
 }
 
 // DeleteRange implements raft.LogStore (log truncation after a snapshot).
-func (g *guardedLogStore) DeleteRange(min, max uint64) error {
-	err := g.LogStore.DeleteRange(min, max)
+func (g *guardedLogStore) DeleteRange(minIndex, maxIndex uint64) error {
+	err := g.LogStore.DeleteRange(minIndex, maxIndex)
 	if err != nil {
 		err = fmt.Errorf("%w: truncate raft log: %w", ErrDiskFailed, err)
 		g.fail(err)

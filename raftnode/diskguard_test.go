@@ -7,9 +7,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chainstore/chainstore/internal/testutil"
 )
 
-// diskFaults is a beforeLogWrite hook that stalls or fails the log writes
+// diskFaults provides the LogWriteHook that stalls or fails the log writes
 // of one chosen node.
 type diskFaults struct {
 	target  atomic.Value // node ID (string) whose writes are affected
@@ -43,7 +45,7 @@ func (d *diskFaults) heal() { d.once.Do(func() { close(d.release) }) }
 func (c *testCluster) newLeaderReplaced(old *testNode) *testNode {
 	c.tb.Helper()
 	var l *testNode
-	waitFor(c.tb, waitTimeout, "a ready leader other than "+old.cfg.NodeID, func() bool {
+	testutil.Poll(c.tb, waitTimeout, "a ready leader other than "+old.cfg.NodeID, func() bool {
 		for _, tn := range c.followers(old) {
 			if _, err := tn.node.readCheck("probe"); err == nil {
 				l = tn
@@ -104,7 +106,8 @@ func TestLeaderWithStalledDiskIsReplaced(t *testing.T) {
 	// heals it must still get an answer rather than hang.
 	faults.heal()
 	select {
-	case <-stuck:
+	case err := <-stuck:
+		t.Logf("Apply on the stalled leader returned after the heal: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("Apply on the stalled leader never returned")
 	}

@@ -25,9 +25,9 @@
 //
 // # Disk failures
 //
-// The log store is wrapped (diskguard.go, reliability G9): a failed log
-// write, or on the leader a write still running after DiskStallTimeout,
-// fails the node. It fences its transport (closes every Raft connection and
+// The log store is wrapped (diskguard.go; docs/reliability.md, G9): a
+// failed log write, or on the leader a write still running after
+// DiskStallTimeout, fails the node. It fences its transport (closes every Raft connection and
 // refuses new ones, so the followers elect another leader instead of being
 // kept quiet by the stuck leader's heartbeats, hashicorp/raft#503), answers
 // every call as shut down, and closes Failed; the process should exit and be

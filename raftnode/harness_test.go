@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/chainstore/chainstore/internal/testutil"
 )
 
 // This file holds the test harness: a tiny key/value FSM, a cluster of real
@@ -122,7 +124,7 @@ func (s *testSnapshot) Persist(sink raft.SnapshotSink) error {
 func (s *testSnapshot) Release() {}
 
 func (f *testFSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	var d testSnapshotData
 	if err := json.NewDecoder(rc).Decode(&d); err != nil {
 		return fmt.Errorf("decode test snapshot: %w", err)
@@ -195,29 +197,6 @@ func (f *testFSM) dump() string {
 }
 
 // --- polling ----------------------------------------------------------------
-
-// poll evaluates cond every few milliseconds until it holds (true) or
-// timeout passes (false).
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		<-tick.C
-	}
-	return true
-}
-
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	if !poll(timeout, cond) {
-		tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-	}
-}
 
 // waitTimeout is the default budget for conditions that need an election or
 // replication; generous because -race on 2 shared cores is slow.
@@ -352,7 +331,7 @@ func (c *testCluster) readyLeader() *testNode {
 func (c *testCluster) waitReadyLeader() *testNode {
 	c.tb.Helper()
 	var l *testNode
-	waitFor(c.tb, waitTimeout, "a ready leader", func() bool {
+	testutil.Poll(c.tb, waitTimeout, "a ready leader", func() bool {
 		l = c.readyLeader()
 		return l != nil
 	})
@@ -376,8 +355,8 @@ func (c *testCluster) followers(l *testNode) []*testNode {
 func (c *testCluster) apply(k, v string) uint64 {
 	c.tb.Helper()
 	var idx uint64
-	lastErr := errors.New("no ready leader")
-	ok := poll(waitTimeout, func() bool {
+	var lastErr error
+	testutil.Poll(c.tb, waitTimeout, fmt.Sprintf("a ready leader to apply %s=%s", k, v), func() bool {
 		l := c.readyLeader()
 		if l == nil {
 			return false
@@ -386,6 +365,9 @@ func (c *testCluster) apply(k, v string) uint64 {
 		defer cancel()
 		resp, index, err := l.node.Apply(ctx, setCmd(k, v))
 		if err != nil {
+			if lastErr == nil || err.Error() != lastErr.Error() {
+				c.tb.Logf("apply %s=%s: %v; retrying", k, v, err) // shown if the wait fails
+			}
 			lastErr = err
 			return false
 		}
@@ -395,9 +377,6 @@ func (c *testCluster) apply(k, v string) uint64 {
 		idx = index
 		return true
 	})
-	if !ok {
-		c.tb.Fatalf("apply %s=%s: gave up after %s, last error: %v", k, v, waitTimeout, lastErr)
-	}
 	return idx
 }
 
@@ -405,7 +384,7 @@ func (c *testCluster) apply(k, v string) uint64 {
 // and all hold the same data.
 func (c *testCluster) waitConverged(index uint64) {
 	c.tb.Helper()
-	waitFor(c.tb, waitTimeout, fmt.Sprintf("all nodes to apply %d and agree", index), func() bool {
+	testutil.Poll(c.tb, waitTimeout, fmt.Sprintf("all nodes to apply %d and agree", index), func() bool {
 		live := c.live()
 		want := live[0].fsm.dump()
 		for _, tn := range live {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chainstore/chainstore/internal/testutil"
 )
 
 func TestClusterElectsAndReplicates(t *testing.T) {
@@ -17,7 +19,7 @@ func TestClusterElectsAndReplicates(t *testing.T) {
 	l := c.waitReadyLeader()
 
 	// Exactly one leader, and everyone agrees on who it is.
-	waitFor(t, waitTimeout, "all nodes to know the leader", func() bool {
+	testutil.Poll(t, waitTimeout, "all nodes to know the leader", func() bool {
 		for _, tn := range c.nodes {
 			if id, addr := tn.node.Leader(); id != l.cfg.NodeID || addr != l.node.Addr() {
 				return false
@@ -97,7 +99,7 @@ func TestApplyErrors(t *testing.T) {
 
 	t.Run("follower returns ErrNotLeader naming the leader", func(t *testing.T) {
 		f := c.followers(l)[0]
-		waitFor(t, waitTimeout, "follower to know the leader", func() bool {
+		testutil.Poll(t, waitTimeout, "follower to know the leader", func() bool {
 			id, _ := f.node.Leader()
 			return id != ""
 		})
@@ -284,7 +286,7 @@ func TestFullClusterRestart(t *testing.T) {
 	if ri < idx {
 		t.Fatalf("ReadIndex after full restart = %d, want >= %d", ri, idx)
 	}
-	waitFor(t, waitTimeout, "leader FSM to apply the read index", func() bool { return l.fsm.appliedIndex() >= ri })
+	testutil.Poll(t, waitTimeout, "leader FSM to apply the read index", func() bool { return l.fsm.appliedIndex() >= ri })
 	if v, ok := l.fsm.get("k9"); !ok || v != "v" {
 		t.Fatalf("k9 after full restart = %q, %v; want v", v, ok)
 	}
@@ -302,7 +304,7 @@ func TestSnapshotTruncationAndCatchUpFromSnapshot(t *testing.T) {
 		idx = c.apply(fmt.Sprintf("k%d", i%30), fmt.Sprintf("v%d", i))
 	}
 	l := c.waitReadyLeader()
-	waitFor(t, waitTimeout, "a snapshot and log truncation on the leader", func() bool {
+	testutil.Poll(t, waitTimeout, "a snapshot and log truncation on the leader", func() bool {
 		first, err := l.node.bolt.FirstIndex()
 		return err == nil && l.node.Stats().LastSnapshotIndex > 0 && first > 1
 	})

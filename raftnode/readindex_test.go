@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/chainstore/chainstore/internal/testutil"
 )
 
 func TestReadIndexRejectsFollowers(t *testing.T) {
 	c := newTestCluster(t, 3, nil, testHooks{})
 	l := c.waitReadyLeader()
 	for _, f := range c.followers(l) {
-		waitFor(t, waitTimeout, "follower to know the leader", func() bool {
+		testutil.Poll(t, waitTimeout, "follower to know the leader", func() bool {
 			id, _ := f.node.Leader()
 			return id != ""
 		})
@@ -41,7 +43,7 @@ func TestReadIndexCoversAcknowledgedWrites(t *testing.T) {
 		if ri < idx {
 			t.Fatalf("ReadIndex = %d after a write acknowledged at %d", ri, idx)
 		}
-		waitFor(t, waitTimeout, "leader FSM to reach the read index", func() bool {
+		testutil.Poll(t, waitTimeout, "leader FSM to reach the read index", func() bool {
 			return l.fsm.appliedIndex() >= ri
 		})
 		if v, ok := l.fsm.get(fmt.Sprintf("k%d", i)); !ok || v != "v" {
@@ -70,7 +72,7 @@ func TestReadIndexAfterElectionIsReachable(t *testing.T) {
 	if ri < idx {
 		t.Fatalf("ReadIndex = %d, want >= %d", ri, idx)
 	}
-	waitFor(t, waitTimeout, "FSM to reach the read index with no further writes", func() bool {
+	testutil.Poll(t, waitTimeout, "FSM to reach the read index with no further writes", func() bool {
 		return l.fsm.appliedIndex() >= ri
 	})
 }
@@ -90,7 +92,7 @@ func TestReadIndexNotReadyUntilBarrier(t *testing.T) {
 		}
 	}
 	var l *testNode
-	waitFor(t, waitTimeout, "a leader", func() bool {
+	testutil.Poll(t, waitTimeout, "a leader", func() bool {
 		for _, tn := range c.nodes {
 			if tn.node.IsLeader() {
 				l = tn
@@ -171,11 +173,11 @@ func TestReadIndexBatchesConcurrentCallers(t *testing.T) {
 		defer l.node.reads.mu.Unlock()
 		return len(l.node.reads.pending)
 	}
-	waitFor(t, waitTimeout, "all callers to queue", func() bool { return pending() == callers })
+	testutil.Poll(t, waitTimeout, "all callers to queue", func() bool { return pending() == callers })
 	close(gate1)
-	waitFor(t, waitTimeout, "the round to take the queue", func() bool { return pending() == 0 })
+	testutil.Poll(t, waitTimeout, "the round to take the queue", func() bool { return pending() == 0 })
 	wg.Go(func() { results <- l.node.readIndex(context.Background()) }) // the late caller
-	waitFor(t, waitTimeout, "the late caller to queue", func() bool { return pending() == 1 })
+	testutil.Poll(t, waitTimeout, "the late caller to queue", func() bool { return pending() == 1 })
 	close(gate2)
 	wg.Wait()
 	close(results)

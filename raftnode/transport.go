@@ -10,8 +10,9 @@ import (
 )
 
 // streamLayer is the raft.StreamLayer under our NetworkTransport: plain TCP
-// today, and the place where mutual TLS and the peer-identity check go
-// (server-design.md 5.4). It also implements the test-only dial override used
+// today, and the place where mutual TLS and the check that a peer's
+// certificate names the expected server ID will go (not implemented yet:
+// docs/reliability.md, G13). It also implements the test-only dial override used
 // by the fault suite to route each directed link through a proxy.
 type streamLayer struct {
 	ln        net.Listener

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/chainstore/chainstore/internal/testutil"
 )
 
 // linkProxy forwards every accepted TCP connection to target and counts
@@ -118,7 +120,7 @@ func TestDialOverrideRoutesEveryLinkThroughProxies(t *testing.T) {
 	cut, other := fs[0], fs[1]
 	proxies[cut.node.Addr()].close()
 	last := c.apply("after", "cut")
-	waitFor(t, waitTimeout, "the connected follower to apply the write", func() bool {
+	testutil.Poll(t, waitTimeout, "the connected follower to apply the write", func() bool {
 		return other.fsm.appliedIndex() >= last
 	})
 	if got := cut.fsm.appliedIndex(); got >= last {
@@ -137,7 +139,7 @@ func TestStreamLayer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("newStreamLayer: %v", err)
 		}
-		defer s.Close()
+		defer func() { _ = s.Close() }()
 		if got := s.Addr().String(); got != "127.0.0.2:7000" {
 			t.Errorf("Addr() = %s, want 127.0.0.2:7000", got)
 		}
@@ -147,7 +149,7 @@ func TestStreamLayer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("newStreamLayer: %v", err)
 		}
-		defer target.Close()
+		defer func() { _ = target.Close() }()
 		accepted := make(chan struct{}, 2)
 		go func() {
 			for {
@@ -170,7 +172,7 @@ func TestStreamLayer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("newStreamLayer: %v", err)
 		}
-		defer s.Close()
+		defer func() { _ = s.Close() }()
 		conn, err := s.Dial("peer-a:1", time.Second)
 		if err != nil {
 			t.Fatalf("Dial through override: %v", err)

@@ -9,33 +9,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chainstore/chainstore/api"
+
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/chainstore/chainstore/rpc/chainwatch"
-	"github.com/chainstore/chainstore/rpc/configpb"
-)
-
-// ErrorInfo reasons of the chain service (see watch.proto).
-const (
-	// ReasonChainCompileError: GetChain of a chain that does not compile
-	// (FailedPrecondition); metadata "service", "error" (the exact
-	// compiler message) and "index".
-	ReasonChainCompileError = "CHAIN_COMPILE_ERROR"
-	// ReasonServerBehind: a Watch stream ended because the server had not
-	// applied a client's resume index within the resume wait
-	// (Unavailable): reconnect to another server.
-	ReasonServerBehind = "SERVER_BEHIND"
-	// ReasonInvalidChain: a ChainRef that names no chain (InvalidArgument).
-	ReasonInvalidChain = "INVALID_CHAIN"
-)
-
-// ErrorInfo metadata keys of the chain service.
-const (
-	MetaService = "service"
-	MetaIndex   = "index"
+	"github.com/chainstore/chainstore/chainwatch"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
 // ChainServerConfig configures the chain service.
@@ -63,45 +45,24 @@ func (c ChainServerConfig) Validate() error {
 	return nil
 }
 
-// ChainServer implements configpb.ChainServiceServer on top of a
-// chainwatch.Hub (compile once, publish versions) and the EntriesServer
-// (read routing, consistency modes, response metadata). See chainwatch's
+// ChainServer implements chainstorev1.ChainServiceServer on top of a
+// chainwatch.Hub (compile once, publish versions) and the router (read
+// routing, consistency modes, response metadata). See chainwatch's
 // package documentation for the fan-out design.
 type ChainServer struct {
-	configpb.UnimplementedChainServiceServer
+	chainstorev1.UnimplementedChainServiceServer
 
 	cfg     ChainServerConfig
 	hub     *chainwatch.Hub
-	entries *EntriesServer
+	router  *router
 	logger  hclog.Logger
 	streams atomic.Int64 // open Watch streams
 }
 
-var _ configpb.ChainServiceServer = (*ChainServer)(nil)
-
-// NewChainServer returns the chain service. hub must be running (its Run
-// owned by the caller); stopping it ends every Watch stream with
-// Unavailable, so stop it before a graceful gRPC stop.
-func NewChainServer(cfg ChainServerConfig, hub *chainwatch.Hub, entries *EntriesServer, logger hclog.Logger) (*ChainServer, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid chain service config: %w", err)
-	}
-	if hub == nil || entries == nil {
-		return nil, errors.New("chain service needs a hub and an entries server")
-	}
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
-	return &ChainServer{cfg: cfg, hub: hub, entries: entries, logger: logger.Named("chains")}, nil
-}
-
-// RegisterChainService registers cs on s.
-func RegisterChainService(s *grpc.Server, cs *ChainServer) {
-	configpb.RegisterChainServiceServer(s, cs)
-}
+var _ chainstorev1.ChainServiceServer = (*ChainServer)(nil)
 
 // chainKeyOf converts a ChainRef; the hub normalizes and checks it.
-func chainKeyOf(ref *configpb.ChainRef) (chainwatch.ChainKey, error) {
+func chainKeyOf(ref *chainstorev1.ChainRef) (chainwatch.ChainKey, error) {
 	k := chainwatch.ChainKey{Service: ref.GetService(), Datacenter: ref.GetDatacenter()}
 	if o := ref.GetOverrides(); o != nil {
 		k.OverrideProtocol = o.GetProtocol()
@@ -116,60 +77,42 @@ func chainKeyOf(ref *configpb.ChainRef) (chainwatch.ChainKey, error) {
 	return k, nil
 }
 
-// GetChain implements configpb.ChainServiceServer. Reads are routed like
+// GetChain implements chainstorev1.ChainServiceServer. Reads are routed like
 // Get: stale on this server, default and consistent on the leader (a
 // follower forwards). The answering server serves the chain from its hub,
 // fresh as of everything it had applied when the request arrived (for a
 // consistent read: as of the leader's read index).
-func (s *ChainServer) GetChain(ctx context.Context, req *configpb.GetChainRequest) (*configpb.GetChainResponse, error) {
+func (s *ChainServer) GetChain(ctx context.Context, req *chainstorev1.GetChainRequest) (*chainstorev1.GetChainResponse, error) {
 	key, err := chainKeyOf(req.GetChain())
 	if err != nil {
 		return nil, chainStatus(err)
 	}
-	var resp *configpb.GetChainResponse
+	var resp *chainstorev1.GetChainResponse
 	local := func(ctx context.Context, consistent func(context.Context) error) error {
 		var err error
 		resp, err = s.getChainLocal(ctx, key, req.GetOptions(), consistent)
 		return err
 	}
-	remote := func(ctx context.Context, _ configpb.EntriesServiceClient) error {
-		// onLeader has just made sure the connection to the leader is
-		// ready; the chain service shares it.
-		conn, err := s.leaderConn()
-		if err != nil {
-			return err
-		}
-		resp, err = configpb.NewChainServiceClient(conn).GetChain(ctx, req)
+	remote := func(ctx context.Context, conn *grpc.ClientConn) error {
+		var err error
+		resp, err = chainstorev1.NewChainServiceClient(conn).GetChain(ctx, req)
 		return err
 	}
-	if err := s.entries.read(ctx, req.GetOptions().GetConsistency(), local, remote); err != nil {
-		return nil, s.entries.status(err)
+	if err := s.router.read(ctx, req.GetOptions().GetConsistency(), local, remote); err != nil {
+		return nil, s.router.status(err)
 	}
 	return resp, nil
 }
 
-// leaderConn returns the forwarder's connection to the current leader.
-func (s *ChainServer) leaderConn() (*grpc.ClientConn, error) {
-	id, _ := s.entries.raft.Leader()
-	if id == "" {
-		return nil, ErrLeaderUnreachable
-	}
-	addr, ok := s.entries.members.GRPCAddrOf(id)
-	if !ok {
-		return nil, fmt.Errorf("%w: no gRPC address known for leader %s", ErrLeaderUnreachable, id)
-	}
-	return s.entries.fwd.conn(addr)
-}
-
 // getChainLocal answers GetChain from this server's hub.
-func (s *ChainServer) getChainLocal(ctx context.Context, key chainwatch.ChainKey, opts *configpb.QueryOptions,
-	consistent func(context.Context) error) (*configpb.GetChainResponse, error) {
+func (s *ChainServer) getChainLocal(ctx context.Context, key chainwatch.ChainKey, opts *chainstorev1.QueryOptions,
+	consistent func(context.Context) error) (*chainstorev1.GetChainResponse, error) {
 	if consistent != nil {
 		if err := consistent(ctx); err != nil {
 			return nil, err
 		}
 	}
-	sub, err := s.hub.Subscribe(ctx, key, s.entries.fsm.AppliedIndex())
+	sub, err := s.hub.Subscribe(ctx, key, s.router.fsm.AppliedIndex())
 	if err != nil {
 		return nil, chainStatus(err)
 	}
@@ -184,10 +127,10 @@ func (s *ChainServer) getChainLocal(ctx context.Context, key chainwatch.ChainKey
 	if v.Err != "" {
 		return nil, withInfo(codes.FailedPrecondition,
 			fmt.Sprintf("discovery chain %q does not compile: %s", key.Service, v.Err),
-			ReasonChainCompileError,
-			map[string]string{MetaService: key.Service, MetaError: v.Err, MetaIndex: strconv.FormatUint(v.Index, 10)})
+			api.ReasonChainCompileError,
+			map[string]string{api.MetaService: key.Service, api.MetaError: v.Err, api.MetaIndex: strconv.FormatUint(v.Index, 10)})
 	}
-	return &configpb.GetChainResponse{Version: v.Proto(), Meta: s.entries.meta(v.Index)}, nil
+	return &chainstorev1.GetChainResponse{Version: v.Proto(), Meta: s.router.meta(v.Index)}, nil
 }
 
 // waitChain is the blocking part of GetChain, with the contract of
@@ -195,7 +138,8 @@ func (s *ChainServer) getChainLocal(ctx context.Context, key chainwatch.ChainKey
 // the wait (capped, jittered) ends, when the server shuts down, or at
 // once after a snapshot restore (indexes may have gone backwards).
 func (s *ChainServer) waitChain(ctx context.Context, sub *chainwatch.Subscription, minIndex uint64, wait time.Duration) (*chainwatch.Version, error) {
-	lim := blockingLimits{defaultWait: s.entries.cfg.DefaultQueryWait, maxWait: s.entries.cfg.MaxQueryWait, shutdownCh: s.entries.shutdownCh}
+	lim := s.router.limits()
+	lim.blocked = nil
 	t := time.NewTimer(blockingWait(ctx, wait, lim))
 	defer t.Stop()
 	v := sub.Current()
@@ -223,12 +167,12 @@ func chainStatus(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, chainwatch.ErrInvalidChain):
-		return withInfo(codes.InvalidArgument, err.Error(), ReasonInvalidChain, nil)
+		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonInvalidChain, nil)
 	case errors.Is(err, chainwatch.ErrTooManyChains), errors.Is(err, chainwatch.ErrTooManySubscriptions),
 		errors.Is(err, chainwatch.ErrRequestBacklog):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, chainwatch.ErrBehind):
-		return withInfo(codes.Unavailable, err.Error()+"; try another server", ReasonServerBehind, nil)
+		return withInfo(codes.Unavailable, err.Error()+"; try another server", api.ReasonServerBehind, nil)
 	case errors.Is(err, chainwatch.ErrStopped), errors.Is(err, chainwatch.ErrWatcherClosed):
 		return status.Error(codes.Unavailable, "server shutting down: "+err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -239,11 +183,11 @@ func chainStatus(err error) error {
 	return statusOf(err, leaderHint{})
 }
 
-// Watch implements configpb.ChainServiceServer. The handler goroutine is
+// Watch implements chainstorev1.ChainServiceServer. The handler goroutine is
 // the stream's sender: it loops on Watcher.Next and sends each event. A
 // receiver goroutine reads the client's requests and adds or removes
 // subscriptions. See chainwatch's documentation for the goroutine model.
-func (s *ChainServer) Watch(stream configpb.ChainService_WatchServer) error {
+func (s *ChainServer) Watch(stream chainstorev1.ChainService_WatchServer) error {
 	if n := s.streams.Add(1); n > int64(s.cfg.MaxStreams) {
 		s.streams.Add(-1)
 		return status.Errorf(codes.ResourceExhausted, "too many watch streams on this server (limit %d)", s.cfg.MaxStreams)
@@ -278,7 +222,7 @@ func (s *ChainServer) Watch(stream configpb.ChainService_WatchServer) error {
 // receive reads the client's requests until the stream ends. A request
 // the stream cannot go on after (a resume this server is too far behind
 // for, a malformed request) cancels ctx with the cause.
-func (s *ChainServer) receive(ctx context.Context, stream configpb.ChainService_WatchServer, w *chainwatch.Watcher, cancel context.CancelCauseFunc) {
+func (s *ChainServer) receive(ctx context.Context, stream chainstorev1.ChainService_WatchServer, w *chainwatch.Watcher, cancel context.CancelCauseFunc) {
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -290,7 +234,7 @@ func (s *ChainServer) receive(ctx context.Context, stream configpb.ChainService_
 			return
 		}
 		switch r := req.GetRequest().(type) {
-		case *configpb.WatchRequest_Subscribe:
+		case *chainstorev1.WatchRequest_Subscribe:
 			sub := r.Subscribe
 			key, err := chainKeyOf(sub.GetChain())
 			if err == nil {
@@ -302,7 +246,7 @@ func (s *ChainServer) receive(ctx context.Context, stream configpb.ChainService_
 				cancel(err)
 				return
 			}
-		case *configpb.WatchRequest_Unsubscribe:
+		case *chainstorev1.WatchRequest_Unsubscribe:
 			w.Remove(r.Unsubscribe.GetId())
 		default:
 			cancel(status.Error(codes.InvalidArgument, "watch request with neither subscribe nor unsubscribe"))
@@ -327,21 +271,21 @@ func (s *ChainServer) watchEnd(ctx context.Context, err error) error {
 
 // watchResponse converts a Watcher event. Updates carry the version's
 // shared, pre-built message: its chain bytes were encoded once per server.
-func (s *ChainServer) watchResponse(ev chainwatch.Event) *configpb.WatchResponse {
+func (s *ChainServer) watchResponse(ev chainwatch.Event) *chainstorev1.WatchResponse {
 	switch ev.Kind {
 	case chainwatch.EventSubscribed:
-		return &configpb.WatchResponse{Event: &configpb.WatchResponse_Subscribed{Subscribed: &configpb.Subscribed{SubscriptionId: ev.ID}}}
+		return &chainstorev1.WatchResponse{Event: &chainstorev1.WatchResponse_Subscribed{Subscribed: &chainstorev1.Subscribed{SubscriptionId: ev.ID}}}
 	case chainwatch.EventUpdate:
-		return &configpb.WatchResponse{Event: &configpb.WatchResponse_Update{Update: &configpb.ChainUpdate{SubscriptionId: ev.ID, Version: ev.Version.Proto()}}}
+		return &chainstorev1.WatchResponse{Event: &chainstorev1.WatchResponse_Update{Update: &chainstorev1.ChainUpdate{SubscriptionId: ev.ID, Version: ev.Version.Proto()}}}
 	case chainwatch.EventReset:
-		return &configpb.WatchResponse{Event: &configpb.WatchResponse_SubscriptionReset{SubscriptionReset: &configpb.SubscriptionReset{SubscriptionId: ev.ID}}}
+		return &chainstorev1.WatchResponse{Event: &chainstorev1.WatchResponse_SubscriptionReset{SubscriptionReset: &chainstorev1.SubscriptionReset{SubscriptionId: ev.ID}}}
 	case chainwatch.EventUnsubscribed:
-		u := &configpb.Unsubscribed{SubscriptionId: ev.ID}
+		u := &chainstorev1.Unsubscribed{SubscriptionId: ev.ID}
 		if ev.Err != nil {
 			u.Error = ev.Err.Error()
 		}
-		return &configpb.WatchResponse{Event: &configpb.WatchResponse_Unsubscribed{Unsubscribed: u}}
+		return &chainstorev1.WatchResponse{Event: &chainstorev1.WatchResponse_Unsubscribed{Unsubscribed: u}}
 	default:
-		return &configpb.WatchResponse{Event: &configpb.WatchResponse_Progress{Progress: &configpb.WatchProgress{Index: ev.Index, ServedBy: s.entries.cfg.NodeName}}}
+		return &chainstorev1.WatchResponse{Event: &chainstorev1.WatchResponse_Progress{Progress: &chainstorev1.WatchProgress{Index: ev.Index, ServedBy: s.router.cfg.NodeName}}}
 	}
 }

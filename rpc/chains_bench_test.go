@@ -16,10 +16,10 @@ import (
 
 	"github.com/chainstore/chainstore/chain"
 	"github.com/chainstore/chainstore/fsm"
-	"github.com/chainstore/chainstore/rpc/configpb"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
-// BenchmarkWatchGRPC is BenchmarkFanout (rpc/chainwatch) over real gRPC:
+// BenchmarkWatchGRPC is BenchmarkFanout (chainwatch) over real gRPC:
 // 3 servers (each an FSM, a hub and a gRPC server with the chain service
 // on loopback), 100 chains, N watchers, each a real Watch stream with one
 // subscription; streams share connPerServer client connections per
@@ -48,7 +48,7 @@ type benchGRPCRound struct {
 	done    chan struct{}
 }
 
-func benchWatchGRPC(b *testing.B, watchers int) {
+func benchWatchGRPC(b *testing.B, watchers int) { //nolint:thelper // the body of each BenchmarkWatchGRPC sub-benchmark, not a helper: b.Helper() would hide the failing line
 	cl := newESCluster()
 	nodes := make([]*chNode, benchGRPCServers)
 	for i := range nodes {
@@ -100,8 +100,8 @@ func benchWatchGRPC(b *testing.B, watchers int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	for s := range nodes {
 		for c := range benchGRPCChains {
-			if _, err := configpb.NewChainServiceClient(conns[s][c%connPerServer]).GetChain(ctx,
-				&configpb.GetChainRequest{Chain: ref(name(c))}); err != nil {
+			if _, err := chainstorev1.NewChainServiceClient(conns[s][c%connPerServer]).GetChain(ctx,
+				&chainstorev1.GetChainRequest{Chain: ref(name(c))}); err != nil {
 				b.Fatalf("GetChain: %v", err)
 			}
 		}
@@ -117,12 +117,12 @@ func benchWatchGRPC(b *testing.B, watchers int) {
 	for i := range watchers {
 		c, s := i%benchGRPCChains, (i/benchGRPCChains)%benchGRPCServers
 		perChain[c]++
-		stream, err := configpb.NewChainServiceClient(conns[s][i%connPerServer]).Watch(ctx)
+		stream, err := chainstorev1.NewChainServiceClient(conns[s][i%connPerServer]).Watch(ctx)
 		if err != nil {
 			b.Fatalf("Watch: %v", err)
 		}
-		if err := stream.Send(&configpb.WatchRequest{Request: &configpb.WatchRequest_Subscribe{
-			Subscribe: &configpb.WatchSubscribe{Id: 1, Chain: ref(name(c))}}}); err != nil {
+		if err := stream.Send(&chainstorev1.WatchRequest{Request: &chainstorev1.WatchRequest_Subscribe{
+			Subscribe: &chainstorev1.WatchSubscribe{Id: 1, Chain: ref(name(c))}}}); err != nil {
 			b.Fatalf("Send: %v", err)
 		}
 		ready.Add(1)

@@ -9,15 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chainstore/chainstore/internal/testutil"
+
+	"github.com/chainstore/chainstore/api"
+
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chainstore/chainstore/chain"
+	"github.com/chainstore/chainstore/chainwatch"
 	"github.com/chainstore/chainstore/fsm"
-	"github.com/chainstore/chainstore/rpc/chainwatch"
-	"github.com/chainstore/chainstore/rpc/configpb"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
 // chNode is one server with the entries and chain services on a real
@@ -31,8 +35,8 @@ type chNode struct {
 	fsm     *fsm.FSM
 	hub     *chainwatch.Hub
 	cs      *ChainServer
-	client  *Client
-	chains  configpb.ChainServiceClient
+	client  *api.Client
+	chains  chainstorev1.ChainServiceClient
 	stopped chan struct{}
 	stop    func() // stops the gRPC server (a crash as seen by clients)
 }
@@ -43,22 +47,18 @@ type chNodeOpts struct {
 	chainCfg func(*ChainServerConfig)
 }
 
-func startChainNode(t testing.TB, id string, cl *esCluster, o chNodeOpts) *chNode {
-	t.Helper()
+func startChainNode(tb testing.TB, id string, cl *esCluster, o chNodeOpts) *chNode {
+	tb.Helper()
 	cfg := testServerConfig(id)
 	f := fsm.New(nil)
 	r := &esRaft{fsm: f, nodeID: id, leader: o.leader}
-	entries, err := NewEntriesServer(cfg, r, f, cl, nil)
-	if err != nil {
-		t.Fatalf("NewEntriesServer: %v", err)
-	}
 	hcfg := chainwatch.DefaultConfig()
 	if o.hubCfg != nil {
 		o.hubCfg(&hcfg)
 	}
 	hub, err := chainwatch.New(hcfg, chainwatch.FSMSource(f), nil)
 	if err != nil {
-		t.Fatalf("chainwatch.New: %v", err)
+		tb.Fatalf("chainwatch.New: %v", err)
 	}
 	ccfg := DefaultChainServerConfig()
 	ccfg.Watcher.ProgressInterval = time.Hour
@@ -66,17 +66,14 @@ func startChainNode(t testing.TB, id string, cl *esCluster, o chNodeOpts) *chNod
 	if o.chainCfg != nil {
 		o.chainCfg(&ccfg)
 	}
-	cs, err := NewChainServer(ccfg, hub, entries, nil)
-	if err != nil {
-		t.Fatalf("NewChainServer: %v", err)
-	}
+	svc := newTestServices(tb, cfg, r, f, cl, hub, ccfg)
+	cs := svc.Chains
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("listen: %v", err)
+		tb.Fatalf("listen: %v", err)
 	}
 	g := NewGRPCServer(cfg, nil)
-	configpb.RegisterEntriesServiceServer(g, entries)
-	RegisterChainService(g, cs)
+	Register(g, svc)
 
 	hubCtx, hubCancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -84,7 +81,7 @@ func startChainNode(t testing.TB, id string, cl *esCluster, o chNodeOpts) *chNod
 	go func() {
 		defer wg.Done()
 		if err := hub.Run(hubCtx); err != nil {
-			t.Errorf("hub.Run: %v", err)
+			tb.Errorf("hub.Run: %v", err)
 		}
 	}()
 	go func() {
@@ -93,25 +90,25 @@ func startChainNode(t testing.TB, id string, cl *esCluster, o chNodeOpts) *chNod
 	}()
 	addr := lis.Addr().String()
 	cl.set(id, addr)
-	clientCfg := DefaultClientConfig()
+	clientCfg := api.DefaultClientConfig()
 	clientCfg.Addrs = []string{addr}
-	client, err := NewClient(clientCfg)
+	client, err := api.NewClient(clientCfg)
 	if err != nil {
-		t.Fatalf("NewClient: %v", err)
+		tb.Fatalf("api.NewClient: %v", err)
 	}
 	n := &chNode{id: id, addr: addr, raft: r, fsm: f, hub: hub, cs: cs, client: client,
-		chains: configpb.NewChainServiceClient(client.Conn()), stopped: make(chan struct{})}
+		chains: chainstorev1.NewChainServiceClient(client.Conn()), stopped: make(chan struct{})}
 	var once sync.Once
 	n.stop = func() {
 		once.Do(func() {
 			hubCancel()
-			_ = entries.Close()
+			svc.Close()
 			g.Stop()
 			wg.Wait()
 			close(n.stopped)
 		})
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		_ = client.Close()
 		n.stop()
 	})
@@ -132,28 +129,12 @@ func chPutAll(t *testing.T, entry string, nodes ...*chNode) uint64 {
 	return idx
 }
 
-// chPoll waits until cond holds, failing after 10 s.
-func chPoll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 func chResolver(name string, timeout time.Duration) string {
 	return fmt.Sprintf(`{"Kind":"service-resolver","Name":%q,"ConnectTimeout":%q}`, name, timeout.String())
 }
 
 // decodeChain decodes a version's compiled chain.
-func decodeChain(t *testing.T, v *configpb.ChainVersion) *chain.CompiledChain {
+func decodeChain(t *testing.T, v *chainstorev1.ChainVersion) *chain.CompiledChain {
 	t.Helper()
 	if v.GetError() != "" {
 		t.Fatalf("version %d: compile error %q", v.GetIndex(), v.GetError())
@@ -165,7 +146,7 @@ func decodeChain(t *testing.T, v *configpb.ChainVersion) *chain.CompiledChain {
 	return &c
 }
 
-func connectTimeoutOf(t *testing.T, v *configpb.ChainVersion, service string) time.Duration {
+func connectTimeoutOf(t *testing.T, v *chainstorev1.ChainVersion, service string) time.Duration {
 	t.Helper()
 	n := decodeChain(t, v).Nodes["resolver:"+service+".default.dc1"]
 	if n == nil || n.Resolver == nil {
@@ -177,7 +158,7 @@ func connectTimeoutOf(t *testing.T, v *configpb.ChainVersion, service string) ti
 // watchStream is a test client of one Watch stream.
 type watchStream struct {
 	t      *testing.T
-	stream configpb.ChainService_WatchClient
+	stream chainstorev1.ChainService_WatchClient
 	cancel context.CancelFunc
 }
 
@@ -193,9 +174,9 @@ func openWatch(t *testing.T, n *chNode) *watchStream {
 	return &watchStream{t: t, stream: stream, cancel: cancel}
 }
 
-func (w *watchStream) subscribe(id uint64, ref *configpb.ChainRef, lastIndex uint64, lastHash string) {
+func (w *watchStream) subscribe(id uint64, ref *chainstorev1.ChainRef, lastIndex uint64, lastHash string) {
 	w.t.Helper()
-	err := w.stream.Send(&configpb.WatchRequest{Request: &configpb.WatchRequest_Subscribe{Subscribe: &configpb.WatchSubscribe{
+	err := w.stream.Send(&chainstorev1.WatchRequest{Request: &chainstorev1.WatchRequest_Subscribe{Subscribe: &chainstorev1.WatchSubscribe{
 		Id: id, Chain: ref, LastIndex: lastIndex, LastHash: lastHash,
 	}}})
 	if err != nil {
@@ -205,14 +186,14 @@ func (w *watchStream) subscribe(id uint64, ref *configpb.ChainRef, lastIndex uin
 
 func (w *watchStream) unsubscribe(id uint64) {
 	w.t.Helper()
-	err := w.stream.Send(&configpb.WatchRequest{Request: &configpb.WatchRequest_Unsubscribe{Unsubscribe: &configpb.WatchUnsubscribe{Id: id}}})
+	err := w.stream.Send(&chainstorev1.WatchRequest{Request: &chainstorev1.WatchRequest_Unsubscribe{Unsubscribe: &chainstorev1.WatchUnsubscribe{Id: id}}})
 	if err != nil {
 		w.t.Fatalf("send unsubscribe: %v", err)
 	}
 }
 
 // recv returns the next message, skipping progress messages.
-func (w *watchStream) recv() *configpb.WatchResponse {
+func (w *watchStream) recv() *chainstorev1.WatchResponse {
 	w.t.Helper()
 	for {
 		resp, err := w.stream.Recv()
@@ -232,7 +213,7 @@ func (w *watchStream) expectSubscribed(id uint64) {
 	}
 }
 
-func (w *watchStream) expectUpdate(id uint64) *configpb.ChainVersion {
+func (w *watchStream) expectUpdate(id uint64) *chainstorev1.ChainVersion {
 	w.t.Helper()
 	resp := w.recv()
 	u := resp.GetUpdate()
@@ -242,7 +223,7 @@ func (w *watchStream) expectUpdate(id uint64) *configpb.ChainVersion {
 	return u.GetVersion()
 }
 
-func ref(service string) *configpb.ChainRef { return &configpb.ChainRef{Service: service} }
+func ref(service string) *chainstorev1.ChainRef { return &chainstorev1.ChainRef{Service: service} }
 
 func TestGetChain(t *testing.T) {
 	t.Parallel()
@@ -253,17 +234,17 @@ func TestGetChain(t *testing.T) {
 	ctx := testCtx(t)
 
 	tests := map[string]struct {
-		req         *configpb.GetChainRequest
+		req         *chainstorev1.GetChainRequest
 		wantTimeout time.Duration
 		wantHash    bool // CustomizationHash set
 	}{
-		"default": {req: &configpb.GetChainRequest{Chain: ref("web")}, wantTimeout: 7 * time.Second},
-		"stale": {req: &configpb.GetChainRequest{Chain: ref("web"), Options: &configpb.QueryOptions{
-			Consistency: configpb.Consistency_CONSISTENCY_STALE}}, wantTimeout: 7 * time.Second},
-		"consistent": {req: &configpb.GetChainRequest{Chain: ref("web"), Options: &configpb.QueryOptions{
-			Consistency: configpb.Consistency_CONSISTENCY_CONSISTENT}}, wantTimeout: 7 * time.Second},
-		"connect timeout override": {req: &configpb.GetChainRequest{Chain: &configpb.ChainRef{Service: "web",
-			Overrides: &configpb.ChainOverrides{ConnectTimeout: durationpb.New(3 * time.Second)}}},
+		"default": {req: &chainstorev1.GetChainRequest{Chain: ref("web")}, wantTimeout: 7 * time.Second},
+		"stale": {req: &chainstorev1.GetChainRequest{Chain: ref("web"), Options: &chainstorev1.QueryOptions{
+			Consistency: chainstorev1.Consistency_CONSISTENCY_STALE}}, wantTimeout: 7 * time.Second},
+		"consistent": {req: &chainstorev1.GetChainRequest{Chain: ref("web"), Options: &chainstorev1.QueryOptions{
+			Consistency: chainstorev1.Consistency_CONSISTENCY_CONSISTENT}}, wantTimeout: 7 * time.Second},
+		"connect timeout override": {req: &chainstorev1.GetChainRequest{Chain: &chainstorev1.ChainRef{Service: "web",
+			Overrides: &chainstorev1.ChainOverrides{ConnectTimeout: durationpb.New(3 * time.Second)}}},
 			wantTimeout: 3 * time.Second, wantHash: true},
 	}
 	for name, tc := range tests {
@@ -284,9 +265,9 @@ func TestGetChain(t *testing.T) {
 		}
 	}
 
-	_, err := n.chains.GetChain(ctx, &configpb.GetChainRequest{Chain: ref("")})
-	if status.Code(err) != codes.InvalidArgument || ErrorReason(err) != ReasonInvalidChain {
-		t.Errorf("GetChain without a service = %v, want InvalidArgument %s", err, ReasonInvalidChain)
+	_, err := n.chains.GetChain(ctx, &chainstorev1.GetChainRequest{Chain: ref("")})
+	if status.Code(err) != codes.InvalidArgument || api.ErrorReason(err) != api.ReasonInvalidChain {
+		t.Errorf("GetChain without a service = %v, want InvalidArgument %s", err, api.ReasonInvalidChain)
 	}
 }
 
@@ -296,25 +277,25 @@ func TestGetChainCompileError(t *testing.T) {
 	// A size limit no chain fits makes every chain fail to "compile".
 	n := startChainNode(t, "a", cl, chNodeOpts{leader: true, hubCfg: func(c *chainwatch.Config) { c.MaxChainBytes = 10 }})
 	idx := put(t, n.client, chResolver("web", 7*time.Second)).GetIndex()
-	_, err := n.chains.GetChain(testCtx(t), &configpb.GetChainRequest{Chain: ref("web")})
-	if status.Code(err) != codes.FailedPrecondition || ErrorReason(err) != ReasonChainCompileError {
-		t.Fatalf("GetChain = %v, want FailedPrecondition %s", err, ReasonChainCompileError)
+	_, err := n.chains.GetChain(testCtx(t), &chainstorev1.GetChainRequest{Chain: ref("web")})
+	if status.Code(err) != codes.FailedPrecondition || api.ErrorReason(err) != api.ReasonChainCompileError {
+		t.Fatalf("GetChain = %v, want FailedPrecondition %s", err, api.ReasonChainCompileError)
 	}
-	md := ErrorInfo(err).GetMetadata()
+	md := api.ErrorInfo(err).GetMetadata()
 	want := map[string]string{
-		MetaService: "web",
-		MetaError:   `compiled chain "web" is 0 bytes, over the limit of 10 bytes`,
-		MetaIndex:   fmt.Sprint(idx),
+		api.MetaService: "web",
+		api.MetaError:   `compiled chain "web" is 0 bytes, over the limit of 10 bytes`,
+		api.MetaIndex:   fmt.Sprint(idx),
 	}
 	// The size in the message depends on the compiler's output.
-	if md[MetaError] != "" {
-		want[MetaError] = md[MetaError]
+	if md[api.MetaError] != "" {
+		want[api.MetaError] = md[api.MetaError]
 	}
 	if diff := cmp.Diff(want, md); diff != "" {
 		t.Errorf("error metadata (-want +got):\n%s", diff)
 	}
-	if ErrorText(err) == "" {
-		t.Errorf("ErrorText is empty")
+	if api.ErrorText(err) == "" {
+		t.Errorf("api.ErrorText is empty")
 	}
 }
 
@@ -326,21 +307,21 @@ func TestGetChainBlocking(t *testing.T) {
 	ctx := testCtx(t)
 
 	// Nothing changes: the wait ends and the current version comes back.
-	resp, err := n.chains.GetChain(ctx, &configpb.GetChainRequest{Chain: ref("web"),
-		Options: &configpb.QueryOptions{MinIndex: idx, Wait: durationpb.New(30 * time.Millisecond)}})
+	resp, err := n.chains.GetChain(ctx, &chainstorev1.GetChainRequest{Chain: ref("web"),
+		Options: &chainstorev1.QueryOptions{MinIndex: idx, Wait: durationpb.New(30 * time.Millisecond)}})
 	if err != nil || resp.GetVersion().GetIndex() != idx {
 		t.Fatalf("GetChain(min_index %d, short wait) = %v, %v; want index %d", idx, resp, err, idx)
 	}
 
 	// A write unblocks it; an unrelated one does not.
 	type result struct {
-		resp *configpb.GetChainResponse
+		resp *chainstorev1.GetChainResponse
 		err  error
 	}
 	done := make(chan result, 1)
 	go func() {
-		resp, err := n.chains.GetChain(ctx, &configpb.GetChainRequest{Chain: ref("web"),
-			Options: &configpb.QueryOptions{MinIndex: idx, Wait: durationpb.New(time.Minute)}})
+		resp, err := n.chains.GetChain(ctx, &chainstorev1.GetChainRequest{Chain: ref("web"),
+			Options: &chainstorev1.QueryOptions{MinIndex: idx, Wait: durationpb.New(time.Minute)}})
 		done <- result{resp, err}
 	}()
 	put(t, n.client, chResolver("api", time.Second))
@@ -365,15 +346,15 @@ func TestGetChainForwardedToLeader(t *testing.T) {
 	idx := put(t, leader.client, chResolver("web", 7*time.Second)).GetIndex()
 	ctx := testCtx(t)
 
-	resp, err := follower.chains.GetChain(ctx, &configpb.GetChainRequest{Chain: ref("web")})
+	resp, err := follower.chains.GetChain(ctx, &chainstorev1.GetChainRequest{Chain: ref("web")})
 	if err != nil {
 		t.Fatalf("GetChain on the follower: %v", err)
 	}
 	if resp.GetVersion().GetIndex() != idx || resp.GetMeta().GetServedBy() != "node-l" {
 		t.Errorf("default read on a follower: index %d served by %q, want %d by node-l", resp.GetVersion().GetIndex(), resp.GetMeta().GetServedBy(), idx)
 	}
-	resp, err = follower.chains.GetChain(ctx, &configpb.GetChainRequest{Chain: ref("web"),
-		Options: &configpb.QueryOptions{Consistency: configpb.Consistency_CONSISTENCY_STALE}})
+	resp, err = follower.chains.GetChain(ctx, &chainstorev1.GetChainRequest{Chain: ref("web"),
+		Options: &chainstorev1.QueryOptions{Consistency: chainstorev1.Consistency_CONSISTENCY_STALE}})
 	if err != nil {
 		t.Fatalf("stale GetChain on the follower: %v", err)
 	}
@@ -423,7 +404,7 @@ func TestWatchSubscriptionsOnLiveStream(t *testing.T) {
 	}
 }
 
-func TestWatchResume(t *testing.T) {
+func TestWatchResume(t *testing.T) { //nolint:tparallel // the subtests run in order: unchanged writes a new version and updates have, which the later ones read
 	t.Parallel()
 	cl := newESCluster()
 	n := startChainNode(t, "a", cl, chNodeOpts{leader: true, chainCfg: func(c *ChainServerConfig) {
@@ -460,8 +441,8 @@ func TestWatchResume(t *testing.T) {
 		for err == nil {
 			_, err = w.stream.Recv()
 		}
-		if status.Code(err) != codes.Unavailable || ErrorReason(err) != ReasonServerBehind {
-			t.Errorf("stream ended with %v, want Unavailable %s", err, ReasonServerBehind)
+		if status.Code(err) != codes.Unavailable || api.ErrorReason(err) != api.ReasonServerBehind {
+			t.Errorf("stream ended with %v, want Unavailable %s", err, api.ReasonServerBehind)
 		}
 	})
 }
@@ -542,7 +523,7 @@ func TestChainWatchClientFailover(t *testing.T) {
 
 	client, events := runWatchClient(t, []string{a.addr, b.addr}, nil)
 	ctx := testCtx(t)
-	nextWeb := func() ChainEvent {
+	nextWeb := func() api.ChainEvent {
 		t.Helper()
 		for {
 			select {
@@ -567,7 +548,7 @@ func TestChainWatchClientFailover(t *testing.T) {
 		t.Fatalf("event index %d, want %d", e.Index, ahead)
 	}
 	a.stop()
-	chPoll(t, "the client to open a stream on b", func() bool { return b.cs.streams.Load() > 0 })
+	testutil.Poll(t, 10*time.Second, "the client to open a stream on b", func() bool { return b.cs.streams.Load() > 0 })
 	if got := put(t, b.client, chResolver("web", 2*time.Second)).GetIndex(); got != ahead {
 		t.Fatalf("b applied the write at %d, want %d", got, ahead)
 	}
@@ -582,62 +563,12 @@ func TestChainWatchClientFailover(t *testing.T) {
 	}
 }
 
-func TestChainWatchConfigValidate(t *testing.T) {
-	t.Parallel()
-	base := DefaultChainWatchConfig()
-	base.Chains = []WatchedChain{{Service: "web"}}
-	if err := base.Validate(); err != nil {
-		t.Fatalf("Validate() = %v", err)
-	}
-	tests := map[string]func(*ChainWatchConfig){
-		"no address":   func(c *ChainWatchConfig) { c.Addrs = nil },
-		"bad address":  func(c *ChainWatchConfig) { c.Addrs = []string{"nohost"} },
-		"no chain":     func(c *ChainWatchConfig) { c.Chains = nil },
-		"no service":   func(c *ChainWatchConfig) { c.Chains = []WatchedChain{{}} },
-		"backoff":      func(c *ChainWatchConfig) { c.MaxBackoff = c.MinBackoff / 2 },
-		"idle timeout": func(c *ChainWatchConfig) { c.IdleTimeout = 0 },
-	}
-	for name, mod := range tests {
-		c := base
-		mod(&c)
-		if err := c.Validate(); err == nil {
-			t.Errorf("%s: Validate() = nil, want an error", name)
-		}
-	}
-}
-
-func TestChainEventJSONLine(t *testing.T) {
-	t.Parallel()
-	tests := map[string]struct {
-		ev   ChainEvent
-		want string
-	}{
-		"chain": {
-			ev:   ChainEvent{Service: "web", Index: 7, Hash: "abc", Chain: []byte(`{"ServiceName":"web"}`), Server: "x:1"},
-			want: `{"service":"web","index":7,"hash":"abc","chain":{"ServiceName":"web"}}`,
-		},
-		"compile error": {
-			ev:   ChainEvent{Service: "web", Index: 8, Hash: "def", Error: "boom", Chain: []byte(`{}`)},
-			want: `{"service":"web","index":8,"hash":"def","error":"boom"}`,
-		},
-	}
-	for name, tc := range tests {
-		got, err := tc.ev.JSONLine()
-		if err != nil {
-			t.Fatalf("%s: JSONLine: %v", name, err)
-		}
-		if string(got) != tc.want {
-			t.Errorf("%s: JSONLine() = %s, want %s", name, got, tc.want)
-		}
-	}
-}
-
 // TestChainWatchClientResumesFromSavedState: a client seeded with the
 // version it already holds receives nothing for that chain until it
 // changes; a client seeded with an index no server will ever reach (a
 // restored cluster, state from another cluster) starts over after every
 // server refused it behindRounds times, instead of retrying forever.
-func TestChainWatchClientResumesFromSavedState(t *testing.T) {
+func TestChainWatchClientResumesFromSavedState(t *testing.T) { //nolint:tparallel // the subtests share node a: the first one's write would race the second one's Last() check
 	t.Parallel()
 	cl := newESCluster()
 	a := startChainNode(t, "a", cl, chNodeOpts{leader: true, chainCfg: func(c *ChainServerConfig) {
@@ -649,14 +580,15 @@ func TestChainWatchClientResumesFromSavedState(t *testing.T) {
 	w.expectSubscribed(1)
 	have := w.expectUpdate(1)
 
-	run := func(t *testing.T, seed ChainEvent) (*ChainWatchClient, chan ChainEvent) {
-		return runWatchClient(t, []string{a.addr}, func(c *ChainWatchClient) {
+	run := func(t *testing.T, seed api.ChainEvent) (*api.ChainWatchClient, chan api.ChainEvent) {
+		t.Helper()
+		return runWatchClient(t, []string{a.addr}, func(c *api.ChainWatchClient) {
 			if !c.SetLast(seed) {
 				t.Fatalf("SetLast(%+v) = false", seed)
 			}
 		})
 	}
-	next := func(t *testing.T, events chan ChainEvent, service string) ChainEvent {
+	next := func(t *testing.T, events chan api.ChainEvent, service string) api.ChainEvent {
 		t.Helper()
 		timeout := time.After(10 * time.Second)
 		for {
@@ -667,13 +599,13 @@ func TestChainWatchClientResumesFromSavedState(t *testing.T) {
 				}
 			case <-timeout:
 				t.Fatalf("no %s event", service)
-				return ChainEvent{}
+				return api.ChainEvent{}
 			}
 		}
 	}
 
 	t.Run("unchanged chain sends nothing", func(t *testing.T) {
-		_, events := run(t, ChainEvent{Service: "web", Index: have.GetIndex(), Hash: have.GetHash()})
+		_, events := run(t, api.ChainEvent{Service: "web", Index: have.GetIndex(), Hash: have.GetHash()})
 		if e := next(t, events, "api"); e.Hash == "" {
 			t.Errorf("api event without a hash: %+v", e)
 		}
@@ -683,7 +615,7 @@ func TestChainWatchClientResumesFromSavedState(t *testing.T) {
 		}
 	})
 	t.Run("index no server reaches", func(t *testing.T) {
-		client, events := run(t, ChainEvent{Service: "web", Index: have.GetIndex() + 1000, Hash: "from-another-cluster"})
+		client, events := run(t, api.ChainEvent{Service: "web", Index: have.GetIndex() + 1000, Hash: "from-another-cluster"})
 		e := next(t, events, "web")
 		if e.Index > have.GetIndex()+100 || e.Hash == "from-another-cluster" {
 			t.Errorf("web event %+v, want the server's current version", e)
@@ -692,31 +624,31 @@ func TestChainWatchClientResumesFromSavedState(t *testing.T) {
 			t.Errorf("Last()[0] = %+v, want the received version", last[0])
 		}
 	})
-	if (&ChainWatchClient{}).SetLast(ChainEvent{Service: "web"}) {
+	if (&api.ChainWatchClient{}).SetLast(api.ChainEvent{Service: "web"}) {
 		t.Error("SetLast accepted an event without index and hash")
 	}
 }
 
-// runWatchClient runs a ChainWatchClient for web and api against addrs
+// runWatchClient runs a api.ChainWatchClient for web and api against addrs
 // (short backoff) until the test ends; prepare, if set, runs before Run.
 // Every event received goes to the returned channel.
-func runWatchClient(t *testing.T, addrs []string, prepare func(*ChainWatchClient)) (*ChainWatchClient, chan ChainEvent) {
+func runWatchClient(t *testing.T, addrs []string, prepare func(*api.ChainWatchClient)) (*api.ChainWatchClient, chan api.ChainEvent) {
 	t.Helper()
-	cfg := DefaultChainWatchConfig()
+	cfg := api.DefaultChainWatchConfig()
 	cfg.Addrs = addrs
-	cfg.Chains = []WatchedChain{{Service: "web"}, {Service: "api"}}
+	cfg.Chains = []api.WatchedChain{{Service: "web"}, {Service: "api"}}
 	cfg.MinBackoff, cfg.MaxBackoff = 5*time.Millisecond, 50*time.Millisecond
-	client, err := NewChainWatchClient(cfg, nil)
+	client, err := api.NewChainWatchClient(cfg, nil)
 	if err != nil {
-		t.Fatalf("NewChainWatchClient: %v", err)
+		t.Fatalf("api.NewChainWatchClient: %v", err)
 	}
 	if prepare != nil {
 		prepare(client)
 	}
-	events := make(chan ChainEvent, 100)
+	events := make(chan api.ChainEvent, 100)
 	ctx, cancel := context.WithCancel(testCtx(t))
 	done := make(chan error, 1)
-	go func() { done <- client.Run(ctx, func(e ChainEvent) { events <- e }) }()
+	go func() { done <- client.Run(ctx, func(e api.ChainEvent) { events <- e }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,9 +1,19 @@
-// Package rpc is chainstore's gRPC layer: the config-entry service
-// (EntriesServer), the chain service with its watch streams (ChainServer,
-// fed by the compile-once hub in rpc/chainwatch), the server options every chainstore gRPC server uses
-// (NewGRPCServer), and the client library (Client) used by storectl,
-// storeagent and the benchmarks. Wire types are generated into
-// rpc/configpb from rpc/proto by `make proto`.
+// Package rpc is the server side of chainstore's gRPC API: the
+// config-entry service (EntriesServer), the chain service with its watch
+// streams (ChainServer, fed by the compile-once hub in chainwatch), the
+// operator service (OperatorServer: members, peers, status) and the
+// server options every chainstore gRPC server uses (NewGRPCServer).
+// NewServices builds the three services over one router and Register
+// puts them on a *grpc.Server. Clients use package api; wire types are
+// generated into proto/chainstore/v1 by `make proto`.
+//
+// # The router
+//
+// Every service routes requests through one router (router.go), which
+// owns leader lookup, forwarding (it hands the caller a ready connection
+// to the leader, so a request is always sent to the leader it looked up),
+// the consistency modes, blocking reads and the response metadata. The
+// services keep no routing state of their own.
 //
 // # Request paths
 //
@@ -18,12 +28,13 @@
 // so bad input is rejected with the exact message wherever it arrives. The
 // leader then skips a write that would not change the stored entry
 // (returning its existing index) and otherwise proposes an fsm.Command
-// through raftnode.Apply; graph validation runs inside the FSM on every
+// through fsm.Proposer (which encodes it and unwraps the FSM's typed
+// result); graph validation runs inside the FSM on every
 // node and its *chain.GraphError comes back as InvalidArgument. A follower
 // forwards the request over gRPC to the leader's address (from
 // cluster.GRPCAddrOf) with a header that stops a second hop.
 //
-// Retries (onLeader): only while the error proves nothing was written: no
+// Retries (router.onLeader): only while the error proves nothing was written: no
 // leader known, "not the leader" before the proposal, leader not ready,
 // or no connection to the leader could be made (the forwarder only sends
 // on a ready connection). Backoff is jittered and exponential, bounded by
@@ -42,7 +53,7 @@
 // not leader -> FailedPrecondition with a leader hint, no leader ->
 // Unavailable, unknown outcome -> Unknown, enqueue timeout ->
 // ResourceExhausted, context -> DeadlineExceeded/Canceled. Each carries a
-// google.rpc.ErrorInfo (ErrorReason, ErrorText read it on the client).
+// google.rpc.ErrorInfo (api.ErrorReason, api.ErrorText read it on the client).
 //
 // # Goroutines
 //
@@ -53,9 +64,9 @@
 // handler has returned (it is not joined explicitly).
 // Unary handlers: a blocked query holds its request goroutine
 // until its index moves, its wait ends, the client goes away, or
-// EntriesServer.Close closes shutdownCh (stored closes it before
-// GracefulStop, so shutdown never waits for a blocked query). The
-// forwarder's client connections own grpc-go's internal goroutines; Close
-// closes them. The owner of the *grpc.Server (cmd/stored) runs Serve and
-// stops it.
+// Services.Close closes the router's shutdownCh (package server closes it
+// before GracefulStop, so shutdown never waits for a blocked query). The
+// forwarder's client connections own grpc-go's internal goroutines;
+// Services.Close closes them. The owner of the *grpc.Server (package
+// server) runs Serve and stops it.
 package rpc

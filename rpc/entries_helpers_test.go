@@ -8,13 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chainstore/chainstore/api"
+	"github.com/chainstore/chainstore/chainwatch"
+
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 
 	"github.com/chainstore/chainstore/cluster"
 	"github.com/chainstore/chainstore/fsm"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 	"github.com/chainstore/chainstore/raftnode"
-	"github.com/chainstore/chainstore/rpc/configpb"
 )
 
 // esRaft is a single-process stand-in for raftnode.Node: Apply hands the
@@ -43,7 +46,7 @@ type esRaft struct {
 	block   chan struct{}
 }
 
-var _ EntriesRaft = (*esRaft)(nil)
+var _ Raft = (*esRaft)(nil)
 
 func (r *esRaft) Apply(ctx context.Context, cmd []byte) (any, uint64, error) {
 	r.mu.Lock()
@@ -173,11 +176,11 @@ func newESCluster() *esCluster { return &esCluster{addrs: map[string]string{}} }
 type esNode struct {
 	id     string
 	grpc   *grpc.Server
-	srv    *EntriesServer
+	srv    *Services
 	raft   *esRaft
 	fsm    *fsm.FSM
 	addr   string
-	client *Client
+	client *api.Client
 }
 
 // testServerConfig is DefaultServerConfig with short timeouts.
@@ -199,16 +202,13 @@ func startESNode(t *testing.T, id string, leader bool, cl *esCluster, mutate fun
 	}
 	f := fsm.New(nil)
 	r := &esRaft{fsm: f, nodeID: id, leader: leader}
-	srv, err := NewEntriesServer(cfg, r, f, cl, nil)
-	if err != nil {
-		t.Fatalf("NewEntriesServer: %v", err)
-	}
+	srv := newTestServices(t, cfg, r, f, cl, nil)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
 	g := NewGRPCServer(cfg, nil)
-	configpb.RegisterEntriesServiceServer(g, srv)
+	Register(g, srv)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -216,15 +216,15 @@ func startESNode(t *testing.T, id string, leader bool, cl *esCluster, mutate fun
 	}()
 	addr := lis.Addr().String()
 	cl.set(id, addr)
-	ccfg := DefaultClientConfig()
+	ccfg := api.DefaultClientConfig()
 	ccfg.Addrs = []string{addr}
-	client, err := NewClient(ccfg)
+	client, err := api.NewClient(ccfg)
 	if err != nil {
-		t.Fatalf("NewClient: %v", err)
+		t.Fatalf("api.NewClient: %v", err)
 	}
 	t.Cleanup(func() {
 		_ = client.Close()
-		_ = srv.Close()
+		srv.Close()
 		g.Stop()
 		<-done
 	})
@@ -239,7 +239,7 @@ func deadAddr(t *testing.T) string {
 		t.Fatalf("listen: %v", err)
 	}
 	addr := lis.Addr().String()
-	lis.Close()
+	_ = lis.Close()
 	return addr
 }
 
@@ -252,11 +252,40 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // put writes a JSON entry through the client and fails the test on error.
-func put(t *testing.T, c *Client, entry string) *configpb.ApplyResponse {
+func put(t *testing.T, c *api.Client, entry string) *chainstorev1.ApplyResponse {
 	t.Helper()
-	resp, err := c.Apply(testCtx(t), &configpb.ApplyRequest{Entry: []byte(entry)})
+	return putCtx(testCtx(t), t, c, entry)
+}
+
+// putCtx is put for a caller that has a context: the write ends with ctx.
+func putCtx(ctx context.Context, t *testing.T, c *api.Client, entry string) *chainstorev1.ApplyResponse {
+	t.Helper()
+	resp, err := c.Apply(ctx, &chainstorev1.ApplyRequest{Entry: []byte(entry)})
 	if err != nil {
 		t.Fatalf("Apply(%s): %v", entry, err)
 	}
 	return resp
+}
+
+// newTestServices builds the services over a fake Raft node and a chain
+// hub on f (not running unless the test runs it). chains, if not nil,
+// replaces the chain service config.
+func newTestServices(tb testing.TB, cfg ServerConfig, r Raft, f *fsm.FSM, cl Members, hub *chainwatch.Hub, chains ...ChainServerConfig) *Services {
+	tb.Helper()
+	if hub == nil {
+		var err error
+		hub, err = chainwatch.New(chainwatch.DefaultConfig(), chainwatch.FSMSource(f), nil)
+		if err != nil {
+			tb.Fatalf("chainwatch.New: %v", err)
+		}
+	}
+	ccfg := DefaultChainServerConfig()
+	if len(chains) > 0 {
+		ccfg = chains[0]
+	}
+	svc, err := NewServices(cfg, ccfg, r, f, cl, hub, nil)
+	if err != nil {
+		tb.Fatalf("NewServices: %v", err)
+	}
+	return svc
 }

@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chainstore/chainstore/internal/testutil"
+
+	"github.com/chainstore/chainstore/api"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
@@ -20,8 +24,8 @@ import (
 
 	"github.com/chainstore/chainstore/chain"
 	"github.com/chainstore/chainstore/fsm"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 	"github.com/chainstore/chainstore/raftnode"
-	"github.com/chainstore/chainstore/rpc/configpb"
 )
 
 const (
@@ -42,7 +46,7 @@ func TestApplyGetListDelete(t *testing.T) {
 	}
 
 	// Get reports the key's own index, not the table's.
-	got, err := n.client.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "WEB"})
+	got, err := n.client.Get(ctx, &chainstorev1.GetRequest{Kind: "service-defaults", Name: "WEB"})
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
@@ -60,7 +64,7 @@ func TestApplyGetListDelete(t *testing.T) {
 
 	// An update keeps CreateIndex.
 	u := put(t, n.client, webGRPC)
-	got, err = n.client.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "web"})
+	got, err = n.client.Get(ctx, &chainstorev1.GetRequest{Kind: "service-defaults", Name: "web"})
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
@@ -68,7 +72,7 @@ func TestApplyGetListDelete(t *testing.T) {
 		t.Errorf("after update: create %d modify %d (apply index %d), want 1, 3, 3", got.CreateIndex, got.ModifyIndex, u.Index)
 	}
 
-	list, err := n.client.List(ctx, &configpb.ListRequest{Kind: "service-defaults"})
+	list, err := n.client.List(ctx, &chainstorev1.ListRequest{Kind: "service-defaults"})
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -80,11 +84,11 @@ func TestApplyGetListDelete(t *testing.T) {
 		t.Errorf("List names (-want +got):\n%s meta index %d, want 3", diff, list.Meta.GetIndex())
 	}
 
-	d, err := n.client.Delete(ctx, &configpb.DeleteRequest{Kind: "service-defaults", Name: "web"})
+	d, err := n.client.Delete(ctx, &chainstorev1.DeleteRequest{Kind: "service-defaults", Name: "web"})
 	if err != nil || !d.Deleted || d.Index != 4 {
 		t.Fatalf("Delete = %v, %v; want deleted at 4", d, err)
 	}
-	got, err = n.client.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "web"})
+	got, err = n.client.Get(ctx, &chainstorev1.GetRequest{Kind: "service-defaults", Name: "web"})
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
@@ -92,13 +96,13 @@ func TestApplyGetListDelete(t *testing.T) {
 		t.Errorf("Get after delete = found %v, index %d; want not found at the tombstone index 4", got.Found, got.Meta.GetIndex())
 	}
 	// A key that never existed reports index 1, never 0.
-	got, err = n.client.Get(ctx, &configpb.GetRequest{Kind: "service-router", Name: "nothing"})
+	got, err = n.client.Get(ctx, &chainstorev1.GetRequest{Kind: "service-router", Name: "nothing"})
 	if err != nil || got.Found || got.Meta.GetIndex() != 1 {
 		t.Errorf("Get(never existed) = %v, %v; want not found with index 1", got, err)
 	}
 	// Deleting what does not exist succeeds without a Raft write.
 	before, _ := n.raft.counts()
-	d, err = n.client.Delete(ctx, &configpb.DeleteRequest{Kind: "service-defaults", Name: "ghost"})
+	d, err = n.client.Delete(ctx, &chainstorev1.DeleteRequest{Kind: "service-defaults", Name: "ghost"})
 	after, _ := n.raft.counts()
 	if err != nil || !d.Deleted || after != before {
 		t.Errorf("Delete(absent) = %v, %v, raft applies %d -> %d; want deleted without a write", d, err, before, after)
@@ -142,13 +146,13 @@ func TestCASTable(t *testing.T) {
 			}
 			var applied bool
 			if tc.op.entry != "" {
-				resp, err := n.client.Apply(ctx, &configpb.ApplyRequest{Entry: []byte(tc.op.entry), Cas: tc.op.cas, ModifyIndex: tc.op.index})
+				resp, err := n.client.Apply(ctx, &chainstorev1.ApplyRequest{Entry: []byte(tc.op.entry), Cas: tc.op.cas, ModifyIndex: tc.op.index})
 				if err != nil {
 					t.Fatalf("Apply: %v", err)
 				}
 				applied = resp.Applied
 			} else {
-				resp, err := n.client.Delete(ctx, &configpb.DeleteRequest{Kind: "service-defaults", Name: "web", Cas: tc.op.cas, ModifyIndex: tc.op.index})
+				resp, err := n.client.Delete(ctx, &chainstorev1.DeleteRequest{Kind: "service-defaults", Name: "web", Cas: tc.op.cas, ModifyIndex: tc.op.index})
 				if err != nil {
 					t.Fatalf("Delete: %v", err)
 				}
@@ -161,7 +165,7 @@ func TestCASTable(t *testing.T) {
 	}
 }
 
-func TestApplyRejectsBadEntries(t *testing.T) {
+func TestApplyRejectsBadEntries(t *testing.T) { //nolint:tparallel // the checks after the subtests (nothing was stored) must run after them, which parallel subtests would not
 	t.Parallel()
 	n := startESNode(t, "a", true, newESCluster(), nil)
 	ctx := testCtx(t)
@@ -193,19 +197,19 @@ func TestApplyRejectsBadEntries(t *testing.T) {
 		wantText   string
 		wantInMsg  string
 	}{
-		"decode error":     {decodeInput, ReasonInvalidEntry, decodeErr.Error(), decodeErr.Error()},
-		"validation error": {invalidInput, ReasonInvalidEntry, prepErr.Error(), `config entry "service-router" / "web": `},
-		"graph error":      {splitterInput, ReasonGraphInvalid, graphErr.Error(), `config entry "service-splitter" / "main": `},
-		"not an entry":     {`[1, 2]`, ReasonInvalidEntry, "", ""},
+		"decode error":     {decodeInput, api.ReasonInvalidEntry, decodeErr.Error(), decodeErr.Error()},
+		"validation error": {invalidInput, api.ReasonInvalidEntry, prepErr.Error(), `config entry "service-router" / "web": `},
+		"graph error":      {splitterInput, api.ReasonGraphInvalid, graphErr.Error(), `config entry "service-splitter" / "main": `},
+		"not an entry":     {`[1, 2]`, api.ReasonInvalidEntry, "", ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := n.client.Apply(ctx, &configpb.ApplyRequest{Entry: []byte(tc.input)})
-			if status.Code(err) != codes.InvalidArgument || ErrorReason(err) != tc.wantReason {
-				t.Fatalf("Apply(%s) = %v (reason %q), want InvalidArgument with reason %s", tc.input, err, ErrorReason(err), tc.wantReason)
+			_, err := n.client.Apply(ctx, &chainstorev1.ApplyRequest{Entry: []byte(tc.input)})
+			if status.Code(err) != codes.InvalidArgument || api.ErrorReason(err) != tc.wantReason {
+				t.Fatalf("Apply(%s) = %v (reason %q), want InvalidArgument with reason %s", tc.input, err, api.ErrorReason(err), tc.wantReason)
 			}
-			if tc.wantText != "" && ErrorText(err) != tc.wantText {
-				t.Errorf("ErrorText = %q, want %q", ErrorText(err), tc.wantText)
+			if tc.wantText != "" && api.ErrorText(err) != tc.wantText {
+				t.Errorf("api.ErrorText = %q, want %q", api.ErrorText(err), tc.wantText)
 			}
 			if msg := status.Convert(err).Message(); !strings.Contains(msg, tc.wantInMsg) {
 				t.Errorf("status message %q does not contain %q", msg, tc.wantInMsg)
@@ -213,11 +217,11 @@ func TestApplyRejectsBadEntries(t *testing.T) {
 		})
 	}
 	// Nothing was stored.
-	list, err := n.client.List(ctx, &configpb.ListRequest{Kind: "service-splitter"})
+	list, err := n.client.List(ctx, &chainstorev1.ListRequest{Kind: "service-splitter"})
 	if err != nil || len(list.Entries) != 0 {
 		t.Errorf("List(service-splitter) = %v, %v; want empty", list, err)
 	}
-	for name, req := range map[string]*configpb.GetRequest{
+	for name, req := range map[string]*chainstorev1.GetRequest{
 		"bad kind": {Kind: "service-nope", Name: "x"},
 		"no name":  {Kind: "service-defaults"},
 	} {
@@ -263,27 +267,28 @@ func TestEntrySizeLimit(t *testing.T) {
 		{DefaultMaxRecvMsgSize + 1, codes.ResourceExhausted}, // refused by gRPC itself
 	} {
 		t.Run(fmt.Sprint(tc.size), func(t *testing.T) {
-			_, err := n.client.Apply(ctx, &configpb.ApplyRequest{Entry: entryOfSize(tc.size)})
+			t.Parallel()
+			_, err := n.client.Apply(ctx, &chainstorev1.ApplyRequest{Entry: entryOfSize(tc.size)})
 			if status.Code(err) != tc.want {
 				t.Fatalf("Apply(%d bytes) = %v, want %v", tc.size, err, tc.want)
 			}
 			if tc.want == codes.InvalidArgument {
-				if ErrorReason(err) != ReasonEntryTooLarge || !strings.Contains(err.Error(), fmt.Sprintf("the limit is %d bytes", limit)) {
-					t.Errorf("error = %v (reason %q), want ENTRY_TOO_LARGE naming the limit", err, ErrorReason(err))
+				if api.ErrorReason(err) != api.ReasonEntryTooLarge || !strings.Contains(err.Error(), fmt.Sprintf("the limit is %d bytes", limit)) {
+					t.Errorf("error = %v (reason %q), want ENTRY_TOO_LARGE naming the limit", err, api.ErrorReason(err))
 				}
 			}
 		})
 	}
 }
 
-func TestBlockingGet(t *testing.T) {
+func TestBlockingGet(t *testing.T) { //nolint:tparallel // the subtests share one node and run in order: each expects the index (base) and the blocked-query count the ones before left
 	t.Parallel()
 	n := startESNode(t, "a", true, newESCluster(), nil)
 	ctx := testCtx(t)
 	base := put(t, n.client, webHTTP).Index
 
-	getAsync := func(ctx context.Context, req *configpb.GetRequest) <-chan *configpb.GetResponse {
-		ch := make(chan *configpb.GetResponse, 1)
+	getAsync := func(ctx context.Context, req *chainstorev1.GetRequest) <-chan *chainstorev1.GetResponse {
+		ch := make(chan *chainstorev1.GetResponse, 1)
 		go func() {
 			resp, err := n.client.Get(ctx, req)
 			if err != nil {
@@ -293,14 +298,14 @@ func TestBlockingGet(t *testing.T) {
 		}()
 		return ch
 	}
-	blockingReq := func(name string, wait time.Duration) *configpb.GetRequest {
-		return &configpb.GetRequest{Kind: "service-defaults", Name: name,
-			Options: &configpb.QueryOptions{MinIndex: base, Wait: durationpb.New(wait)}}
+	blockingReq := func(name string, wait time.Duration) *chainstorev1.GetRequest {
+		return &chainstorev1.GetRequest{Kind: "service-defaults", Name: name,
+			Options: &chainstorev1.QueryOptions{MinIndex: base, Wait: durationpb.New(wait)}}
 	}
 
 	t.Run("wakes on a change of the key", func(t *testing.T) {
 		ch := getAsync(ctx, blockingReq("web", time.Minute))
-		w := put(t, n.client, webGRPC)
+		w := putCtx(ctx, t, n.client, webGRPC)
 		if resp := <-ch; resp.GetMeta().GetIndex() != w.Index || resp.GetModifyIndex() != w.Index {
 			t.Errorf("blocking Get returned index %d, want %d", resp.GetMeta().GetIndex(), w.Index)
 		}
@@ -311,7 +316,7 @@ func TestBlockingGet(t *testing.T) {
 		const wait = 300 * time.Millisecond
 		start := time.Now()
 		ch := getAsync(ctx, blockingReq("web", wait))
-		put(t, n.client, apiHTTP)
+		putCtx(ctx, t, n.client, apiHTTP)
 		resp := <-ch
 		if elapsed := time.Since(start); elapsed < wait || resp.GetMeta().GetIndex() != base {
 			t.Errorf("Get returned after %s with index %d; want after >= %s with index %d", elapsed, resp.GetMeta().GetIndex(), wait, base)
@@ -330,7 +335,7 @@ func TestBlockingGet(t *testing.T) {
 	})
 
 	t.Run("min index 0 does not block", func(t *testing.T) {
-		resp, err := n.client.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "web"})
+		resp, err := n.client.Get(ctx, &chainstorev1.GetRequest{Kind: "service-defaults", Name: "web"})
 		if err != nil || resp.GetMeta().GetIndex() != base {
 			t.Errorf("Get = %v, %v", resp, err)
 		}
@@ -340,7 +345,7 @@ func TestBlockingGet(t *testing.T) {
 		// A stale read: the fake Raft's read index stays ahead of the
 		// restored FSM, which a real restore (to a later snapshot) cannot do.
 		req := blockingReq("web", time.Minute)
-		req.Options.Consistency = configpb.Consistency_CONSISTENCY_STALE
+		req.Options.Consistency = chainstorev1.Consistency_CONSISTENCY_STALE
 		ch := getAsync(ctx, req)
 		// Restore a snapshot of an empty FSM: web disappears, index 0 -> 1.
 		var buf bytes.Buffer
@@ -362,11 +367,11 @@ func TestBlockingGet(t *testing.T) {
 
 	t.Run("Close releases blocked queries", func(t *testing.T) {
 		m := startESNode(t, "b", true, newESCluster(), nil)
-		idx := put(t, m.client, webHTTP).Index
+		idx := putCtx(ctx, t, m.client, webHTTP).Index
 		ch := make(chan error, 1)
 		go func() {
-			_, err := m.client.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "web",
-				Options: &configpb.QueryOptions{MinIndex: idx, Wait: durationpb.New(time.Minute)}})
+			_, err := m.client.Get(ctx, &chainstorev1.GetRequest{Kind: "service-defaults", Name: "web",
+				Options: &chainstorev1.QueryOptions{MinIndex: idx, Wait: durationpb.New(time.Minute)}})
 			ch <- err
 		}()
 		waitBlocked(t, m.srv, 1)
@@ -378,26 +383,9 @@ func TestBlockingGet(t *testing.T) {
 }
 
 // waitBlocked polls until n queries are blocked in srv.
-func waitBlocked(t *testing.T, srv *EntriesServer, n int64) {
+func waitBlocked(t *testing.T, srv *Services, n int64) {
 	t.Helper()
-	poll(t, 10*time.Second, func() bool { return srv.blocked.Load() >= n }, "queries blocked")
-}
-
-// poll checks cond every few milliseconds until it holds, failing the test
-// after timeout.
-func poll(t *testing.T, timeout time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
+	testutil.Poll(t, 10*time.Second, "queries blocked", func() bool { return srv.Blocked() >= n })
 }
 
 // bufSink is a raft.SnapshotSink over a buffer.
@@ -418,7 +406,7 @@ func TestRaftErrorsMapToCodes(t *testing.T) {
 		wantApply  int // raft applies after the call
 	}{
 		"unknown outcome is reported, not retried": {
-			err: fmt.Errorf("apply: lost: %w", raftnode.ErrUnknownOutcome), wantCode: codes.Unknown, wantReason: ReasonUnknownOutcome,
+			err: fmt.Errorf("apply: lost: %w", raftnode.ErrUnknownOutcome), wantCode: codes.Unknown, wantReason: api.ReasonUnknownOutcome,
 		},
 		"enqueue timeout is resource exhausted": {
 			err: fmt.Errorf("apply: %w", raftnode.ErrTimeout), wantCode: codes.ResourceExhausted,
@@ -435,9 +423,9 @@ func TestRaftErrorsMapToCodes(t *testing.T) {
 			t.Parallel()
 			n := startESNode(t, "a", true, newESCluster(), nil)
 			n.raft.set(func(r *esRaft) { r.applyErrs = []error{tc.err} })
-			_, err := n.client.Apply(testCtx(t), &configpb.ApplyRequest{Entry: []byte(webHTTP)})
-			if status.Code(err) != tc.wantCode || ErrorReason(err) != tc.wantReason {
-				t.Errorf("Apply = %v (reason %q), want %v with reason %q", err, ErrorReason(err), tc.wantCode, tc.wantReason)
+			_, err := n.client.Apply(testCtx(t), &chainstorev1.ApplyRequest{Entry: []byte(webHTTP)})
+			if status.Code(err) != tc.wantCode || api.ErrorReason(err) != tc.wantReason {
+				t.Errorf("Apply = %v (reason %q), want %v with reason %q", err, api.ErrorReason(err), tc.wantCode, tc.wantReason)
 			}
 			if applies, _ := n.raft.counts(); applies != tc.wantApply {
 				t.Errorf("raft applies = %d, want %d", applies, tc.wantApply)
@@ -461,7 +449,7 @@ func TestFollowerForwardsToLeader(t *testing.T) {
 	if applies, _ := leader.raft.counts(); !w.Applied || applies != 1 {
 		t.Fatalf("write through follower = %v, leader applies %d; want applied on the leader", w, applies)
 	}
-	d, err := follower.client.Delete(ctx, &configpb.DeleteRequest{Kind: "service-defaults", Name: "web", Cas: true, ModifyIndex: w.Index})
+	d, err := follower.client.Delete(ctx, &chainstorev1.DeleteRequest{Kind: "service-defaults", Name: "web", Cas: true, ModifyIndex: w.Index})
 	if err != nil || !d.Deleted {
 		t.Fatalf("delete through follower = %v, %v", d, err)
 	}
@@ -469,14 +457,14 @@ func TestFollowerForwardsToLeader(t *testing.T) {
 
 	// default and consistent reads go to the leader; stale reads are local
 	// (the follower's own FSM is empty here).
-	for mode, wantFound := range map[configpb.Consistency]bool{
-		configpb.Consistency_CONSISTENCY_UNSPECIFIED: true,
-		configpb.Consistency_CONSISTENCY_DEFAULT:     true,
-		configpb.Consistency_CONSISTENCY_CONSISTENT:  true,
-		configpb.Consistency_CONSISTENCY_STALE:       false,
+	for mode, wantFound := range map[chainstorev1.Consistency]bool{
+		chainstorev1.Consistency_CONSISTENCY_UNSPECIFIED: true,
+		chainstorev1.Consistency_CONSISTENCY_DEFAULT:     true,
+		chainstorev1.Consistency_CONSISTENCY_CONSISTENT:  true,
+		chainstorev1.Consistency_CONSISTENCY_STALE:       false,
 	} {
-		resp, err := follower.client.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "api",
-			Options: &configpb.QueryOptions{Consistency: mode}})
+		resp, err := follower.client.Get(ctx, &chainstorev1.GetRequest{Kind: "service-defaults", Name: "api",
+			Options: &chainstorev1.QueryOptions{Consistency: mode}})
 		if err != nil || resp.Found != wantFound {
 			t.Errorf("Get(%v) via follower = %v, %v; want found=%v", mode, resp, err, wantFound)
 		}
@@ -490,10 +478,10 @@ func TestFollowerForwardsToLeader(t *testing.T) {
 
 	// A request another server already forwarded is not forwarded again.
 	fctx := metadata.AppendToOutgoingContext(ctx, forwardedHeader, "other")
-	_, err = follower.client.Apply(fctx, &configpb.ApplyRequest{Entry: []byte(webGRPC)})
-	info := ErrorInfo(err)
-	if status.Code(err) != codes.FailedPrecondition || info.GetReason() != ReasonNotLeader ||
-		info.GetMetadata()[MetaLeaderID] != "L" || info.GetMetadata()[MetaLeaderAddr] != leader.addr {
+	_, err = follower.client.Apply(fctx, &chainstorev1.ApplyRequest{Entry: []byte(webGRPC)})
+	info := api.ErrorInfo(err)
+	if status.Code(err) != codes.FailedPrecondition || info.GetReason() != api.ReasonNotLeader ||
+		info.GetMetadata()[api.MetaLeaderID] != "L" || info.GetMetadata()[api.MetaLeaderAddr] != leader.addr {
 		t.Errorf("forwarded Apply on follower = %v (%v), want FailedPrecondition NOT_LEADER naming L at %s", err, info, leader.addr)
 	}
 }
@@ -507,19 +495,19 @@ func TestDeposedLeaderDoesNotServeDefaultReads(t *testing.T) {
 	n := startESNode(t, "L", true, newESCluster(), func(c *ServerConfig) { c.HoldTimeout = 100 * time.Millisecond })
 	put(t, n.client, webHTTP)
 	n.raft.set(func(r *esRaft) { r.readErr = fmt.Errorf("verify leader: %w", raftnode.ErrTimeout) })
-	for _, mode := range []configpb.Consistency{
-		configpb.Consistency_CONSISTENCY_UNSPECIFIED,
-		configpb.Consistency_CONSISTENCY_DEFAULT,
-		configpb.Consistency_CONSISTENCY_CONSISTENT,
+	for _, mode := range []chainstorev1.Consistency{
+		chainstorev1.Consistency_CONSISTENCY_UNSPECIFIED,
+		chainstorev1.Consistency_CONSISTENCY_DEFAULT,
+		chainstorev1.Consistency_CONSISTENCY_CONSISTENT,
 	} {
-		resp, err := n.client.Get(testCtx(t), &configpb.GetRequest{Kind: "service-defaults", Name: "web",
-			Options: &configpb.QueryOptions{Consistency: mode}})
-		if status.Code(err) != codes.Unavailable || ErrorReason(err) != ReasonNoLeader {
+		resp, err := n.client.Get(testCtx(t), &chainstorev1.GetRequest{Kind: "service-defaults", Name: "web",
+			Options: &chainstorev1.QueryOptions{Consistency: mode}})
+		if status.Code(err) != codes.Unavailable || api.ErrorReason(err) != api.ReasonNoLeader {
 			t.Errorf("Get(%v) on a leader without a quorum = %v, %v; want Unavailable NO_LEADER", mode, resp, err)
 		}
 	}
-	resp, err := n.client.Get(testCtx(t), &configpb.GetRequest{Kind: "service-defaults", Name: "web",
-		Options: &configpb.QueryOptions{Consistency: configpb.Consistency_CONSISTENCY_STALE}})
+	resp, err := n.client.Get(testCtx(t), &chainstorev1.GetRequest{Kind: "service-defaults", Name: "web",
+		Options: &chainstorev1.QueryOptions{Consistency: chainstorev1.Consistency_CONSISTENCY_STALE}})
 	if err != nil || !resp.GetFound() {
 		t.Errorf("stale Get = %v, %v; want the local entry", resp, err)
 	}
@@ -537,14 +525,14 @@ func TestLostConnectionToTheLeaderIsAnUnknownOutcome(t *testing.T) {
 
 	errCh := make(chan error, 1)
 	go func() {
-		_, err := follower.client.Apply(testCtx(t), &configpb.ApplyRequest{Entry: []byte(webHTTP)})
+		_, err := follower.client.Apply(testCtx(t), &chainstorev1.ApplyRequest{Entry: []byte(webHTTP)})
 		errCh <- err
 	}()
 	<-entered // the write reached the leader's Raft
 	leader.grpc.Stop()
 	err := <-errCh
-	if status.Code(err) != codes.Unknown || ErrorReason(err) != ReasonUnknownOutcome || !strings.Contains(err.Error(), "outcome unknown") {
-		t.Errorf("Apply = %v (reason %q), want Unknown UNKNOWN_OUTCOME: the write was sent and may have been applied", err, ErrorReason(err))
+	if status.Code(err) != codes.Unknown || api.ErrorReason(err) != api.ReasonUnknownOutcome || !strings.Contains(err.Error(), "outcome unknown") {
+		t.Errorf("Apply = %v (reason %q), want Unknown UNKNOWN_OUTCOME: the write was sent and may have been applied", err, api.ErrorReason(err))
 	}
 }
 
@@ -558,8 +546,8 @@ func TestForwardingWaitsForALeader(t *testing.T) {
 		t.Parallel()
 		f := startESNode(t, "F", false, newESCluster(), hold(300*time.Millisecond))
 		start := time.Now()
-		_, err := f.client.Apply(testCtx(t), &configpb.ApplyRequest{Entry: []byte(webHTTP)})
-		if status.Code(err) != codes.Unavailable || ErrorReason(err) != ReasonNoLeader {
+		_, err := f.client.Apply(testCtx(t), &chainstorev1.ApplyRequest{Entry: []byte(webHTTP)})
+		if status.Code(err) != codes.Unavailable || api.ErrorReason(err) != api.ReasonNoLeader {
 			t.Errorf("Apply = %v, want Unavailable NO_LEADER", err)
 		}
 		if elapsed := time.Since(start); elapsed < 300*time.Millisecond {
@@ -573,7 +561,7 @@ func TestForwardingWaitsForALeader(t *testing.T) {
 		f := startESNode(t, "F", false, cl, hold(300*time.Millisecond))
 		cl.set("L", deadAddr(t))
 		f.raft.set(func(r *esRaft) { r.leaderID = "L" })
-		_, err := f.client.Apply(testCtx(t), &configpb.ApplyRequest{Entry: []byte(webHTTP)})
+		_, err := f.client.Apply(testCtx(t), &chainstorev1.ApplyRequest{Entry: []byte(webHTTP)})
 		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "leader unreachable") {
 			t.Errorf("Apply = %v, want Unavailable, leader unreachable", err)
 		}
@@ -604,11 +592,11 @@ func TestClusterInfo(t *testing.T) {
 	n := startESNode(t, "a", true, newESCluster(), nil)
 	ctx := testCtx(t)
 	put(t, n.client, webHTTP)
-	st, err := n.client.Status(ctx, &configpb.StatusRequest{})
+	st, err := n.client.Status(ctx, &chainstorev1.StatusRequest{})
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	want := &configpb.StatusResponse{Node: "node-a", NodeId: "a", Datacenter: "dc1", State: "Leader", IsLeader: true,
+	want := &chainstorev1.StatusResponse{Node: "node-a", NodeId: "a", Datacenter: "dc1", State: "Leader", IsLeader: true,
 		Leader: "node-a", LeaderId: "a", LeaderGrpcAddr: n.addr, Term: 1, CommitIndex: 1, AppliedIndex: 1, LastLogIndex: 1}
 	if st.Meta.GetIndex() != 1 || st.Meta.GetServedBy() != "node-a" {
 		t.Errorf("Status meta = %v", st.Meta)
@@ -617,11 +605,11 @@ func TestClusterInfo(t *testing.T) {
 	if diff := cmp.Diff(want.String(), st.String()); diff != "" {
 		t.Errorf("Status (-want +got):\n%s", diff)
 	}
-	peers, err := n.client.Peers(ctx, &configpb.PeersRequest{})
+	peers, err := n.client.Peers(ctx, &chainstorev1.PeersRequest{})
 	if err != nil || len(peers.Peers) != 1 || !peers.Peers[0].Leader || !peers.Peers[0].Voter || peers.Peers[0].Name != "node-a" {
 		t.Errorf("Peers = %v, %v", peers, err)
 	}
-	members, err := n.client.Members(ctx, &configpb.MembersRequest{})
+	members, err := n.client.Members(ctx, &chainstorev1.MembersRequest{})
 	if err != nil || len(members.Members) != 1 || members.Members[0].Status != "alive" || members.Members[0].GrpcAddr != n.addr {
 		t.Errorf("Members = %v, %v", members, err)
 	}
@@ -630,24 +618,24 @@ func TestClusterInfo(t *testing.T) {
 func TestClientFailsOverToTheNextAddress(t *testing.T) {
 	t.Parallel()
 	n := startESNode(t, "a", true, newESCluster(), nil)
-	cfg := DefaultClientConfig()
+	cfg := api.DefaultClientConfig()
 	cfg.Addrs = []string{deadAddr(t), n.addr}
-	c, err := NewClient(cfg)
+	c, err := api.NewClient(cfg)
 	if err != nil {
-		t.Fatalf("NewClient: %v", err)
+		t.Fatalf("api.NewClient: %v", err)
 	}
-	defer c.Close()
-	if st, err := c.Status(testCtx(t), &configpb.StatusRequest{}); err != nil || st.Node != "node-a" {
+	defer func() { _ = c.Close() }()
+	if st, err := c.Status(testCtx(t), &chainstorev1.StatusRequest{}); err != nil || st.Node != "node-a" {
 		t.Errorf("Status via [dead, live] = %v, %v", st, err)
 	}
 
 	cfg.Addrs = []string{deadAddr(t)}
-	dead, err := NewClient(cfg)
+	dead, err := api.NewClient(cfg)
 	if err != nil {
-		t.Fatalf("NewClient: %v", err)
+		t.Fatalf("api.NewClient: %v", err)
 	}
-	defer dead.Close()
-	if _, err := dead.Status(testCtx(t), &configpb.StatusRequest{}); status.Code(err) != codes.Unavailable {
+	defer func() { _ = dead.Close() }()
+	if _, err := dead.Status(testCtx(t), &chainstorev1.StatusRequest{}); status.Code(err) != codes.Unavailable {
 		t.Errorf("Status with every server down = %v, want Unavailable", err)
 	}
 }
@@ -670,16 +658,16 @@ func TestDefaultDeadlines(t *testing.T) {
 	}
 	near := func(got, want time.Duration) bool { return got <= want && got > want-time.Second }
 
-	if got := deadlineOf(context.Background(), &configpb.StatusRequest{}); !near(got, 3*time.Second) {
+	if got := deadlineOf(context.Background(), &chainstorev1.StatusRequest{}); !near(got, 3*time.Second) {
 		t.Errorf("unary call without deadline got %s, want ~3s", got)
 	}
-	blocking := &configpb.GetRequest{Options: &configpb.QueryOptions{MinIndex: 5}}
+	blocking := &chainstorev1.GetRequest{Options: &chainstorev1.QueryOptions{MinIndex: 5}}
 	if got := deadlineOf(context.Background(), blocking); !near(got, 20*time.Second) {
 		t.Errorf("blocking query without deadline got %s, want ~3s + 16s + 1s", got)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if got := deadlineOf(ctx, &configpb.StatusRequest{}); !near(got, time.Second) {
+	if got := deadlineOf(ctx, &chainstorev1.StatusRequest{}); !near(got, time.Second) {
 		t.Errorf("call with its own deadline got %s, want it kept (~1s)", got)
 	}
 }
@@ -691,7 +679,7 @@ func TestStatusOfPassesThroughAndMaps(t *testing.T) {
 		t.Errorf("statusOf(status) = %v, want it unchanged", got)
 	}
 	noLeader := fmt.Errorf("apply: %w (%w)", raftnode.ErrNoLeader, raftnode.ErrNotLeader)
-	if got := statusOf(noLeader, leaderHint{}); status.Code(got) != codes.Unavailable || ErrorReason(got) != ReasonNoLeader {
+	if got := statusOf(noLeader, leaderHint{}); status.Code(got) != codes.Unavailable || api.ErrorReason(got) != api.ReasonNoLeader {
 		t.Errorf("statusOf(no leader) = %v, want Unavailable NO_LEADER (checked before not-leader)", got)
 	}
 	if got := statusOf(context.DeadlineExceeded, leaderHint{}); status.Code(got) != codes.DeadlineExceeded {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/chainstore/chainstore/api"
+
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -32,28 +34,6 @@ var (
 	ErrShuttingDown = errors.New("server shutting down")
 )
 
-// ErrorDomain is the google.rpc.ErrorInfo domain of chainstore errors.
-const ErrorDomain = "chainstore.v1"
-
-// ErrorInfo reasons (see entries.proto).
-const (
-	ReasonInvalidEntry   = "INVALID_ENTRY"
-	ReasonGraphInvalid   = "GRAPH_INVALID"
-	ReasonEntryTooLarge  = "ENTRY_TOO_LARGE"
-	ReasonNotLeader      = "NOT_LEADER"
-	ReasonNoLeader       = "NO_LEADER"
-	ReasonUnknownOutcome = "UNKNOWN_OUTCOME"
-)
-
-// ErrorInfo metadata keys.
-const (
-	MetaKind       = "kind"
-	MetaName       = "name"
-	MetaError      = "error"
-	MetaLeaderID   = "leader_id"
-	MetaLeaderAddr = "leader_addr"
-)
-
 // entryError ties an error to the entry it concerns, so the status message
 // names the entry as `config entry "<kind>" / "<name>": <err>`.
 type entryError struct {
@@ -73,13 +53,13 @@ type leaderHint struct {
 	id, grpcAddr string
 }
 
-// withInfo builds a status with one ErrorInfo detail.
+// withInfo builds a status with one api.ErrorInfo detail.
 func withInfo(c codes.Code, msg, reason string, md map[string]string) error {
 	st := status.New(c, msg)
 	if reason == "" {
 		return st.Err()
 	}
-	withDetails, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain, Metadata: md})
+	withDetails, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: api.ErrorDomain, Metadata: md})
 	if err != nil {
 		return st.Err()
 	}
@@ -101,10 +81,10 @@ func statusOf(err error, hint leaderHint) error {
 	md := map[string]string{}
 	var ee *entryError
 	if errors.As(err, &ee) {
-		md[MetaKind], md[MetaName] = ee.kind, ee.name
+		md[api.MetaKind], md[api.MetaName] = ee.kind, ee.name
 	}
 	entryMD := func(e error) map[string]string {
-		out := map[string]string{MetaError: e.Error()}
+		out := map[string]string{api.MetaError: e.Error()}
 		for k, v := range md {
 			out[k] = v
 		}
@@ -117,34 +97,34 @@ func statusOf(err error, hint leaderHint) error {
 	)
 	switch {
 	case errors.As(err, &decodeErr):
-		return withInfo(codes.InvalidArgument, err.Error(), ReasonInvalidEntry, entryMD(decodeErr))
+		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonInvalidEntry, entryMD(decodeErr))
 	case errors.As(err, &validErr):
-		return withInfo(codes.InvalidArgument, err.Error(), ReasonInvalidEntry, entryMD(validErr))
+		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonInvalidEntry, entryMD(validErr))
 	case errors.As(err, &graphErr):
-		return withInfo(codes.InvalidArgument, err.Error(), ReasonGraphInvalid, entryMD(graphErr))
+		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonGraphInvalid, entryMD(graphErr))
 	case errors.Is(err, ErrEntryTooLarge):
-		return withInfo(codes.InvalidArgument, err.Error(), ReasonEntryTooLarge, md)
+		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonEntryTooLarge, md)
 	case errors.Is(err, raftnode.ErrNoLeader), errors.Is(err, ErrLeaderUnreachable),
 		errors.Is(err, raftnode.ErrNotReady), errors.Is(err, ErrNoQuorum):
 		// ErrNoLeader also matches ErrNotLeader: test it first.
-		return withInfo(codes.Unavailable, err.Error(), ReasonNoLeader, md)
+		return withInfo(codes.Unavailable, err.Error(), api.ReasonNoLeader, md)
 	case errors.Is(err, raftnode.ErrNotLeader), errors.Is(err, ErrNotLeaderForwarded):
 		hmd := map[string]string{}
 		if hint.id != "" {
-			hmd[MetaLeaderID] = hint.id
+			hmd[api.MetaLeaderID] = hint.id
 		}
 		if hint.grpcAddr != "" {
-			hmd[MetaLeaderAddr] = hint.grpcAddr
+			hmd[api.MetaLeaderAddr] = hint.grpcAddr
 		}
 		msg := "not the leader"
 		if hint.grpcAddr != "" {
 			msg += "; the leader is at " + hint.grpcAddr
 		}
-		return withInfo(codes.FailedPrecondition, msg, ReasonNotLeader, hmd)
+		return withInfo(codes.FailedPrecondition, msg, api.ReasonNotLeader, hmd)
 	case errors.Is(err, raftnode.ErrUnknownOutcome):
 		return withInfo(codes.Unknown,
 			"outcome unknown: the write reached Raft but its commit was not confirmed (leadership lost, deadline or shutdown), so it may or may not have been applied; read the entry back or write with CAS: "+err.Error(),
-			ReasonUnknownOutcome, md)
+			api.ReasonUnknownOutcome, md)
 	case errors.Is(err, raftnode.ErrTimeout):
 		return status.Error(codes.ResourceExhausted, "server busy, the request was not started: "+err.Error())
 	case errors.Is(err, raftnode.ErrShutdown), errors.Is(err, ErrShuttingDown):
@@ -158,40 +138,6 @@ func statusOf(err error, hint leaderHint) error {
 	}
 }
 
-// ErrorInfo returns the chainstore ErrorInfo detail of a status error, or
-// nil when it has none.
-func ErrorInfo(err error) *errdetails.ErrorInfo {
-	st, ok := status.FromError(err)
-	if !ok {
-		return nil
-	}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
-			return info
-		}
-	}
-	return nil
-}
-
-// ErrorReason returns the chainstore ErrorInfo reason of a status error
-// ("" when it has none).
-func ErrorReason(err error) string {
-	return ErrorInfo(err).GetReason()
-}
-
-// ErrorText returns the text to show a user for an error returned by the
-// API: the exact decode/validation/graph message when the status carries
-// one (ErrorInfo metadata "error"), otherwise the status message.
-func ErrorText(err error) string {
-	if msg := ErrorInfo(err).GetMetadata()[MetaError]; msg != "" {
-		return msg
-	}
-	if st, ok := status.FromError(err); ok {
-		return st.Message()
-	}
-	return err.Error()
-}
-
 // retrySafe reports whether err proves that nothing was written, so the
 // request may be sent again (to the current leader).
 func retrySafe(err error) bool {
@@ -201,8 +147,8 @@ func retrySafe(err error) bool {
 		errors.Is(err, ErrNotLeaderForwarded):
 		return true
 	}
-	switch ErrorReason(err) {
-	case ReasonNotLeader, ReasonNoLeader:
+	switch api.ErrorReason(err) {
+	case api.ReasonNotLeader, api.ReasonNoLeader:
 		return true
 	}
 	return false

@@ -11,6 +11,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/chainstore/chainstore/api"
+
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,11 +21,12 @@ import (
 
 	"github.com/chainstore/chainstore/chain"
 	"github.com/chainstore/chainstore/fsm"
-	"github.com/chainstore/chainstore/rpc/configpb"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
-// Admission limits (spec reliability 5.3, goal G12). Every request over a
-// limit is refused before anything is proposed to Raft.
+// Admission limits (docs/reliability.md, G12; all limits are listed in
+// docs/design.md, Limits). Every request over a limit is refused before
+// anything is proposed to Raft.
 const (
 	// DefaultMaxConcurrentWrites caps the Apply and Delete calls one
 	// server handles at once (forwarded or local). The excess fails at once
@@ -41,22 +44,10 @@ const (
 	overloadRetryDelay = 100 * time.Millisecond
 )
 
-// ErrInvalidName: an entry name over MaxEntryNameLen, not valid UTF-8, or
-// with a control character. It is reported as InvalidArgument with reason
-// INVALID_ENTRY.
+// ErrInvalidName is the error for an entry name over MaxEntryNameLen, not
+// valid UTF-8, or with a control character. It is reported as
+// InvalidArgument with reason INVALID_ENTRY.
 var ErrInvalidName = errors.New("invalid config entry name")
-
-// ReasonOverloaded is the ErrorInfo reason of a request refused because
-// this server already runs the maximum number of requests of its class
-// (ResourceExhausted). Metadata: "class" (write or blocking-read) and
-// "limit". The status also carries a google.rpc.RetryInfo.
-const ReasonOverloaded = "OVERLOADED"
-
-// ErrorInfo metadata keys of an OVERLOADED status.
-const (
-	MetaClass = "class"
-	MetaLimit = "limit"
-)
 
 // Request classes counted by admission control.
 const (
@@ -88,8 +79,8 @@ func (s *slots) refusal() error {
 		"server overloaded: %d %s requests already in flight on this server (the limit); retry later, with backoff, or on another server",
 		s.limit, s.class))
 	d, err := st.WithDetails(
-		&errdetails.ErrorInfo{Reason: ReasonOverloaded, Domain: ErrorDomain,
-			Metadata: map[string]string{MetaClass: s.class, MetaLimit: strconv.FormatInt(s.limit, 10)}},
+		&errdetails.ErrorInfo{Reason: api.ReasonOverloaded, Domain: api.ErrorDomain,
+			Metadata: map[string]string{api.MetaClass: s.class, api.MetaLimit: strconv.FormatInt(s.limit, 10)}},
 		&errdetails.RetryInfo{RetryDelay: durationpb.New(overloadRetryDelay)},
 	)
 	if err != nil {
@@ -107,7 +98,7 @@ func admission(cfg ServerConfig) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		var sem *slots
 		switch info.FullMethod {
-		case configpb.EntriesService_Apply_FullMethodName, configpb.EntriesService_Delete_FullMethodName:
+		case chainstorev1.EntriesService_Apply_FullMethodName, chainstorev1.EntriesService_Delete_FullMethodName:
 			sem = writes
 		default:
 			if br, ok := req.(blockingRequest); ok && br.GetOptions().GetMinIndex() > 0 {
@@ -132,7 +123,7 @@ func admission(cfg ServerConfig) grpc.UnaryServerInterceptor {
 // names in applyRequestCommand and deleteRequestCommand, where the entry is
 // decoded once.
 func checkRequestName(req any) error {
-	if r, ok := req.(*configpb.GetRequest); ok {
+	if r, ok := req.(*chainstorev1.GetRequest); ok {
 		return checkName(r.GetKind(), r.GetName())
 	}
 	return nil
@@ -177,7 +168,7 @@ func shortName(name string) string {
 // goes through before anything is proposed (the same steps, in the same
 // size limit, decode, name rules, Prepare, command. EntriesServer.Apply
 // calls it; the fuzz target drives it.
-func applyRequestCommand(req *configpb.ApplyRequest, maxEntrySize int) (fsm.Command, error) {
+func applyRequestCommand(req *chainstorev1.ApplyRequest, maxEntrySize int) (fsm.Command, error) {
 	if n := len(req.GetEntry()); n > maxEntrySize {
 		return fsm.Command{}, fmt.Errorf("%w: the entry is %d bytes, the limit is %d bytes", ErrEntryTooLarge, n, maxEntrySize)
 	}
@@ -201,7 +192,7 @@ func applyRequestCommand(req *configpb.ApplyRequest, maxEntrySize int) (fsm.Comm
 
 // deleteRequestCommand is the Delete counterpart of applyRequestCommand;
 // EntriesServer.Delete calls it.
-func deleteRequestCommand(req *configpb.DeleteRequest) (fsm.Command, error) {
+func deleteRequestCommand(req *chainstorev1.DeleteRequest) (fsm.Command, error) {
 	if err := checkName(req.GetKind(), req.GetName()); err != nil {
 		return fsm.Command{}, err
 	}

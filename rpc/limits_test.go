@@ -14,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chainstore/chainstore/internal/testutil"
+
+	"github.com/chainstore/chainstore/api"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/raft"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -24,9 +28,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chainstore/chainstore/chain"
+	"github.com/chainstore/chainstore/chainwatch"
 	"github.com/chainstore/chainstore/fsm"
-	"github.com/chainstore/chainstore/rpc/chainwatch"
-	"github.com/chainstore/chainstore/rpc/configpb"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
 // gateRaft is an esRaft whose Apply waits for a token from gate (when
@@ -77,9 +81,9 @@ func (g *gateRaft) release() {
 // gRPC server.
 type limNode struct {
 	raft   *gateRaft
-	srv    *EntriesServer
+	srv    *Services
 	fsm    *fsm.FSM
-	client *Client
+	client *api.Client
 }
 
 func startLimNode(t *testing.T, mutate func(*ServerConfig)) *limNode {
@@ -90,31 +94,28 @@ func startLimNode(t *testing.T, mutate func(*ServerConfig)) *limNode {
 	}
 	f := fsm.New(nil)
 	r := &gateRaft{esRaft: &esRaft{fsm: f, nodeID: "a", leader: true}}
-	srv, err := NewEntriesServer(cfg, r, f, newESCluster(), nil)
-	if err != nil {
-		t.Fatalf("NewEntriesServer: %v", err)
-	}
+	srv := newTestServices(t, cfg, r, f, newESCluster(), nil)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
 	g := NewGRPCServer(cfg, nil)
-	configpb.RegisterEntriesServiceServer(g, srv)
+	Register(g, srv)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = g.Serve(lis)
 	}()
-	ccfg := DefaultClientConfig()
+	ccfg := api.DefaultClientConfig()
 	ccfg.Addrs = []string{lis.Addr().String()}
-	client, err := NewClient(ccfg)
+	client, err := api.NewClient(ccfg)
 	if err != nil {
-		t.Fatalf("NewClient: %v", err)
+		t.Fatalf("api.NewClient: %v", err)
 	}
 	t.Cleanup(func() {
 		r.release()
 		_ = client.Close()
-		_ = srv.Close()
+		srv.Close()
 		g.Stop()
 		<-done
 	})
@@ -131,10 +132,10 @@ func wantOverloaded(t *testing.T, err error, class string, limit int) {
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("error = %v, want ResourceExhausted", err)
 	}
-	info := ErrorInfo(err)
-	want := map[string]string{MetaClass: class, MetaLimit: fmt.Sprint(limit)}
-	if info.GetReason() != ReasonOverloaded || !cmp.Equal(info.GetMetadata(), want) {
-		t.Errorf("ErrorInfo = %v, want reason %s with %v", info, ReasonOverloaded, want)
+	info := api.ErrorInfo(err)
+	want := map[string]string{api.MetaClass: class, api.MetaLimit: fmt.Sprint(limit)}
+	if info.GetReason() != api.ReasonOverloaded || !cmp.Equal(info.GetMetadata(), want) {
+		t.Errorf("api.ErrorInfo = %v, want reason %s with %v", info, api.ReasonOverloaded, want)
 	}
 	if msg := status.Convert(err).Message(); !strings.Contains(msg, "server overloaded") || !strings.Contains(msg, class) {
 		t.Errorf("message %q does not say the server is overloaded for %s requests", msg, class)
@@ -152,7 +153,7 @@ func wantOverloaded(t *testing.T, err error, class string, limit int) {
 // concurrent writes are admitted, the N+1st Apply or Delete fails at once
 // with ResourceExhausted; reads are unaffected; everything admitted
 // completes once Raft moves.
-func TestWriteConcurrencyCap(t *testing.T) {
+func TestWriteConcurrencyCap(t *testing.T) { //nolint:tparallel // the steps run in order, each adding writes in flight to those the step before left
 	t.Parallel()
 	const limit = 4
 	n := startLimNode(t, func(c *ServerConfig) { c.MaxConcurrentWrites = limit })
@@ -166,7 +167,7 @@ func TestWriteConcurrencyCap(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := n.client.Apply(ctx, &configpb.ApplyRequest{Entry: sdEntry(fmt.Sprintf("w%d", i))})
+			_, err := n.client.Apply(ctx, &chainstorev1.ApplyRequest{Entry: sdEntry(fmt.Sprintf("w%d", i))})
 			errs <- err
 		}()
 	}
@@ -186,23 +187,23 @@ func TestWriteConcurrencyCap(t *testing.T) {
 				start(started)
 				started++
 			}
-			chPoll(t, fmt.Sprintf("%d writes in raft", st.inFlight), func() bool { return n.raft.active.Load() == int64(st.inFlight) })
+			testutil.Poll(t, 10*time.Second, fmt.Sprintf("%d writes in raft", st.inFlight), func() bool { return n.raft.active.Load() == int64(st.inFlight) })
 			if st.wantAdmit {
 				start(started)
 				started++
-				chPoll(t, "the probe write in raft", func() bool { return n.raft.active.Load() == int64(st.inFlight+1) })
+				testutil.Poll(t, 10*time.Second, "the probe write in raft", func() bool { return n.raft.active.Load() == int64(st.inFlight+1) })
 				return
 			}
 			begin := time.Now()
-			_, err := n.client.Apply(ctx, &configpb.ApplyRequest{Entry: sdEntry("over")})
+			_, err := n.client.Apply(ctx, &chainstorev1.ApplyRequest{Entry: sdEntry("over")})
 			wantOverloaded(t, err, classWrite, limit)
-			_, err = n.client.Delete(ctx, &configpb.DeleteRequest{Kind: "service-defaults", Name: "existing"})
+			_, err = n.client.Delete(ctx, &chainstorev1.DeleteRequest{Kind: "service-defaults", Name: "existing"})
 			wantOverloaded(t, err, classWrite, limit)
 			if d := time.Since(begin); d > 2*time.Second {
 				t.Errorf("refusals took %s, want fail-fast", d)
 			}
 			// Reads are another class.
-			if _, err := n.client.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "existing"}); err != nil {
+			if _, err := n.client.Get(ctx, &chainstorev1.GetRequest{Kind: "service-defaults", Name: "existing"}); err != nil {
 				t.Errorf("Get while writes are at the cap: %v", err)
 			}
 		})
@@ -218,21 +219,21 @@ func TestWriteConcurrencyCap(t *testing.T) {
 	if p := n.raft.peak.Load(); p != limit {
 		t.Errorf("peak writes in raft = %d, want %d", p, limit)
 	}
-	if _, err := n.client.Delete(ctx, &configpb.DeleteRequest{Kind: "service-defaults", Name: "existing"}); err != nil {
+	if _, err := n.client.Delete(ctx, &chainstorev1.DeleteRequest{Kind: "service-defaults", Name: "existing"}); err != nil {
 		t.Errorf("Delete after the load: %v", err)
 	}
 }
 
 // TestBlockingQueryCap: N-1 and N blocking reads wait, the N+1st fails at
 // once with ResourceExhausted; non-blocking reads and writes go on.
-func TestBlockingQueryCap(t *testing.T) {
+func TestBlockingQueryCap(t *testing.T) { //nolint:tparallel // the steps run in order, each adding blocked queries to those the step before left
 	t.Parallel()
 	const limit = 3
 	n := startLimNode(t, func(c *ServerConfig) { c.MaxBlockingQueries = limit })
 	ctx := testCtx(t)
 	idx := put(t, n.client, string(sdEntry("web"))).GetIndex()
-	blockingGet := &configpb.GetRequest{Kind: "service-defaults", Name: "web",
-		Options: &configpb.QueryOptions{MinIndex: idx, Wait: durationpb.New(time.Minute)}}
+	blockingGet := &chainstorev1.GetRequest{Kind: "service-defaults", Name: "web",
+		Options: &chainstorev1.QueryOptions{MinIndex: idx, Wait: durationpb.New(time.Minute)}}
 
 	var wg sync.WaitGroup
 	errs := make(chan error, limit)
@@ -260,18 +261,18 @@ func TestBlockingQueryCap(t *testing.T) {
 				start()
 				started++
 			}
-			chPoll(t, "blocked queries", func() bool { return n.srv.Blocked() == int64(st.inFlight) })
+			testutil.Poll(t, 10*time.Second, "blocked queries", func() bool { return n.srv.Blocked() == int64(st.inFlight) })
 			if st.wantAdmit {
 				start()
 				started++
-				chPoll(t, "the probe blocked", func() bool { return n.srv.Blocked() == int64(st.inFlight+1) })
+				testutil.Poll(t, 10*time.Second, "the probe blocked", func() bool { return n.srv.Blocked() == int64(st.inFlight+1) })
 				return
 			}
 			_, err := n.client.Get(ctx, blockingGet)
 			wantOverloaded(t, err, classBlockingRead, limit)
-			_, err = n.client.List(ctx, &configpb.ListRequest{Kind: "service-defaults", Options: &configpb.QueryOptions{MinIndex: idx}})
+			_, err = n.client.List(ctx, &chainstorev1.ListRequest{Kind: "service-defaults", Options: &chainstorev1.QueryOptions{MinIndex: idx}})
 			wantOverloaded(t, err, classBlockingRead, limit)
-			if _, err := n.client.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "web"}); err != nil {
+			if _, err := n.client.Get(ctx, &chainstorev1.GetRequest{Kind: "service-defaults", Name: "web"}); err != nil {
 				t.Errorf("non-blocking Get at the cap: %v", err)
 			}
 		})
@@ -285,8 +286,8 @@ func TestBlockingQueryCap(t *testing.T) {
 			t.Errorf("admitted blocking Get: %v", err)
 		}
 	}
-	if _, err := n.client.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: "web",
-		Options: &configpb.QueryOptions{MinIndex: 1}}); err != nil {
+	if _, err := n.client.Get(ctx, &chainstorev1.GetRequest{Kind: "service-defaults", Name: "web",
+		Options: &chainstorev1.QueryOptions{MinIndex: 1}}); err != nil {
 		t.Errorf("blocking Get after the cap freed: %v", err)
 	}
 }
@@ -299,8 +300,8 @@ func TestAdmissionClassifiesGetChain(t *testing.T) {
 	cfg := DefaultServerConfig()
 	cfg.MaxBlockingQueries = 1
 	intercept := admission(cfg)
-	info := &grpc.UnaryServerInfo{FullMethod: configpb.ChainService_GetChain_FullMethodName}
-	blocking := &configpb.GetChainRequest{Chain: ref("web"), Options: &configpb.QueryOptions{MinIndex: 5}}
+	info := &grpc.UnaryServerInfo{FullMethod: chainstorev1.ChainService_GetChain_FullMethodName}
+	blocking := &chainstorev1.GetChainRequest{Chain: ref("web"), Options: &chainstorev1.QueryOptions{MinIndex: 5}}
 	inside, leave := make(chan struct{}), make(chan struct{})
 	done := make(chan error)
 	go func() {
@@ -316,7 +317,7 @@ func TestAdmissionClassifiesGetChain(t *testing.T) {
 	if _, err := intercept(context.Background(), blocking, info, ok); status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("second blocking GetChain = %v, want ResourceExhausted", err)
 	}
-	if _, err := intercept(context.Background(), &configpb.GetChainRequest{Chain: ref("web")}, info, ok); err != nil {
+	if _, err := intercept(context.Background(), &chainstorev1.GetChainRequest{Chain: ref("web")}, info, ok); err != nil {
 		t.Errorf("non-blocking GetChain = %v, want admitted", err)
 	}
 	close(leave)
@@ -331,7 +332,7 @@ func TestAdmissionClassifiesGetChain(t *testing.T) {
 // TestEntryNameAndKindRules: kind and name checks of Apply, Get and
 // Delete, with the name length limit at N-1, N and N+1 (also counted after
 // lower-casing). Nothing refused reaches Raft.
-func TestEntryNameAndKindRules(t *testing.T) {
+func TestEntryNameAndKindRules(t *testing.T) { //nolint:tparallel // the subtests share one node and check its raft apply count did not move, which a concurrent accepted Apply would break
 	t.Parallel()
 	n := startLimNode(t, nil)
 	ctx := testCtx(t)
@@ -349,15 +350,15 @@ func TestEntryNameAndKindRules(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = n.client.Apply(ctx, &configpb.ApplyRequest{Entry: entry})
+		_, err = n.client.Apply(ctx, &chainstorev1.ApplyRequest{Entry: entry})
 		return err
 	}
 	get := func(kind, name string) error {
-		_, err := n.client.Get(ctx, &configpb.GetRequest{Kind: kind, Name: name})
+		_, err := n.client.Get(ctx, &chainstorev1.GetRequest{Kind: kind, Name: name})
 		return err
 	}
 	del := func(kind, name string) error {
-		_, err := n.client.Delete(ctx, &configpb.DeleteRequest{Kind: kind, Name: name})
+		_, err := n.client.Delete(ctx, &chainstorev1.DeleteRequest{Kind: kind, Name: name})
 		return err
 	}
 	calls := map[string]call{"Apply": apply, "Get": get, "Delete": del}
@@ -396,8 +397,8 @@ func TestEntryNameAndKindRules(t *testing.T) {
 				if tc.want == codes.OK {
 					return
 				}
-				if ErrorReason(err) != ReasonInvalidEntry {
-					t.Errorf("reason %q, want %s", ErrorReason(err), ReasonInvalidEntry)
+				if api.ErrorReason(err) != api.ReasonInvalidEntry {
+					t.Errorf("reason %q, want %s", api.ErrorReason(err), api.ReasonInvalidEntry)
 				}
 				if !strings.Contains(status.Convert(err).Message(), tc.wantInMsg) {
 					t.Errorf("message %q does not contain %q", status.Convert(err).Message(), tc.wantInMsg)
@@ -427,6 +428,7 @@ func TestCheckName(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			err := checkName("service-defaults", tc.name)
 			if (err == nil) != tc.ok {
 				t.Fatalf("checkName(%q) = %v, want ok %v", tc.name, err, tc.ok)
@@ -448,10 +450,10 @@ func TestMaxRecvMsgSize(t *testing.T) {
 	n := startLimNode(t, nil)
 	ctx := testCtx(t)
 	const limit = DefaultMaxRecvMsgSize
-	reqOfSize := func(t *testing.T, size int) *configpb.ApplyRequest {
+	reqOfSize := func(t *testing.T, size int) *chainstorev1.ApplyRequest {
 		t.Helper()
 		// Field tag (1 byte) + 3-byte length varint + entry.
-		req := &configpb.ApplyRequest{Entry: []byte(strings.Repeat(" ", size-4))}
+		req := &chainstorev1.ApplyRequest{Entry: []byte(strings.Repeat(" ", size-4))}
 		if got := proto.Size(req); got != size {
 			t.Fatalf("request is %d bytes, want %d", got, size)
 		}
@@ -463,15 +465,16 @@ func TestMaxRecvMsgSize(t *testing.T) {
 		want       codes.Code
 		wantReason string
 	}{
-		{"N-1", limit - 1, codes.InvalidArgument, ReasonEntryTooLarge},
-		{"N", limit, codes.InvalidArgument, ReasonEntryTooLarge},
+		{"N-1", limit - 1, codes.InvalidArgument, api.ReasonEntryTooLarge},
+		{"N", limit, codes.InvalidArgument, api.ReasonEntryTooLarge},
 		{"N+1", limit + 1, codes.ResourceExhausted, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := n.client.Apply(ctx, reqOfSize(t, tc.size))
-			if status.Code(err) != tc.want || ErrorReason(err) != tc.wantReason {
-				t.Fatalf("Apply(%d-byte message) = %v (reason %q), want %v with reason %q", tc.size, err, ErrorReason(err), tc.want, tc.wantReason)
+			if status.Code(err) != tc.want || api.ErrorReason(err) != tc.wantReason {
+				t.Fatalf("Apply(%d-byte message) = %v (reason %q), want %v with reason %q", tc.size, err, api.ErrorReason(err), tc.want, tc.wantReason)
 			}
 			if tc.want == codes.ResourceExhausted && !strings.Contains(err.Error(), "larger than max") {
 				t.Errorf("error %v is not gRPC's message-size refusal", err)
@@ -482,7 +485,7 @@ func TestMaxRecvMsgSize(t *testing.T) {
 
 // nextFor reads w until an event about subscription id that is not an
 // update (updates of other subscriptions are skipped).
-func nextFor(w *watchStream, id uint64) *configpb.WatchResponse {
+func nextFor(w *watchStream, id uint64) *chainstorev1.WatchResponse {
 	w.t.Helper()
 	for {
 		resp := w.recv()
@@ -498,7 +501,7 @@ func nextFor(w *watchStream, id uint64) *configpb.WatchResponse {
 // accepted and N+1 is refused in-band (Unsubscribed with the error); the
 // stream itself stays open (no gRPC error) and takes a new subscription
 // once one is closed.
-func TestWatchSubscriptionCap(t *testing.T) {
+func TestWatchSubscriptionCap(t *testing.T) { //nolint:tparallel // the subtests share one stream and run in order: N+1 is refused only once N was accepted
 	t.Parallel()
 	const limit = 3
 	n := startChainNode(t, "a", newESCluster(), chNodeOpts{leader: true,
@@ -547,7 +550,7 @@ func TestWatchSubscriptionCap(t *testing.T) {
 // succeeds and of chain N+1 fails with ResourceExhausted (cached chains
 // count until WarmTTL); a Watch subscription to chain N+1 is refused
 // in-band.
-func TestChainsPerHubCap(t *testing.T) {
+func TestChainsPerHubCap(t *testing.T) { //nolint:tparallel // the subtests share one hub and run in order: chain N+1 is refused only once chains N-1 and N are tracked
 	t.Parallel()
 	const limit = 2
 	n := startChainNode(t, "a", newESCluster(), chNodeOpts{leader: true,
@@ -565,7 +568,7 @@ func TestChainsPerHubCap(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := n.chains.GetChain(ctx, &configpb.GetChainRequest{Chain: ref(tc.service)})
+			_, err := n.chains.GetChain(ctx, &chainstorev1.GetChainRequest{Chain: ref(tc.service)})
 			if status.Code(err) != tc.want {
 				t.Fatalf("GetChain(%s) = %v, want %v", tc.service, err, tc.want)
 			}
@@ -606,7 +609,7 @@ func TestWatchStreamCapBoundary(t *testing.T) {
 		}
 	}
 	open[0].cancel()
-	chPoll(t, "a stream slot to free", func() bool { return n.cs.streams.Load() < limit })
+	testutil.Poll(t, 10*time.Second, "a stream slot to free", func() bool { return n.cs.streams.Load() < limit })
 	w := openWatch(t, n)
 	w.subscribe(1, ref("web"), 0, "")
 	w.expectSubscribed(1)
@@ -618,7 +621,7 @@ func TestWatchStreamCapBoundary(t *testing.T) {
 func TestMaxChainBytes(t *testing.T) {
 	t.Parallel()
 	probe := startChainNode(t, "p", newESCluster(), chNodeOpts{leader: true})
-	resp, err := probe.chains.GetChain(testCtx(t), &configpb.GetChainRequest{Chain: ref("web")})
+	resp, err := probe.chains.GetChain(testCtx(t), &chainstorev1.GetChainRequest{Chain: ref("web")})
 	if err != nil {
 		t.Fatalf("GetChain: %v", err)
 	}
@@ -634,14 +637,15 @@ func TestMaxChainBytes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			n := startChainNode(t, "a", newESCluster(), chNodeOpts{leader: true,
 				hubCfg: func(c *chainwatch.Config) { c.MaxChainBytes = tc.limit }})
-			_, err := n.chains.GetChain(testCtx(t), &configpb.GetChainRequest{Chain: ref("web")})
+			_, err := n.chains.GetChain(testCtx(t), &chainstorev1.GetChainRequest{Chain: ref("web")})
 			if status.Code(err) != tc.want {
 				t.Fatalf("GetChain with MaxChainBytes %d (chain %d bytes) = %v, want %v", tc.limit, size, err, tc.want)
 			}
-			if tc.want != codes.OK && ErrorReason(err) != ReasonChainCompileError {
-				t.Errorf("reason %q, want %s", ErrorReason(err), ReasonChainCompileError)
+			if tc.want != codes.OK && api.ErrorReason(err) != api.ReasonChainCompileError {
+				t.Errorf("reason %q, want %s", api.ErrorReason(err), api.ReasonChainCompileError)
 			}
 		})
 	}
@@ -740,7 +744,7 @@ func TestOverload(t *testing.T) {
 			r := &results[c]
 			for i := 0; loadCtx.Err() == nil; i++ {
 				begin := time.Now()
-				_, err := n.client.Apply(ctx, &configpb.ApplyRequest{Entry: sdEntry(fmt.Sprintf("c%d-%d", c, i%8))})
+				_, err := n.client.Apply(ctx, &chainstorev1.ApplyRequest{Entry: sdEntry(fmt.Sprintf("c%d-%d", c, i%8))})
 				switch status.Code(err) {
 				case codes.OK:
 					r.ok++
@@ -789,10 +793,10 @@ func TestOverload(t *testing.T) {
 
 	// Recovery: the load has stopped; a write must succeed within 10 s.
 	begin := time.Now()
-	chPoll(t, "a write after the load", func() bool {
+	testutil.Poll(t, 10*time.Second, "a write after the load", func() bool {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		_, err := n.client.Apply(wctx, &configpb.ApplyRequest{Entry: sdEntry("after-load")})
+		_, err := n.client.Apply(wctx, &chainstorev1.ApplyRequest{Entry: sdEntry("after-load")})
 		return err == nil
 	})
 	t.Logf("first write after the load: %s", time.Since(begin))
@@ -842,7 +846,7 @@ func FuzzApplyRequest(f *testing.F) {
 	f.Add([]byte(`{"Kind":"service-defaults","Name":"\u023a"}`), false, uint64(1), "service-nope", "\x00")
 	f.Fuzz(func(t *testing.T, entry []byte, cas bool, modifyIndex uint64, kind, name string) {
 		const maxEntry = 64 << 10
-		req := &configpb.ApplyRequest{Entry: entry, Cas: cas, ModifyIndex: modifyIndex}
+		req := &chainstorev1.ApplyRequest{Entry: entry, Cas: cas, ModifyIndex: modifyIndex}
 		cmd, err := applyRequestCommand(req, maxEntry)
 		if err == nil {
 			if n := cmd.Entry.GetName(); len(n) > MaxEntryNameLen || len(cmd.Key.Name) > MaxEntryNameLen {
@@ -851,7 +855,7 @@ func FuzzApplyRequest(f *testing.F) {
 		} else if c := status.Code(statusOf(err, leaderHint{})); c != codes.InvalidArgument {
 			t.Fatalf("conversion error %v maps to %v, want InvalidArgument", err, c)
 		}
-		del := &configpb.DeleteRequest{Kind: kind, Name: name, Cas: cas, ModifyIndex: modifyIndex}
+		del := &chainstorev1.DeleteRequest{Kind: kind, Name: name, Cas: cas, ModifyIndex: modifyIndex}
 		dcmd, derr := deleteRequestCommand(del)
 		if derr != nil {
 			if c := status.Code(statusOf(derr, leaderHint{})); c != codes.InvalidArgument {

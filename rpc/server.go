@@ -13,7 +13,10 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
-	"github.com/chainstore/chainstore/rpc/configpb"
+	"github.com/chainstore/chainstore/api"
+	"github.com/chainstore/chainstore/chainwatch"
+	"github.com/chainstore/chainstore/fsm"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
 // Limits and defaults of a chainstore gRPC server.
@@ -68,8 +71,8 @@ func DefaultServerConfig() ServerConfig {
 		DefaultCallTimeout:    30 * time.Second,
 		HoldTimeout:           7 * time.Second,
 		ForwardConnectTimeout: 1 * time.Second,
-		DefaultQueryWait:      5 * time.Minute,
-		MaxQueryWait:          10 * time.Minute,
+		DefaultQueryWait:      api.DefaultQueryWait,
+		MaxQueryWait:          api.MaxQueryWait,
 		KeepaliveMinTime:      10 * time.Second,
 		KeepaliveTime:         60 * time.Second,
 		KeepaliveTimeout:      20 * time.Second,
@@ -132,7 +135,7 @@ func NewGRPCServer(cfg ServerConfig, logger hclog.Logger, opts ...grpc.ServerOpt
 
 // blockingRequest is implemented by the requests that take QueryOptions.
 type blockingRequest interface {
-	GetOptions() *configpb.QueryOptions
+	GetOptions() *chainstorev1.QueryOptions
 }
 
 // defaultDeadline gives a call without a deadline DefaultCallTimeout, plus
@@ -175,3 +178,55 @@ func recoverStream(logger hclog.Logger) grpc.StreamServerInterceptor {
 		return handler(srv, ss)
 	}
 }
+
+// Services are the gRPC services of one server (entries, chains,
+// operator), sharing one router. Build them with NewServices, register
+// them with Register, and Close them when the gRPC server stops.
+type Services struct {
+	router   *router
+	Entries  *EntriesServer
+	Chains   *ChainServer
+	Operator *OperatorServer
+}
+
+// NewServices builds the services of one server over its Raft node, FSM,
+// gossip membership and chain hub. hub must be running (its Run owned by
+// the caller); stopping it ends every Watch stream with Unavailable, so
+// stop it before a graceful gRPC stop.
+func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Members, hub *chainwatch.Hub, logger hclog.Logger) (*Services, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid rpc config: %w", err)
+	}
+	if err := chains.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid chain service config: %w", err)
+	}
+	if r == nil || f == nil || m == nil || hub == nil {
+		return nil, errors.New("rpc services need a Raft node, an FSM, a member list and a chain hub")
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	rt := newRouter(cfg, r, f, m, logger.Named("rpc"))
+	return &Services{
+		router:   rt,
+		Entries:  &EntriesServer{router: rt, proposer: fsm.NewProposer(r), maxEntry: cfg.MaxEntrySize},
+		Chains:   &ChainServer{cfg: chains, hub: hub, router: rt, logger: logger.Named("chains")},
+		Operator: &OperatorServer{router: rt},
+	}, nil
+}
+
+// Register registers every service on g (a server from NewGRPCServer).
+func Register(g *grpc.Server, s *Services) {
+	chainstorev1.RegisterEntriesServiceServer(g, s.Entries)
+	chainstorev1.RegisterChainServiceServer(g, s.Chains)
+	chainstorev1.RegisterOperatorServiceServer(g, s.Operator)
+}
+
+// Close makes blocked queries return their current result, stops
+// forwarding retries and closes the connections to the leader. It is
+// idempotent.
+func (s *Services) Close() { s.router.close() }
+
+// Blocked returns the number of blocking queries currently waiting (for
+// metrics and tests).
+func (s *Services) Blocked() int64 { return s.router.blocked.Load() }

@@ -26,8 +26,8 @@
 //
 // # Goroutines
 //
-// main runs run, which runs the watch client (rpc.ChainWatchClient.Run) on
-// its own goroutine until SIGINT/SIGTERM; the client calls back on that
+// main runs run, which runs the watch client (api.ChainWatchClient.Run) on
+// the main goroutine until SIGINT/SIGTERM; the client calls back on that
 // goroutine to print and write files. With --exec one more goroutine
 // (execRunner.loop) runs CMD; run stops and joins it before returning.
 package main
@@ -41,21 +41,17 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/api"
+	"github.com/chainstore/chainstore/cmd/internal/cli"
 )
-
-// addrEnv names the environment variable holding the default --addr.
-const addrEnv = "STORE_ADDR"
 
 // Config is the agent's parsed command line.
 type Config struct {
@@ -67,7 +63,7 @@ type Config struct {
 	LogLevel   string
 	// Watch tunes the client (backoff, timeouts); Addrs and Chains are
 	// filled from the fields above.
-	Watch rpc.ChainWatchConfig
+	Watch api.ChainWatchConfig
 }
 
 // Validate reports the first invalid setting.
@@ -91,23 +87,15 @@ func safeFileName(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`) && !strings.HasPrefix(s, ".")
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main(run) }
 
 // parseFlags builds the Config from the command line.
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("storeagent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	defAddr := os.Getenv(addrEnv)
-	if defAddr == "" {
-		defAddr = rpc.DefaultAddr
-	}
-	cfg := Config{Watch: rpc.DefaultChainWatchConfig()}
-	addrs := fs.String("addr", defAddr, "server gRPC addresses, host:port[,host:port...], tried in order (env "+addrEnv+")")
+	cfg := Config{Watch: api.DefaultChainWatchConfig()}
+	var addrs string
+	cli.AddrFlag(fs, &addrs, "server gRPC addresses, host:port[,host:port...], tried in order")
 	watch := fs.String("watch", "", "comma-separated services whose chains to watch (required)")
 	fs.StringVar(&cfg.Datacenter, "datacenter", "", "datacenter to compile the chains for (default: the server's)")
 	fs.StringVar(&cfg.OutDir, "out", "", "directory to write <service>.json files into")
@@ -122,8 +110,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	cfg.Addrs = rpc.SplitAddrs(*addrs)
-	cfg.Services = rpc.SplitAddrs(*watch) // the same comma-list rules
+	cfg.Addrs = api.SplitAddrs(addrs)
+	cfg.Services = api.SplitAddrs(*watch) // the same comma-list rules
 	return cfg, cfg.Validate()
 }
 
@@ -147,9 +135,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	wc := cfg.Watch
 	wc.Addrs = cfg.Addrs
 	for _, s := range cfg.Services {
-		wc.Chains = append(wc.Chains, rpc.WatchedChain{Service: s, Datacenter: cfg.Datacenter})
+		wc.Chains = append(wc.Chains, api.WatchedChain{Service: s, Datacenter: cfg.Datacenter})
 	}
-	client, err := rpc.NewChainWatchClient(wc, logger)
+	client, err := api.NewChainWatchClient(wc, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "storeagent: %v\n", err)
 		return 2
@@ -176,7 +164,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runs --exec for) only the chains that changed meanwhile. A missing,
 // unreadable or foreign file is skipped: that chain starts from the
 // server's current version, which then overwrites the file.
-func loadSaved(client *rpc.ChainWatchClient, cfg Config, logger hclog.Logger) {
+func loadSaved(client *api.ChainWatchClient, cfg Config, logger hclog.Logger) {
 	for _, service := range cfg.Services {
 		path := filepath.Join(cfg.OutDir, service+".json")
 		data, err := os.ReadFile(path)
@@ -197,7 +185,7 @@ func loadSaved(client *rpc.ChainWatchClient, cfg Config, logger hclog.Logger) {
 			logger.Warn("saved chain file is not one this agent wrote; starting from the server's version", "path", path)
 			continue
 		}
-		ev := rpc.ChainEvent{Service: service, Index: saved.Index, Hash: saved.Hash, Chain: saved.Chain}
+		ev := api.ChainEvent{Service: service, Index: saved.Index, Hash: saved.Hash, Chain: saved.Chain}
 		if client.SetLast(ev) {
 			logger.Info("resuming from saved chain", "service", service, "index", saved.Index, "path", path)
 		}
@@ -214,7 +202,7 @@ type agent struct {
 
 // handle writes the file (good versions only), then prints the line, then
 // triggers the command: when a line appears the file is already in place.
-func (a *agent) handle(e rpc.ChainEvent) {
+func (a *agent) handle(e api.ChainEvent) {
 	line, err := e.JSONLine()
 	if err != nil {
 		a.logger.Error("cannot encode version", "service", e.Service, "error", err)
@@ -284,7 +272,7 @@ type execRunner struct {
 	kick chan struct{} // capacity 1: a run is pending
 
 	mu   sync.Mutex     // protects last
-	last rpc.ChainEvent // the newest change, described to the command in its environment
+	last api.ChainEvent // the newest change, described to the command in its environment
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -306,7 +294,7 @@ func (r *execRunner) stop() {
 	r.wg.Wait()
 }
 
-func (r *execRunner) trigger(e rpc.ChainEvent) {
+func (r *execRunner) trigger(e api.ChainEvent) {
 	r.mu.Lock()
 	r.last = e
 	r.mu.Unlock()

@@ -15,7 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/chainstore/chainstore/rpc/chainwatch/chaintest"
+	"github.com/chainstore/chainstore/internal/servertest"
+	"github.com/chainstore/chainstore/internal/testutil"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
@@ -63,21 +64,6 @@ func lines(t *testing.T, out string) []line {
 	return ls
 }
 
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
-}
-
 // startAgent runs the agent with args until the test ends.
 func startAgent(t *testing.T, args ...string) (stdout, stderr *syncBuffer) {
 	t.Helper()
@@ -96,7 +82,7 @@ func startAgent(t *testing.T, args ...string) (stdout, stderr *syncBuffer) {
 
 func TestAgentPrintsWritesAndExecs(t *testing.T) {
 	t.Parallel()
-	a, b := chaintest.Start(t), chaintest.Start(t)
+	a, b := servertest.StartSingle(t), servertest.StartSingle(t)
 	putBoth := func(doc string) uint64 {
 		i, j := a.Put(doc), b.Put(doc)
 		if i != j {
@@ -104,14 +90,14 @@ func TestAgentPrintsWritesAndExecs(t *testing.T) {
 		}
 		return i
 	}
-	first := putBoth(chaintest.Resolver("web", 5*time.Second))
+	first := putBoth(servertest.Resolver("web", 5*time.Second))
 	dir := t.TempDir()
 	execLog := filepath.Join(dir, "exec.log")
-	stdout, stderr := startAgent(t, "--addr", a.Addr+","+b.Addr, "--watch", "web,api", "--out", dir,
+	stdout, stderr := startAgent(t, "--addr", a.Addr()+","+b.Addr(), "--watch", "web,api", "--out", dir,
 		"--min-backoff", "5ms", "--max-backoff", "50ms",
 		"--exec", `echo "$CHAIN_SERVICE $CHAIN_INDEX" >> `+execLog)
 
-	poll(t, "a line per service", func() bool { return len(lines(t, stdout.String())) >= 2 })
+	testutil.Poll(t, 10*time.Second, "a line per service", func() bool { return len(lines(t, stdout.String())) >= 2 })
 	got := map[string]uint64{}
 	for _, l := range lines(t, stdout.String()) {
 		got[l.Service] = l.Index
@@ -124,8 +110,8 @@ func TestAgentPrintsWritesAndExecs(t *testing.T) {
 	}
 
 	// A change: a new line, the file replaced, the command run.
-	next := putBoth(chaintest.Resolver("web", 6*time.Second))
-	poll(t, "the second web line", func() bool { return len(lines(t, stdout.String())) >= 3 })
+	next := putBoth(servertest.Resolver("web", 6*time.Second))
+	testutil.Poll(t, 10*time.Second, "the second web line", func() bool { return len(lines(t, stdout.String())) >= 3 })
 	ls := lines(t, stdout.String())
 	if l := ls[2]; l.Service != "web" || l.Index != next {
 		t.Fatalf("third line %+v, want web at %d", l, next)
@@ -138,7 +124,7 @@ func TestAgentPrintsWritesAndExecs(t *testing.T) {
 	if err := json.Unmarshal(file, &fl); err != nil || fl.Index != next || fl.Hash != ls[2].Hash {
 		t.Errorf("web.json = %s (%v), want the version at %d", file, err, next)
 	}
-	poll(t, "the exec'd command to record web's change", func() bool {
+	testutil.Poll(t, 10*time.Second, "the exec'd command to record web's change", func() bool {
 		data, _ := os.ReadFile(execLog)
 		return strings.Contains(string(data), "web "+jsonIndex(next))
 	})
@@ -146,8 +132,8 @@ func TestAgentPrintsWritesAndExecs(t *testing.T) {
 	// The first server dies: the agent resumes on the second, gets only
 	// the new version, and web.json stays in place meanwhile.
 	a.Stop()
-	final := b.Put(chaintest.Resolver("web", 7*time.Second))
-	poll(t, "the version written after the failover", func() bool { return len(lines(t, stdout.String())) >= 4 })
+	final := b.Put(servertest.Resolver("web", 7*time.Second))
+	testutil.Poll(t, 10*time.Second, "the version written after the failover", func() bool { return len(lines(t, stdout.String())) >= 4 })
 	if l := lines(t, stdout.String())[3]; l.Service != "web" || l.Index != final {
 		t.Errorf("line after failover %+v, want web at %d; stderr:\n%s", l, final, stderr.String())
 	}
@@ -226,33 +212,33 @@ func TestWriteFileAtomic(t *testing.T) {
 // changed while it was down; a file it cannot use is ignored.
 func TestAgentRestartResumesFromOutFiles(t *testing.T) {
 	t.Parallel()
-	srv := chaintest.Start(t)
-	srv.Put(chaintest.Resolver("web", 5*time.Second))
+	srv := servertest.StartSingle(t)
+	srv.Put(servertest.Resolver("web", 5*time.Second))
 	dir := t.TempDir()
-	args := []string{"--addr", srv.Addr, "--watch", "web,api", "--out", dir, "--min-backoff", "5ms", "--max-backoff", "50ms"}
+	args := []string{"--addr", srv.Addr(), "--watch", "web,api", "--out", dir, "--min-backoff", "5ms", "--max-backoff", "50ms"}
 
 	// First run: one line per service, then stop.
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout1, stderr1 := &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, args, stdout1, stderr1) }()
-	poll(t, "a line per service", func() bool { return len(lines(t, stdout1.String())) >= 2 })
+	testutil.Poll(t, 10*time.Second, "a line per service", func() bool { return len(lines(t, stdout1.String())) >= 2 })
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("first run exited with %d: %s", code, stderr1.String())
 	}
 
 	// While it is down api changes; web does not.
-	apiIdx := srv.Put(chaintest.Resolver("api", 3*time.Second))
+	apiIdx := srv.Put(servertest.Resolver("api", 3*time.Second))
 
 	stdout2, stderr2 := startAgent(t, args...)
-	poll(t, "api's change", func() bool { return len(lines(t, stdout2.String())) >= 1 })
+	testutil.Poll(t, 10*time.Second, "api's change", func() bool { return len(lines(t, stdout2.String())) >= 1 })
 	if l := lines(t, stdout2.String())[0]; l.Service != "api" || l.Index != apiIdx {
 		t.Fatalf("first line after the restart %+v, want api at %d (web is unchanged)", l, apiIdx)
 	}
 	// The next web line is a new change, not the version already saved.
-	webIdx := srv.Put(chaintest.Resolver("web", 6*time.Second))
-	poll(t, "web's change", func() bool { return len(lines(t, stdout2.String())) >= 2 })
+	webIdx := srv.Put(servertest.Resolver("web", 6*time.Second))
+	testutil.Poll(t, 10*time.Second, "web's change", func() bool { return len(lines(t, stdout2.String())) >= 2 })
 	if l := lines(t, stdout2.String())[1]; l.Service != "web" || l.Index != webIdx {
 		t.Errorf("second line %+v, want web's change at %d; the saved web version was sent again?", l, webIdx)
 	}
@@ -265,8 +251,8 @@ func TestAgentRestartResumesFromOutFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir3, "web.json"), []byte("not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stdout3, _ := startAgent(t, "--addr", srv.Addr, "--watch", "web", "--out", dir3, "--min-backoff", "5ms")
-	poll(t, "web from the server", func() bool { return len(lines(t, stdout3.String())) >= 1 })
+	stdout3, _ := startAgent(t, "--addr", srv.Addr(), "--watch", "web", "--out", dir3, "--min-backoff", "5ms")
+	testutil.Poll(t, 10*time.Second, "web from the server", func() bool { return len(lines(t, stdout3.String())) >= 1 })
 	if l := lines(t, stdout3.String())[0]; l.Service != "web" || l.Index != webIdx {
 		t.Errorf("line with an unusable saved file %+v, want web at %d", l, webIdx)
 	}

@@ -8,16 +8,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chainstore/chainstore/rpc"
-	"github.com/chainstore/chainstore/rpc/configpb"
+	"github.com/chainstore/chainstore/api"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
 // pool is a set of client connections; client i uses conns[i % len].
 type pool struct {
-	conns []*rpc.Client
+	conns []*api.Client
 }
 
-func (p *pool) get(i int) *rpc.Client { return p.conns[i%len(p.conns)] }
+func (p *pool) get(i int) *api.Client { return p.conns[i%len(p.conns)] }
 
 func (p *pool) close() {
 	for _, c := range p.conns {
@@ -38,7 +38,7 @@ func findLeader(ctx context.Context, addrs []string, timeout time.Duration) (str
 			return "", err
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
-		st, err := c.Status(cctx, &configpb.StatusRequest{})
+		st, err := c.Status(cctx, &chainstorev1.StatusRequest{})
 		cancel()
 		_ = c.Close()
 		if err != nil {
@@ -55,18 +55,18 @@ func findLeader(ctx context.Context, addrs []string, timeout time.Duration) (str
 	return "", errors.Join(append(errs, errNoLeader)...)
 }
 
-func newClient(addrs []string, timeout time.Duration) (*rpc.Client, error) {
-	cfg := rpc.DefaultClientConfig()
+func newClient(addrs []string, timeout time.Duration) (*api.Client, error) {
+	cfg := api.DefaultClientConfig()
 	cfg.Addrs = addrs
 	cfg.CallTimeout = timeout
-	return rpc.NewClient(cfg)
+	return api.NewClient(cfg)
 }
 
 // dialPool opens n connections. With to == "leader" every connection
 // prefers the leader (the others follow as fail-over addresses); with
 // "any" connection i prefers server i % len(addrs).
 func dialPool(ctx context.Context, o commonOpts, n int) (*pool, error) {
-	addrs := rpc.SplitAddrs(o.addrs)
+	addrs := api.SplitAddrs(o.addrs)
 	if o.to == "leader" {
 		leader, err := findLeader(ctx, addrs, o.timeout)
 		if err != nil {

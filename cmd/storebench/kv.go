@@ -10,7 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/chainstore/chainstore/rpc/configpb"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
 // benchEntry returns the JSON of service-defaults "<prefix>-<key>" padded
@@ -63,14 +63,14 @@ func (o *kvOpts) validate() error {
 	return nil
 }
 
-func parseConsistency(s string) (configpb.Consistency, error) {
+func parseConsistency(s string) (chainstorev1.Consistency, error) {
 	switch s {
 	case "stale":
-		return configpb.Consistency_CONSISTENCY_STALE, nil
+		return chainstorev1.Consistency_CONSISTENCY_STALE, nil
 	case "default":
-		return configpb.Consistency_CONSISTENCY_DEFAULT, nil
+		return chainstorev1.Consistency_CONSISTENCY_DEFAULT, nil
 	case "consistent":
-		return configpb.Consistency_CONSISTENCY_CONSISTENT, nil
+		return chainstorev1.Consistency_CONSISTENCY_CONSISTENT, nil
 	}
 	return 0, fmt.Errorf("--consistency must be stale, default or consistent, got %q", s)
 }
@@ -100,7 +100,7 @@ func benchPut(ctx context.Context, e *env, o kvOpts, name string) (*Result, erro
 	}
 	defer p.close()
 	lats, ec, el := runOps(ctx, e, "put", e.opts.clients, o.total, func(ctx context.Context, w, seq int) error {
-		_, err := p.get(w).Apply(ctx, &configpb.ApplyRequest{Entry: benchEntry(o.prefix, seq%o.keys, seq, o.entrySize)})
+		_, err := p.get(w).Apply(ctx, &chainstorev1.ApplyRequest{Entry: benchEntry(o.prefix, seq%o.keys, seq, o.entrySize)})
 		return err
 	})
 	if name == "" {
@@ -115,7 +115,7 @@ func populate(ctx context.Context, e *env, p *pool, o kvOpts) error {
 	var first error
 	var once sync.Once
 	_, _, _ = runOps(ctx, &env{stderr: e.stderr}, "populate", min(16, o.keys), o.keys, func(ctx context.Context, w, seq int) error {
-		_, err := p.get(w).Apply(ctx, &configpb.ApplyRequest{Entry: benchEntry(o.prefix, seq, seq, o.entrySize)})
+		_, err := p.get(w).Apply(ctx, &chainstorev1.ApplyRequest{Entry: benchEntry(o.prefix, seq, seq, o.entrySize)})
 		if err != nil {
 			failed.Add(1)
 			once.Do(func() { first = err })
@@ -157,10 +157,10 @@ func benchGet(ctx context.Context, e *env, o kvOpts, name string) (*Result, erro
 	}
 	var notFound atomic.Int64
 	lats, ec, el := runOps(ctx, e, "get", e.opts.clients, o.total, func(ctx context.Context, w, seq int) error {
-		resp, err := p.get(w).Get(ctx, &configpb.GetRequest{
+		resp, err := p.get(w).Get(ctx, &chainstorev1.GetRequest{
 			Kind:    "service-defaults",
 			Name:    o.prefix + "-" + strconv.Itoa(seq%o.keys),
-			Options: &configpb.QueryOptions{Consistency: mode},
+			Options: &chainstorev1.QueryOptions{Consistency: mode},
 		})
 		if err == nil && !resp.GetFound() {
 			notFound.Add(1)
@@ -216,13 +216,13 @@ func benchCAS(ctx context.Context, e *env, o kvOpts, name string) (*Result, erro
 		c := p.get(w)
 		idx, ok := known[w][key]
 		if !ok {
-			resp, err := c.Get(ctx, &configpb.GetRequest{Kind: "service-defaults", Name: o.prefix + "-" + strconv.Itoa(key)})
+			resp, err := c.Get(ctx, &chainstorev1.GetRequest{Kind: "service-defaults", Name: o.prefix + "-" + strconv.Itoa(key)})
 			if err != nil {
 				return err
 			}
 			idx = resp.GetModifyIndex()
 		}
-		resp, err := c.Apply(ctx, &configpb.ApplyRequest{Entry: benchEntry(o.prefix, key, seq, o.entrySize), Cas: true, ModifyIndex: idx})
+		resp, err := c.Apply(ctx, &chainstorev1.ApplyRequest{Entry: benchEntry(o.prefix, key, seq, o.entrySize), Cas: true, ModifyIndex: idx})
 		if err != nil {
 			delete(known[w], key)
 			return err

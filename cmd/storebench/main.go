@@ -18,10 +18,12 @@
 // # Goroutines
 //
 // main runs one command at a time on the main goroutine. A command starts
-// one goroutine per client (or per watcher, plus the writer) and waits for
-// all of them before summarising; the progress bar has one drawing
-// goroutine that stop() joins. Cancelling the context (SIGINT) ends every
-// loop; connections are closed before main returns.
+// one goroutine per client (put, get, cas; get and cas first write their
+// entries with up to 16 goroutines) or per watcher (watch, whose writes
+// are sent from the main goroutine) and waits for all of them before
+// summarising; each progress bar has one drawing goroutine that stop()
+// joins. Cancelling the context (SIGINT) ends every loop; connections are
+// closed before main returns.
 package main
 
 import (
@@ -31,43 +33,39 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"sort"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/cmd/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "storebench:", err)
-		os.Exit(1)
-	}
+	cli.Main(func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		return exitCode(run(ctx, args, stdout, stderr), stderr)
+	})
 }
 
-// command is one subcommand.
-type command struct {
-	summary string
-	// flags registers the command's own flags and returns the function
-	// that runs it once they are parsed.
-	flags func(fs *flag.FlagSet) func(ctx context.Context, b *env) ([]*Result, error)
+// exitCode maps run's error to the exit code, printing the error: 0 for
+// none or a help request, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, "storebench:", err)
+	return 1
 }
 
-func commands() map[string]command {
-	return map[string]command{
-		"put":   {summary: "write entries (plain upserts)", flags: putFlags},
-		"get":   {summary: "read entries in one consistency mode", flags: getFlags},
-		"cas":   {summary: "contended check-and-set writes", flags: casFlags},
-		"watch": {summary: "chain watchers: time from write to delivery", flags: watchFlags},
-		"suite": {summary: "the standard set of make bench, printed as a table", flags: suiteFlags},
+// benchFlags registers a command's own flags and returns the function
+// that runs it once they are parsed.
+type benchFlags func(fs *flag.FlagSet) func(ctx context.Context, b *env) ([]*Result, error)
+
+func commands() cli.Table[benchFlags] {
+	return cli.Table[benchFlags]{
+		{Name: "put", Summary: "write entries (plain upserts)", Run: putFlags},
+		{Name: "get", Summary: "read entries in one consistency mode", Run: getFlags},
+		{Name: "cas", Summary: "contended check-and-set writes", Run: casFlags},
+		{Name: "watch", Summary: "chain watchers: time from write to delivery", Run: watchFlags},
+		{Name: "suite", Summary: "the standard set of make bench, printed as a table", Run: suiteFlags},
 	}
 }
 
@@ -93,9 +91,10 @@ func (o *commonOpts) register(fs *flag.FlagSet) {
 }
 
 func (o *commonOpts) validate() error {
+	if _, err := cli.ParseAddrs(o.addrs); err != nil {
+		return err
+	}
 	switch {
-	case len(rpc.SplitAddrs(o.addrs)) == 0:
-		return errors.New("--addr: at least one address is needed")
 	case o.conns < 1:
 		return fmt.Errorf("--conns must be at least 1, got %d", o.conns)
 	case o.clients < 1:
@@ -120,46 +119,40 @@ type env struct {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: storebench <command> [flags]   (storebench <command> -h for its flags)")
-	fmt.Fprintln(w, "commands:")
-	cmds := commands()
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-6s %s\n", n, cmds[n].summary)
-	}
+	commands().PrintUsage(w, "usage: storebench <command> [flags]   (storebench <command> -h for its flags)\ncommands:", 6)
 }
 
 // run parses args and runs one command.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	cmd, err := commands().Select(args)
+	if err != nil {
 		usage(stderr)
-		if len(args) == 0 {
-			return errors.New("no command given")
-		}
-		return flag.ErrHelp
+		return err
 	}
-	cmd, ok := commands()[args[0]]
-	if !ok {
-		usage(stderr)
-		return fmt.Errorf("unknown command %q", args[0])
+	e, runCmd, err := parseCommand(cmd, args[1:], stdout, stderr)
+	if err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("storebench "+args[0], flag.ContinueOnError)
+	results, err := runCmd(ctx, e)
+	return report(e, results, err)
+}
+
+// parseCommand parses the common flags and cmd's own and returns the
+// environment and the function that runs cmd.
+func parseCommand(cmd cli.Command[benchFlags], args []string, stdout, stderr io.Writer) (*env, func(context.Context, *env) ([]*Result, error), error) {
+	fs := flag.NewFlagSet("storebench "+cmd.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	e := &env{stdout: stdout, stderr: stderr}
 	e.opts.register(fs)
-	runCmd := cmd.flags(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	runCmd := cmd.Run(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return nil, nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if err := e.opts.validate(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	switch e.opts.progress {
 	case "on":
@@ -169,22 +162,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			e.showProgress = isTerminal(f)
 		}
 	}
-	all, err := runCmd(ctx, e)
+	return e, runCmd, nil
+}
+
+// report prints the results of a command (nil ones are skipped), a table
+// when there are several, and writes --json; it returns runErr joined
+// with a --json write error.
+func report(e *env, all []*Result, runErr error) error {
 	var results []*Result
 	for _, r := range all {
 		if r != nil {
 			results = append(results, r)
-			printResult(stdout, r)
+			printResult(e.stdout, r)
 		}
 	}
 	if len(results) > 1 {
-		fmt.Fprintln(stdout)
-		printTable(stdout, results)
+		fmt.Fprintln(e.stdout)
+		printTable(e.stdout, results)
 	}
 	if e.opts.jsonPath != "" && len(results) > 0 {
 		if jerr := writeJSON(e.opts.jsonPath, results); jerr != nil {
-			return errors.Join(err, jerr)
+			return errors.Join(runErr, jerr)
 		}
 	}
-	return err
+	return runErr
 }

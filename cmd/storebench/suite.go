@@ -24,8 +24,8 @@ func withClients(e *env, clients, conns int, to string) *env {
 	return &c
 }
 
-// standardSet is what `make bench` runs (server-design.md 5.6 and the
-// figures issue 5 asks for).
+// standardSet is what `make bench` runs: write, read, CAS and watch
+// fan-out figures (docs/benchmarks.md, and the figures issue 5 asks for).
 func standardSet() []suiteItem {
 	put := func(id string, clients, conns, total int) suiteItem {
 		return suiteItem{id: id, run: func(ctx context.Context, e *env, s float64) (*Result, error) {

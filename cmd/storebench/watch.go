@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/chainstore/chainstore/rpc"
-	"github.com/chainstore/chainstore/rpc/configpb"
+	"github.com/chainstore/chainstore/api"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
 type watchOpts struct {
@@ -116,21 +116,30 @@ func (wr *watchRun) addErr(err error) {
 	wr.errs.add(err)
 }
 
+// subscribe opens a Watch stream subscribed to the chain of service name;
+// opened is called once the stream is open (or failed to open).
+func subscribe(ctx context.Context, c *api.Client, name string, opened func()) (chainstorev1.ChainService_WatchClient, error) {
+	stream, err := chainstorev1.NewChainServiceClient(c.Conn()).Watch(ctx)
+	opened()
+	if err != nil {
+		return nil, err
+	}
+	err = stream.Send(&chainstorev1.WatchRequest{Request: &chainstorev1.WatchRequest_Subscribe{
+		Subscribe: &chainstorev1.WatchSubscribe{Id: 1, Chain: &chainstorev1.ChainRef{Service: name}},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return stream, nil
+}
+
 // watcher runs one stream with one subscription until ctx ends. It
 // records the latency of every version that belongs to a pending write.
-func (wr *watchRun) watcher(ctx context.Context, c *rpc.Client, idx int, opened func()) []time.Duration {
+func (wr *watchRun) watcher(ctx context.Context, c *api.Client, idx int, opened func()) []time.Duration {
 	name := chainName(wr.o.prefix, idx%wr.o.chains)
 	initial := "init-" + name
 	var lats []time.Duration
-	stream, err := configpb.NewChainServiceClient(c.Conn()).Watch(ctx)
-	opened()
-	if err != nil {
-		wr.addErr(err)
-		return nil
-	}
-	err = stream.Send(&configpb.WatchRequest{Request: &configpb.WatchRequest_Subscribe{
-		Subscribe: &configpb.WatchSubscribe{Id: 1, Chain: &configpb.ChainRef{Service: name}},
-	}})
+	stream, err := subscribe(ctx, c, name, opened)
 	if err != nil {
 		wr.addErr(err)
 		return nil
@@ -172,16 +181,21 @@ func (wr *watchRun) watcher(ctx context.Context, c *rpc.Client, idx int, opened 
 		}
 		if pw := wr.lookup(rev); pw != nil {
 			lats = append(lats, now.Sub(pw.sent))
-			for {
-				cur := pw.lastNanos.Load()
-				if now.UnixNano() <= cur || pw.lastNanos.CompareAndSwap(cur, now.UnixNano()) {
-					break
-				}
-			}
-			if pw.remaining.Add(-1) == 0 {
-				close(pw.done)
-			}
+			pw.delivered(now)
 		}
+	}
+}
+
+// delivered records that one more watcher received pw's version at now.
+func (pw *pendingWrite) delivered(now time.Time) {
+	for {
+		cur := pw.lastNanos.Load()
+		if now.UnixNano() <= cur || pw.lastNanos.CompareAndSwap(cur, now.UnixNano()) {
+			break
+		}
+	}
+	if pw.remaining.Add(-1) == 0 {
+		close(pw.done)
 	}
 }
 
@@ -191,7 +205,7 @@ func (wr *watchRun) watcher(ctx context.Context, c *rpc.Client, idx int, opened 
 // sent; "fanout" is per write, from its acknowledgement to the last
 // watcher's delivery.
 func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result, error) {
-	addrs := rpc.SplitAddrs(e.opts.addrs)
+	addrs := api.SplitAddrs(e.opts.addrs)
 	nconns := max(len(addrs), (o.watchers+o.perConn-1)/o.perConn, e.opts.conns)
 	spread := e.opts
 	spread.to = "any"
@@ -207,96 +221,28 @@ func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result,
 		return nil, err
 	}
 	defer writer.close()
-
-	// The initial version of every chain.
-	for c := 0; c < o.chains; c++ {
-		n := chainName(o.prefix, c)
-		if _, err := writer.get(0).Apply(ctx, &configpb.ApplyRequest{Entry: resolverEntry(n, "init-"+n)}); err != nil {
-			return nil, fmt.Errorf("write initial %s: %w", n, err)
-		}
+	if err := writeInitialChains(ctx, writer.get(0), o); err != nil {
+		return nil, err
 	}
 
 	wr := &watchRun{o: o, pending: make(map[string]*pendingWrite), readyCh: make(chan struct{}), errs: errorCounter{}}
 	wctx, stopWatchers := context.WithCancel(ctx)
 	defer stopWatchers()
-	lats := make([][]time.Duration, o.watchers)
-	var wg sync.WaitGroup
 	readyStart := time.Now()
-	// Open streams 64 at a time: a burst of thousands of new streams is a
-	// reconnect storm, not what this benchmark measures.
-	opening := make(chan struct{}, 64)
 	bar := newProgress(e.stderr, e.showProgress, "subscribe", o.watchers)
-	for i := 0; i < o.watchers; i++ {
-		opening <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lats[i] = wr.watcher(wctx, watchPool.get(i), i, func() { <-opening })
-		}()
-	}
-	tick := time.NewTicker(200 * time.Millisecond)
-	timeout := time.NewTimer(o.readyTimeout)
-	waitReady := func() error {
-		defer tick.Stop()
-		defer timeout.Stop()
-		for {
-			select {
-			case <-wr.readyCh:
-				return nil
-			case <-tick.C:
-				bar.done.Store(wr.ready.Load())
-			case <-timeout.C:
-				return fmt.Errorf("only %d of %d watchers subscribed within %s", wr.ready.Load(), o.watchers, o.readyTimeout)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-	}
-	if err := waitReady(); err != nil {
-		bar.stop()
+	lats, wg := wr.startWatchers(wctx, watchPool)
+	err = wr.waitReady(ctx, bar)
+	bar.stop()
+	if err != nil {
 		stopWatchers()
 		wg.Wait()
 		return nil, err
 	}
-	bar.stop()
 	subscribeTime := time.Since(readyStart)
 
-	perChain := make([]int, o.chains)
-	for i := 0; i < o.watchers; i++ {
-		perChain[i%o.chains]++
-	}
-	var fanout, writeLat []time.Duration
-	var missed int64
 	wbar := newProgress(e.stderr, e.showProgress, "watch", o.writes)
 	start := time.Now()
-	for i := 0; i < o.writes && ctx.Err() == nil; i++ {
-		c := i % o.chains
-		rev := fmt.Sprintf("w%d", i)
-		pw := &pendingWrite{done: make(chan struct{})}
-		pw.remaining.Store(int64(perChain[c]))
-		wr.mu.Lock()
-		wr.pending[rev] = pw
-		wr.mu.Unlock()
-		pw.sent = time.Now()
-		_, err := writer.get(0).Apply(ctx, &configpb.ApplyRequest{Entry: resolverEntry(chainName(o.prefix, c), rev)})
-		acked := time.Now()
-		wbar.add(1)
-		if err != nil {
-			wr.addErr(err)
-			missed += int64(perChain[c])
-			continue
-		}
-		writeLat = append(writeLat, acked.Sub(pw.sent))
-		t := time.NewTimer(o.writeTimeout)
-		select {
-		case <-pw.done:
-			fanout = append(fanout, max(time.Unix(0, pw.lastNanos.Load()).Sub(acked), 0))
-		case <-t.C:
-			missed += pw.remaining.Load()
-		case <-ctx.Done():
-		}
-		t.Stop()
-	}
+	ws := wr.runWrites(ctx, writer.get(0), wbar)
 	elapsed := time.Since(start)
 	wbar.stop()
 	stopWatchers()
@@ -312,10 +258,123 @@ func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result,
 	params := map[string]any{"watchers": o.watchers, "chains": o.chains, "writes": o.writes, "conns": nconns, "servers": len(addrs)}
 	r := newResult(name, "watch", params, all, wr.errs, elapsed)
 	r.Requests = len(all)
-	f := summarize(fanout)
-	wl := summarize(writeLat)
-	r.Extra = map[string]any{
-		"missed_deliveries":   missed,
+	r.Extra = ws.extra(wr, subscribeTime)
+	return r, ctx.Err()
+}
+
+// writeInitialChains writes the initial version of every chain.
+func writeInitialChains(ctx context.Context, c *api.Client, o watchOpts) error {
+	for i := 0; i < o.chains; i++ {
+		n := chainName(o.prefix, i)
+		if _, err := c.Apply(ctx, &chainstorev1.ApplyRequest{Entry: resolverEntry(n, "init-"+n)}); err != nil {
+			return fmt.Errorf("write initial %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// startWatchers starts one goroutine per watcher, on the connections of
+// p in turn; the returned group ends when ctx is done. Watcher i's
+// latencies are in lats[i] once the group is done. Streams are opened 64
+// at a time: a burst of thousands of new streams is a reconnect storm,
+// not what this benchmark measures.
+func (wr *watchRun) startWatchers(ctx context.Context, p *pool) (lats [][]time.Duration, wg *sync.WaitGroup) {
+	lats = make([][]time.Duration, wr.o.watchers)
+	wg = &sync.WaitGroup{}
+	opening := make(chan struct{}, 64)
+	for i := 0; i < wr.o.watchers; i++ {
+		opening <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lats[i] = wr.watcher(ctx, p.get(i), i, func() { <-opening })
+		}()
+	}
+	return lats, wg
+}
+
+// waitReady waits until every watcher has the initial version of its
+// chain, showing the count on bar, for at most o.readyTimeout.
+func (wr *watchRun) waitReady(ctx context.Context, bar *progress) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.NewTimer(wr.o.readyTimeout)
+	defer timeout.Stop()
+	for {
+		select {
+		case <-wr.readyCh:
+			return nil
+		case <-tick.C:
+			bar.done.Store(wr.ready.Load())
+		case <-timeout.C:
+			return fmt.Errorf("only %d of %d watchers subscribed within %s", wr.ready.Load(), wr.o.watchers, wr.o.readyTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// writeStats are the per-write figures of a watch run.
+type writeStats struct {
+	fanout, writeLat []time.Duration
+	missed           int64
+}
+
+// runWrites sends o.writes writes, one chain at a time in turn, each
+// waiting (at most o.writeTimeout) until every watcher of its chain has
+// the new version.
+func (wr *watchRun) runWrites(ctx context.Context, c *api.Client, bar *progress) writeStats {
+	o := wr.o
+	perChain := make([]int, o.chains)
+	for i := 0; i < o.watchers; i++ {
+		perChain[i%o.chains]++
+	}
+	var ws writeStats
+	for i := 0; i < o.writes && ctx.Err() == nil; i++ {
+		ch := i % o.chains
+		rev := fmt.Sprintf("w%d", i)
+		pw := &pendingWrite{done: make(chan struct{})}
+		pw.remaining.Store(int64(perChain[ch]))
+		wr.mu.Lock()
+		wr.pending[rev] = pw
+		wr.mu.Unlock()
+		pw.sent = time.Now()
+		_, err := c.Apply(ctx, &chainstorev1.ApplyRequest{Entry: resolverEntry(chainName(o.prefix, ch), rev)})
+		acked := time.Now()
+		bar.add(1)
+		if err != nil {
+			wr.addErr(err)
+			ws.missed += int64(perChain[ch])
+			continue
+		}
+		ws.writeLat = append(ws.writeLat, acked.Sub(pw.sent))
+		ws.awaitDeliveries(ctx, pw, acked, o.writeTimeout)
+	}
+	return ws
+}
+
+// awaitDeliveries waits until every watcher has pw's version, then
+// records the fan-out time; after timeout the watchers still waiting
+// count as missed deliveries.
+func (ws *writeStats) awaitDeliveries(ctx context.Context, pw *pendingWrite, acked time.Time, timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-pw.done:
+		ws.fanout = append(ws.fanout, max(time.Unix(0, pw.lastNanos.Load()).Sub(acked), 0))
+	case <-t.C:
+		ws.missed += pw.remaining.Load()
+	case <-ctx.Done():
+	}
+}
+
+// extra returns the watch-specific figures of the Result.
+func (ws writeStats) extra(wr *watchRun, subscribeTime time.Duration) map[string]any {
+	f := summarize(ws.fanout)
+	wl := summarize(ws.writeLat)
+	o := wr.o
+	return map[string]any{
+		"missed_deliveries":   ws.missed,
 		"resets":              wr.resets.Load(),
 		"subscribe_all_secs":  subscribeTime.Seconds(),
 		"fanout_p50_ms":       f.P50,
@@ -324,5 +383,4 @@ func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result,
 		"write_p50_ms":        wl.P50,
 		"deliveries_expected": int64(o.writes) * int64(o.watchers) / int64(o.chains),
 	}
-	return r, ctx.Err()
 }

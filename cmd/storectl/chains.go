@@ -13,20 +13,23 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/chainstore/chainstore/rpc"
-	"github.com/chainstore/chainstore/rpc/configpb"
+	"github.com/chainstore/chainstore/api"
+	"github.com/chainstore/chainstore/cmd/internal/cli"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
 // chainCommands are the commands that read compiled chains from a server.
-func chainCommands() map[string]command {
-	return map[string]command{
-		"chain": {
-			summary: "print a service's compiled discovery chain from the server: chain [--datacenter DC] SERVICE",
-			run:     runChain,
+func chainCommands() commandTable {
+	return commandTable{
+		{
+			Name:    "chain",
+			Summary: "print a service's compiled discovery chain from the server: chain [--datacenter DC] SERVICE",
+			Run:     runChain,
 		},
-		"watch": {
-			summary: "print each new version of the services' chains as a JSON line: watch SERVICE...",
-			run:     runWatch,
+		{
+			Name:    "watch",
+			Summary: "print each new version of the services' chains as a JSON line: watch SERVICE...",
+			Run:     runWatch,
 		},
 	}
 }
@@ -46,17 +49,17 @@ func addOverrideFlags(fs *flag.FlagSet) *overrideFlags {
 	return of
 }
 
-func (of *overrideFlags) watched(service string) rpc.WatchedChain {
-	return rpc.WatchedChain{
+func (of *overrideFlags) watched(service string) api.WatchedChain {
+	return api.WatchedChain{
 		Service: service, Datacenter: of.datacenter, OverrideProtocol: of.protocol,
 		OverrideConnectTimeout: of.connectTimeout, OverrideMeshGatewayMode: of.meshGateway,
 	}
 }
 
-func (of *overrideFlags) ref(service string) *configpb.ChainRef {
-	r := &configpb.ChainRef{Service: service, Datacenter: of.datacenter}
+func (of *overrideFlags) ref(service string) *chainstorev1.ChainRef {
+	r := &chainstorev1.ChainRef{Service: service, Datacenter: of.datacenter}
 	if of.protocol != "" || of.connectTimeout != 0 || of.meshGateway != "" {
-		r.Overrides = &configpb.ChainOverrides{Protocol: of.protocol, MeshGatewayMode: of.meshGateway}
+		r.Overrides = &chainstorev1.ChainOverrides{Protocol: of.protocol, MeshGatewayMode: of.meshGateway}
 		if of.connectTimeout != 0 {
 			r.Overrides.ConnectTimeout = durationpb.New(of.connectTimeout)
 		}
@@ -70,7 +73,7 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs, cf := newFlagSet("chain", stderr)
 	of := addOverrideFlags(fs)
 	rf := addReadFlags(fs, false)
-	pos, err := parseArgs(fs, args)
+	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -92,13 +95,13 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "Error reading discovery chain %q: %v\n", service, err)
 		return 1
 	}
-	defer c.Close()
-	resp, err := configpb.NewChainServiceClient(c.Conn()).GetChain(ctx, &configpb.GetChainRequest{Chain: of.ref(service), Options: opts})
+	defer func() { _ = c.Close() }()
+	resp, err := chainstorev1.NewChainServiceClient(c.Conn()).GetChain(ctx, &chainstorev1.GetChainRequest{Chain: of.ref(service), Options: opts})
 	if err != nil {
-		if rpc.ErrorReason(err) == rpc.ReasonChainCompileError {
-			fmt.Fprintf(stderr, "Error compiling discovery chain %q: %s\n", service, rpc.ErrorText(err))
+		if api.ErrorReason(err) == api.ReasonChainCompileError {
+			fmt.Fprintf(stderr, "Error compiling discovery chain %q: %s\n", service, api.ErrorText(err))
 		} else {
-			fmt.Fprintf(stderr, "Error reading discovery chain %q: %s\n", service, rpc.ErrorText(err))
+			fmt.Fprintf(stderr, "Error reading discovery chain %q: %s\n", service, api.ErrorText(err))
 		}
 		return 1
 	}
@@ -123,7 +126,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs, cf := newFlagSet("watch", stderr)
 	of := addOverrideFlags(fs)
 	count := fs.Int("count", 0, "exit after printing this many versions (0: run until interrupted)")
-	pos, err := parseArgs(fs, args)
+	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -134,12 +137,12 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "usage: storectl watch [--datacenter DC] [--count N] SERVICE...")
 		return 2
 	}
-	cfg := rpc.DefaultChainWatchConfig()
-	cfg.Addrs = rpc.SplitAddrs(cf.addr)
+	cfg := api.DefaultChainWatchConfig()
+	cfg.Addrs = api.SplitAddrs(cf.addr)
 	for _, s := range pos {
 		cfg.Chains = append(cfg.Chains, of.watched(s))
 	}
-	client, err := rpc.NewChainWatchClient(cfg, newStderrLogger(stderr))
+	client, err := api.NewChainWatchClient(cfg, newStderrLogger(stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "storectl watch: %v\n", err)
 		return 2
@@ -147,7 +150,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	printed, failed := 0, false
-	err = client.Run(ctx, func(e rpc.ChainEvent) {
+	err = client.Run(ctx, func(e api.ChainEvent) {
 		line, err := e.JSONLine()
 		if err == nil {
 			_, err = stdout.Write(append(line, '\n'))

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chainstore/chainstore/rpc/chainwatch"
-	"github.com/chainstore/chainstore/rpc/chainwatch/chaintest"
+	"github.com/chainstore/chainstore/internal/servertest"
+	"github.com/chainstore/chainstore/server"
 )
 
 // TestChainMatchesCompile: `storectl chain` prints byte for byte what
@@ -21,7 +21,7 @@ func TestChainMatchesCompile(t *testing.T) {
 		"web-defaults.json": `{"Kind":"service-defaults","Name":"web","Protocol":"http"}`,
 		"web-splitter.json": `{"Kind":"service-splitter","Name":"web","Splits":[{"Weight":90,"ServiceSubset":"v1"},{"Weight":10,"ServiceSubset":"v2"}]}`,
 	}
-	srv := chaintest.Start(t)
+	srv := servertest.StartSingle(t)
 	for _, name := range []string{"web-defaults.json", "web-resolver.json", "web-splitter.json"} {
 		srv.Put(docs[name])
 	}
@@ -37,7 +37,7 @@ func TestChainMatchesCompile(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%s: compile exited %d: %s", name, code, stderr)
 		}
-		code, got, stderr := runStorectl(t, dir, append(append([]string{"--addr", srv.Addr, "chain"}, extra...), "web")...)
+		code, got, stderr := runStorectl(t, dir, append(append([]string{"--addr", srv.Addr(), "chain"}, extra...), "web")...)
 		if code != 0 {
 			t.Fatalf("%s: chain exited %d: %s", name, code, stderr)
 		}
@@ -49,13 +49,13 @@ func TestChainMatchesCompile(t *testing.T) {
 
 func TestChainCommandErrors(t *testing.T) {
 	t.Parallel()
-	srv := chaintest.Start(t, func(c *chainwatch.Config) { c.MaxChainBytes = 10 })
-	srv.Put(chaintest.Resolver("web", 5*time.Second))
-	code, stdout, stderr := runStorectl(t, "", "--addr", srv.Addr, "chain", "web")
+	srv := servertest.StartSingle(t, func(c *server.Config) { c.Hub.MaxChainBytes = 10 })
+	srv.Put(servertest.Resolver("web", 5*time.Second))
+	code, stdout, stderr := runStorectl(t, "", "--addr", srv.Addr(), "chain", "web")
 	if code != 1 || stdout != "" || !strings.Contains(stderr, `Error compiling discovery chain "web": compiled chain "web" is`) {
 		t.Errorf("chain that does not compile: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	code, _, stderr = runStorectl(t, "", "--addr", srv.Addr, "chain")
+	code, _, stderr = runStorectl(t, "", "--addr", srv.Addr(), "chain")
 	if code != 2 || !strings.Contains(stderr, "usage: storectl chain") {
 		t.Errorf("chain without a service: exit %d, stderr %q", code, stderr)
 	}
@@ -63,12 +63,12 @@ func TestChainCommandErrors(t *testing.T) {
 
 func TestWatchCommand(t *testing.T) {
 	t.Parallel()
-	srv := chaintest.Start(t)
-	idx := srv.Put(chaintest.Resolver("web", 5*time.Second))
+	srv := servertest.StartSingle(t)
+	idx := srv.Put(servertest.Resolver("web", 5*time.Second))
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	code := run(ctx, []string{"--addr", srv.Addr, "watch", "--count", "2", "web", "api"}, &stdout, &stderr)
+	code := run(ctx, []string{"--addr", srv.Addr(), "watch", "--count", "2", "web", "api"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("watch exited %d: %s", code, stderr.String())
 	}

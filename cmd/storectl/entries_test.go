@@ -17,19 +17,21 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/chainstore/chainstore/rpc"
-	"github.com/chainstore/chainstore/rpc/configpb"
+	"github.com/chainstore/chainstore/api"
+	"github.com/chainstore/chainstore/cmd/internal/cli"
+	"github.com/chainstore/chainstore/internal/testutil"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
-// The entry commands against a fake EntriesService on a real loopback gRPC
-// server. Outputs are pinned in testdata/entries-*.golden (rewrite them
-// with `go test ./cmd/storectl/ -update` and review the diff).
+// The cluster commands against fake EntriesService and OperatorService
+// servers on a real loopback gRPC server. Outputs are pinned in
+// testdata/entries-*.golden (rewrite them with `go test ./cmd/storectl/
+// -update` and review the diff).
 
-// fakeEntries answers every call with the canned response or error and
-// records the last request of each method.
-type fakeEntries struct {
-	configpb.UnimplementedEntriesServiceServer
-
+// fakeServer answers every call, of either service, with the canned
+// response or error of its method and records the last request of each
+// method.
+type fakeServer struct {
 	mu   sync.Mutex
 	reqs map[string]proto.Message
 	resp map[string]proto.Message
@@ -40,7 +42,7 @@ type fakeEntries struct {
 	calls     map[string]int
 }
 
-func (f *fakeEntries) answer(method string, req proto.Message) (proto.Message, error) {
+func (f *fakeServer) answer(method string, req proto.Message) (proto.Message, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reqs[method] = req
@@ -54,77 +56,74 @@ func (f *fakeEntries) answer(method string, req proto.Message) (proto.Message, e
 	return f.resp[method], nil
 }
 
-func (f *fakeEntries) last(method string) proto.Message {
+func (f *fakeServer) last(method string) proto.Message {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.reqs[method]
 }
 
-func (f *fakeEntries) Apply(_ context.Context, r *configpb.ApplyRequest) (*configpb.ApplyResponse, error) {
-	m, err := f.answer("Apply", r)
+// fakeCall is a fake method: f's answer for method, as the method's
+// response type.
+func fakeCall[Resp proto.Message](f *fakeServer, method string, req proto.Message) (Resp, error) {
+	m, err := f.answer(method, req)
 	if err != nil {
-		return nil, err
+		var zero Resp
+		return zero, err
 	}
-	return m.(*configpb.ApplyResponse), nil
+	return m.(Resp), nil
 }
 
-func (f *fakeEntries) Get(_ context.Context, r *configpb.GetRequest) (*configpb.GetResponse, error) {
-	m, err := f.answer("Get", r)
-	if err != nil {
-		return nil, err
-	}
-	return m.(*configpb.GetResponse), nil
+// fakeEntries serves f's answers as the EntriesService.
+type fakeEntries struct {
+	chainstorev1.UnimplementedEntriesServiceServer
+	f *fakeServer
 }
 
-func (f *fakeEntries) List(_ context.Context, r *configpb.ListRequest) (*configpb.ListResponse, error) {
-	m, err := f.answer("List", r)
-	if err != nil {
-		return nil, err
-	}
-	return m.(*configpb.ListResponse), nil
+func (s fakeEntries) Apply(_ context.Context, r *chainstorev1.ApplyRequest) (*chainstorev1.ApplyResponse, error) {
+	return fakeCall[*chainstorev1.ApplyResponse](s.f, "Apply", r)
 }
 
-func (f *fakeEntries) Delete(_ context.Context, r *configpb.DeleteRequest) (*configpb.DeleteResponse, error) {
-	m, err := f.answer("Delete", r)
-	if err != nil {
-		return nil, err
-	}
-	return m.(*configpb.DeleteResponse), nil
+func (s fakeEntries) Get(_ context.Context, r *chainstorev1.GetRequest) (*chainstorev1.GetResponse, error) {
+	return fakeCall[*chainstorev1.GetResponse](s.f, "Get", r)
 }
 
-func (f *fakeEntries) Members(_ context.Context, r *configpb.MembersRequest) (*configpb.MembersResponse, error) {
-	m, err := f.answer("Members", r)
-	if err != nil {
-		return nil, err
-	}
-	return m.(*configpb.MembersResponse), nil
+func (s fakeEntries) List(_ context.Context, r *chainstorev1.ListRequest) (*chainstorev1.ListResponse, error) {
+	return fakeCall[*chainstorev1.ListResponse](s.f, "List", r)
 }
 
-func (f *fakeEntries) Peers(_ context.Context, r *configpb.PeersRequest) (*configpb.PeersResponse, error) {
-	m, err := f.answer("Peers", r)
-	if err != nil {
-		return nil, err
-	}
-	return m.(*configpb.PeersResponse), nil
+func (s fakeEntries) Delete(_ context.Context, r *chainstorev1.DeleteRequest) (*chainstorev1.DeleteResponse, error) {
+	return fakeCall[*chainstorev1.DeleteResponse](s.f, "Delete", r)
 }
 
-func (f *fakeEntries) Status(_ context.Context, r *configpb.StatusRequest) (*configpb.StatusResponse, error) {
-	m, err := f.answer("Status", r)
-	if err != nil {
-		return nil, err
-	}
-	return m.(*configpb.StatusResponse), nil
+// fakeOperator serves f's answers as the OperatorService.
+type fakeOperator struct {
+	chainstorev1.UnimplementedOperatorServiceServer
+	f *fakeServer
 }
 
-// startFakeEntries serves f on loopback and returns its address.
-func startFakeEntries(t *testing.T, f *fakeEntries) string {
+func (s fakeOperator) Members(_ context.Context, r *chainstorev1.MembersRequest) (*chainstorev1.MembersResponse, error) {
+	return fakeCall[*chainstorev1.MembersResponse](s.f, "Members", r)
+}
+
+func (s fakeOperator) Peers(_ context.Context, r *chainstorev1.PeersRequest) (*chainstorev1.PeersResponse, error) {
+	return fakeCall[*chainstorev1.PeersResponse](s.f, "Peers", r)
+}
+
+func (s fakeOperator) Status(_ context.Context, r *chainstorev1.StatusRequest) (*chainstorev1.StatusResponse, error) {
+	return fakeCall[*chainstorev1.StatusResponse](s.f, "Status", r)
+}
+
+// startFakeServer serves f, as both services, on loopback and returns
+// its address.
+func startFakeServer(t *testing.T, f *fakeServer) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := grpc.NewServer()
-	configpb.RegisterEntriesServiceServer(g, f)
+	chainstorev1.RegisterEntriesServiceServer(g, fakeEntries{f: f})
+	chainstorev1.RegisterOperatorServiceServer(g, fakeOperator{f: f})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -141,9 +140,9 @@ func startFakeEntries(t *testing.T, f *fakeEntries) string {
 func entryErr(c codes.Code, msg, reason, text string) error {
 	md := map[string]string{}
 	if text != "" {
-		md[rpc.MetaError] = text
+		md[api.MetaError] = text
 	}
-	st, err := status.New(c, msg).WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: rpc.ErrorDomain, Metadata: md})
+	st, err := status.New(c, msg).WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: api.ErrorDomain, Metadata: md})
 	if err != nil {
 		panic(err)
 	}
@@ -170,18 +169,18 @@ func TestEntryCommands(t *testing.T) {
 		"bad.hcl":    "kind = \"service-router\"\nname = \"web\"\ncornfig = 1\n",
 	})
 	graphText := `discovery chain "web" uses a protocol "tcp" that does not permit advanced routing or splitting behavior`
-	peers := &configpb.PeersResponse{Peers: []*configpb.Peer{
+	peers := &chainstorev1.PeersResponse{Peers: []*chainstorev1.Peer{
 		{Id: "11111111-aaaa", Name: "n1", Address: "127.0.0.1:8500", Leader: true, Voter: true},
 		{Id: "22222222-bbbb", Name: "n2", Address: "127.0.0.1:8510", Voter: true},
 		{Id: "33333333-cccc", Name: "n3", Address: "127.0.0.1:8520", Voter: false},
 	}}
-	statusResp := &configpb.StatusResponse{Node: "n2", NodeId: "22222222-bbbb", Datacenter: "dc1", State: "Follower",
+	statusResp := &chainstorev1.StatusResponse{Node: "n2", NodeId: "22222222-bbbb", Datacenter: "dc1", State: "Follower",
 		Leader: "n1", LeaderId: "11111111-aaaa", LeaderGrpcAddr: "127.0.0.1:8502", Term: 3, CommitIndex: 42, AppliedIndex: 41, LastLogIndex: 42}
-	members := &configpb.MembersResponse{Members: []*configpb.Member{
+	members := &chainstorev1.MembersResponse{Members: []*chainstorev1.Member{
 		{Name: "n1", Id: "11111111-aaaa", Datacenter: "dc1", GossipAddr: "127.0.0.1:8501", RaftAddr: "127.0.0.1:8500", GrpcAddr: "127.0.0.1:8502", Status: "alive"},
 		{Name: "n2", Id: "22222222-bbbb", Datacenter: "dc1", GossipAddr: "127.0.0.1:8511", RaftAddr: "127.0.0.1:8510", GrpcAddr: "127.0.0.1:8512", Status: "failed"},
 	}}
-	list := &configpb.ListResponse{Entries: []*configpb.StoredEntry{
+	list := &chainstorev1.ListResponse{Entries: []*chainstorev1.StoredEntry{
 		{Kind: "service-defaults", Name: "admin", Entry: []byte(`{"Kind":"service-defaults","Name":"admin","Protocol":"http"}`), CreateIndex: 4, ModifyIndex: 4},
 		{Kind: "service-defaults", Name: "web", Entry: []byte(`{"Kind":"service-defaults","Name":"web","Protocol":"http"}`), CreateIndex: 3, ModifyIndex: 9},
 	}}
@@ -192,34 +191,34 @@ func TestEntryCommands(t *testing.T) {
 		errs      map[string]error
 		failFirst int
 	}{
-		"put":              {args: []string{"put", filepath.Join(files, "router.hcl")}, resp: map[string]proto.Message{"Apply": &configpb.ApplyResponse{Applied: true, Index: 7}}},
-		"put-cas-rejected": {args: []string{"put", "--cas", "--modify-index", "3", filepath.Join(files, "router.hcl")}, resp: map[string]proto.Message{"Apply": &configpb.ApplyResponse{Applied: false, Index: 8}}},
+		"put":              {args: []string{"put", filepath.Join(files, "router.hcl")}, resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: true, Index: 7}}},
+		"put-cas-rejected": {args: []string{"put", "--cas", "--modify-index", "3", filepath.Join(files, "router.hcl")}, resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: false, Index: 8}}},
 		"put-graph-error": {args: []string{"put", filepath.Join(files, "router.hcl")},
-			errs: map[string]error{"Apply": entryErr(codes.InvalidArgument, `config entry "service-router" / "web": `+graphText, rpc.ReasonGraphInvalid, graphText)}},
+			errs: map[string]error{"Apply": entryErr(codes.InvalidArgument, `config entry "service-router" / "web": `+graphText, api.ReasonGraphInvalid, graphText)}},
 		// A CAS write's unknown outcome is reported, never retried.
 		"put-cas-unknown-outcome": {args: []string{"put", "--cas", "--modify-index", "3", filepath.Join(files, "router.hcl")},
-			errs: map[string]error{"Apply": entryErr(codes.Unknown, "outcome unknown: leadership was lost while the write was being committed", rpc.ReasonUnknownOutcome, "")}},
+			errs: map[string]error{"Apply": entryErr(codes.Unknown, "outcome unknown: leadership was lost while the write was being committed", api.ReasonUnknownOutcome, "")}},
 		// A plain upsert is idempotent: an unknown outcome is retried.
 		"put-retried-after-unknown-outcome": {args: []string{"put", filepath.Join(files, "router.hcl")}, failFirst: 2,
-			resp: map[string]proto.Message{"Apply": &configpb.ApplyResponse{Applied: true, Index: 7}},
-			errs: map[string]error{"Apply": entryErr(codes.Unknown, "outcome unknown: leadership was lost while the write was being committed", rpc.ReasonUnknownOutcome, "")}},
+			resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: true, Index: 7}},
+			errs: map[string]error{"Apply": entryErr(codes.Unknown, "outcome unknown: leadership was lost while the write was being committed", api.ReasonUnknownOutcome, "")}},
 		"put-graph-error-not-retried": {args: []string{"put", filepath.Join(files, "router.hcl")}, failFirst: 1,
-			resp: map[string]proto.Message{"Apply": &configpb.ApplyResponse{Applied: true, Index: 7}},
-			errs: map[string]error{"Apply": entryErr(codes.InvalidArgument, `config entry "service-router" / "web": `+graphText, rpc.ReasonGraphInvalid, graphText)}},
+			resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: true, Index: 7}},
+			errs: map[string]error{"Apply": entryErr(codes.InvalidArgument, `config entry "service-router" / "web": `+graphText, api.ReasonGraphInvalid, graphText)}},
 		"delete-retried-without-leader": {args: []string{"delete", "service-defaults", "web"}, failFirst: 1,
-			resp: map[string]proto.Message{"Delete": &configpb.DeleteResponse{Deleted: true, Index: 10}},
-			errs: map[string]error{"Delete": entryErr(codes.Unavailable, "no cluster leader", rpc.ReasonNoLeader, "")}},
+			resp: map[string]proto.Message{"Delete": &chainstorev1.DeleteResponse{Deleted: true, Index: 10}},
+			errs: map[string]error{"Delete": entryErr(codes.Unavailable, "no cluster leader", api.ReasonNoLeader, "")}},
 		"put-decode-error": {args: []string{"put", filepath.Join(files, "bad.hcl")}},
 		"put-missing-file": {args: []string{"put", filepath.Join(files, "nope.hcl")}},
 		"put-no-args":      {args: []string{"put"}},
 		"get": {args: []string{"get", "service-router", "web"},
-			resp: map[string]proto.Message{"Get": &configpb.GetResponse{Found: true, Entry: []byte(routerJSON), CreateIndex: 5, ModifyIndex: 7}}},
-		"get-not-found":      {args: []string{"get", "service-router", "web"}, resp: map[string]proto.Message{"Get": &configpb.GetResponse{}}},
-		"get-bad-kind":       {args: []string{"get", "service-nope", "web"}, errs: map[string]error{"Get": entryErr(codes.InvalidArgument, "invalid config entry kind: service-nope", rpc.ReasonInvalidEntry, "")}},
+			resp: map[string]proto.Message{"Get": &chainstorev1.GetResponse{Found: true, Entry: []byte(routerJSON), CreateIndex: 5, ModifyIndex: 7}}},
+		"get-not-found":      {args: []string{"get", "service-router", "web"}, resp: map[string]proto.Message{"Get": &chainstorev1.GetResponse{}}},
+		"get-bad-kind":       {args: []string{"get", "service-nope", "web"}, errs: map[string]error{"Get": entryErr(codes.InvalidArgument, "invalid config entry kind: service-nope", api.ReasonInvalidEntry, "")}},
 		"list":               {args: []string{"list", "service-defaults"}, resp: map[string]proto.Message{"List": list}},
 		"list-json":          {args: []string{"list", "service-defaults", "--json"}, resp: map[string]proto.Message{"List": list}},
-		"delete":             {args: []string{"delete", "service-defaults", "web"}, resp: map[string]proto.Message{"Delete": &configpb.DeleteResponse{Deleted: true, Index: 10}}},
-		"delete-cas-refused": {args: []string{"delete", "--cas", "--modify-index", "2", "service-defaults", "web"}, resp: map[string]proto.Message{"Delete": &configpb.DeleteResponse{}}},
+		"delete":             {args: []string{"delete", "service-defaults", "web"}, resp: map[string]proto.Message{"Delete": &chainstorev1.DeleteResponse{Deleted: true, Index: 10}}},
+		"delete-cas-refused": {args: []string{"delete", "--cas", "--modify-index", "2", "service-defaults", "web"}, resp: map[string]proto.Message{"Delete": &chainstorev1.DeleteResponse{}}},
 		"peers":              {args: []string{"peers"}, resp: map[string]proto.Message{"Peers": peers}},
 		"peers-json":         {args: []string{"peers", "--json"}, resp: map[string]proto.Message{"Peers": peers}},
 		"status":             {args: []string{"status"}, resp: map[string]proto.Message{"Status": statusResp}},
@@ -229,8 +228,8 @@ func TestEntryCommands(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			f := &fakeEntries{reqs: map[string]proto.Message{}, resp: tc.resp, errs: tc.errs, failFirst: tc.failFirst}
-			addr := startFakeEntries(t, f)
+			f := &fakeServer{reqs: map[string]proto.Message{}, resp: tc.resp, errs: tc.errs, failFirst: tc.failFirst}
+			addr := startFakeServer(t, f)
 			code, stdout, stderr := runStorectl(t, files, append([]string{"--addr", addr}, tc.args...)...)
 			var got bytes.Buffer
 			fmt.Fprintf(&got, "$ storectl %s\nexit %d\n--- stdout\n%s--- stderr\n%s", joinArgs(tc.args, files), code, stdout, stderr)
@@ -239,7 +238,7 @@ func TestEntryCommands(t *testing.T) {
 				fmt.Fprintf(&got, "--- calls\n%v\n", f.calls)
 				f.mu.Unlock()
 			}
-			offlineGolden(t, "entries-"+name, got.Bytes())
+			testutil.Golden(t, filepath.Join("testdata", "entries-"+name+".golden"), got.Bytes())
 		})
 	}
 }
@@ -262,27 +261,27 @@ func joinArgs(args []string, dir string) string {
 func TestPutSendsCanonicalJSONAndCAS(t *testing.T) {
 	t.Parallel()
 	files := writeEntryFiles(t, map[string]string{"router.hcl": routerHCL})
-	f := &fakeEntries{reqs: map[string]proto.Message{}, resp: map[string]proto.Message{"Apply": &configpb.ApplyResponse{Applied: true}}}
-	addr := startFakeEntries(t, f)
+	f := &fakeServer{reqs: map[string]proto.Message{}, resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: true}}}
+	addr := startFakeServer(t, f)
 	if code, _, stderr := runStorectl(t, files, "--addr", addr, "put", "--cas", "--modify-index", "12", filepath.Join(files, "router.hcl")); code != 0 {
 		t.Fatalf("put: exit %d: %s", code, stderr)
 	}
-	want := &configpb.ApplyRequest{Entry: []byte(routerJSON), Cas: true, ModifyIndex: 12}
-	if diff := cmp.Diff(want.String(), f.last("Apply").(*configpb.ApplyRequest).String()); diff != "" {
+	want := &chainstorev1.ApplyRequest{Entry: []byte(routerJSON), Cas: true, ModifyIndex: 12}
+	if diff := cmp.Diff(want.String(), f.last("Apply").(*chainstorev1.ApplyRequest).String()); diff != "" {
 		t.Errorf("ApplyRequest (-want +got):\n%s", diff)
 	}
 }
 
 func TestAddrFailoverAndEnv(t *testing.T) {
 	t.Parallel()
-	f := &fakeEntries{reqs: map[string]proto.Message{}, resp: map[string]proto.Message{"Status": &configpb.StatusResponse{Node: "n9"}}}
-	addr := startFakeEntries(t, f)
+	f := &fakeServer{reqs: map[string]proto.Message{}, resp: map[string]proto.Message{"Status": &chainstorev1.StatusResponse{Node: "n9"}}}
+	addr := startFakeServer(t, f)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dead := lis.Addr().String()
-	lis.Close()
+	_ = lis.Close()
 
 	code, stdout, stderr := runStorectl(t, "", "--addr", dead+","+addr, "status", "--json")
 	if code != 0 || !bytes.Contains([]byte(stdout), []byte(`"node": "n9"`)) {
@@ -292,10 +291,10 @@ func TestAddrFailoverAndEnv(t *testing.T) {
 	if code != 1 || !bytes.Contains([]byte(stderr), []byte("Error reading status: ")) {
 		t.Errorf("status with the server down: exit %d, stderr %q; want exit 1 and an error", code, stderr)
 	}
-	if os.Getenv(addrEnv) == "" {
+	if os.Getenv(cli.AddrEnv) == "" {
 		fs, cf := newFlagSet("x", &bytes.Buffer{})
-		if err := fs.Parse(nil); err != nil || cf.addr != rpc.DefaultAddr {
-			t.Errorf("default --addr = %q, want %s", cf.addr, rpc.DefaultAddr)
+		if err := fs.Parse(nil); err != nil || cf.addr != api.DefaultAddr {
+			t.Errorf("default --addr = %q, want %s", cf.addr, api.DefaultAddr)
 		}
 	}
 }

@@ -5,81 +5,63 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"sort"
-	"syscall"
+
+	"github.com/chainstore/chainstore/cmd/internal/cli"
 )
 
-// command is one storectl subcommand. run receives the arguments after the
-// command name and returns the process exit code.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
-}
+// commandTable is a set of storectl subcommands. A command's run receives
+// the arguments after the command name (with the global flags in front)
+// and returns the process exit code.
+type commandTable = cli.Table[cli.RunFunc]
 
-// commands is filled by the files that implement each command group
-// (offline.go: compile, validate; entries.go: put, get, ...), through
-// registerCommands in each file's init-free constructor below.
-func commands() map[string]command {
-	m := map[string]command{}
-	for _, group := range commandGroups {
-		for name, c := range group() {
-			m[name] = c
-		}
-	}
-	return m
-}
-
-// commandGroups lists the constructors of every command group.
-var commandGroups = []func() map[string]command{
+// commandGroups lists the constructors of every command group, one per
+// file: offline.go (compile, validate), entries.go and operator.go (put,
+// get, ..., status), chains.go (chain, watch).
+var commandGroups = []func() commandTable{
 	offlineCommands,
 	entryCommands,
+	operatorCommands,
 	chainCommands,
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: storectl [--addr host:port[,host:port...]] COMMAND [ARGS]")
-	fmt.Fprintln(w, "\ncommands:")
-	cmds := commands()
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
+// commands returns every storectl subcommand.
+func commands() commandTable {
+	var all commandTable
+	for _, group := range commandGroups {
+		all = append(all, group()...)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
-	}
+	return all
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+func usage(w io.Writer) {
+	commands().PrintUsage(w, "usage: storectl [--addr host:port[,host:port...]] COMMAND [ARGS]\n\ncommands:", 10)
 }
+
+func main() { cli.Main(run) }
 
 // run dispatches to a subcommand and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	global, rest := splitGlobalFlags(args)
-	if len(rest) == 0 || rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help" {
+	c, err := commands().Select(rest)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		usage(stderr)
-		if len(rest) == 0 {
-			return 2
-		}
 		return 0
-	}
-	c, ok := commands()[rest[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "storectl: unknown command %q\n", rest[0])
+	case errors.Is(err, cli.ErrNoCommand):
+		usage(stderr)
+		return 2
+	case err != nil:
+		fmt.Fprintf(stderr, "storectl: %v\n", err)
 		usage(stderr)
 		return 2
 	}
 	// Global flags are passed on in front of the command's own arguments so
 	// each command parses them with its flag set.
-	return c.run(ctx, append(global, rest[1:]...), stdout, stderr)
+	return c.Run(ctx, append(global, rest[1:]...), stdout, stderr)
 }
 
 // splitGlobalFlags takes the flags written before the command name

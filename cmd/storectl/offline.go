@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chainstore/chainstore/chain"
+	"github.com/chainstore/chainstore/cmd/internal/cli"
 )
 
 // offlineTrustDomain is the trust domain `storectl compile` puts in SNIs
@@ -24,15 +25,17 @@ const offlineTrustDomain = chain.ValidationTrustDomain
 
 // offlineCommands are the commands that work on entry files without a
 // server.
-func offlineCommands() map[string]command {
-	return map[string]command{
-		"compile": {
-			summary: "compile a discovery chain from entry files: compile --entries DIR [--datacenter DC] SERVICE",
-			run:     runCompile,
+func offlineCommands() commandTable {
+	return commandTable{
+		{
+			Name:    "compile",
+			Summary: "compile a discovery chain from entry files: compile --entries DIR [--datacenter DC] SERVICE",
+			Run:     runCompile,
 		},
-		"validate": {
-			summary: "check entry files without a server: validate FILE...",
-			run:     runValidate,
+		{
+			Name:    "validate",
+			Summary: "check entry files without a server: validate FILE...",
+			Run:     runValidate,
 		},
 	}
 }
@@ -51,10 +54,8 @@ type compileFlags struct {
 	meshGateway     string
 }
 
-func runCompile(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("compile", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	var cf compileFlags
+// register adds the compile flags to fset.
+func (cf *compileFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&cf.dir, "entries", "", "directory of entry files (*.hcl, *.json), one entry per file (required)")
 	fset.StringVar(&cf.datacenter, "datacenter", chain.DefaultDatacenter, "datacenter to compile the chain for")
 	fset.StringVar(&cf.useInDatacenter, "use-in-datacenter", "", "datacenter the chain is used from, for the mesh-gateway rule (default: --datacenter)")
@@ -63,7 +64,14 @@ func runCompile(_ context.Context, args []string, stdout, stderr io.Writer) int 
 	fset.DurationVar(&cf.connectTimeout, "override-connect-timeout", 0, "connect timeout override, e.g. 7s")
 	fset.StringVar(&cf.meshGateway, "override-mesh-gateway", "", "mesh-gateway mode override: none, local or remote")
 	fset.String("addr", "", "ignored: compile works offline")
-	pos, err := parseOfflineArgs(fset, args)
+}
+
+func runCompile(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("compile", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	var cf compileFlags
+	cf.register(fset)
+	pos, err := cli.ParseInterspersed(fset, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -90,7 +98,11 @@ func runCompile(_ context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		return 1
 	}
+	return cf.compile(set, service, stdout, stderr)
+}
 
+// compile prints {"Chain": ...} for service's chain compiled from set.
+func (cf *compileFlags) compile(set *entryDir, service string, stdout, stderr io.Writer) int {
 	useIn := cf.useInDatacenter
 	if useIn == "" {
 		useIn = cf.datacenter
@@ -142,7 +154,7 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 	fset := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	fset.String("addr", "", "ignored: validate works offline")
-	files, err := parseOfflineArgs(fset, args)
+	files, err := cli.ParseInterspersed(fset, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -163,23 +175,6 @@ func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stdout, "%s: ok\n", file)
 	}
 	return code
-}
-
-// parseOfflineArgs parses flags written before, between or after the
-// positional arguments and returns the positional ones.
-func parseOfflineArgs(fset *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fset.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fset.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // loadEntryFile reads one entry file (HCL or JSON), decodes it and runs
@@ -262,7 +257,8 @@ func loadEntryDir(dir string) (*entryDir, []fileProblem) {
 	return d, problems
 }
 
-// checkGraph runs the checks a server runs on every write (spec 5) on the
+// checkGraph runs the checks a server runs on every write
+// (docs/discovery-chain.md, Write-time validation) on the
 // final set: every chain named by an entry must compile with the fixed
 // validation inputs. Each failure is reported against the file of the
 // chain's top entry (router, then splitter, resolver, service-defaults).

@@ -3,42 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chainstore/chainstore/internal/testutil"
 )
 
-// `go test ./cmd/storectl/ -run Offline -update` rewrites
-// testdata/offline-*.golden from the current output.
+// `go test ./cmd/storectl/ -update` (the flag of internal/testutil)
+// rewrites testdata/*.golden from the current output.
 //
 // NOTE: review every golden diff before committing it: the files pin the
-// user-visible output of `storectl compile`.
-var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden from the current output (review the diff before committing)")
-
-func offlineGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *updateGolden {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatalf("create testdata: %v", err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatalf("write golden %s: %v", path, err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden %s: %v (run `go test ./cmd/storectl/ -update` to create it)", path, err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs from the golden file (-want +got):\n%s", path, diff)
-	}
-}
+// user-visible output of storectl.
 
 // writeEntryFiles creates a temp dir holding files (name -> content).
 func writeEntryFiles(t *testing.T, files map[string]string) string {
@@ -165,11 +144,11 @@ func TestOfflineCompile(t *testing.T) {
 			}
 			if name == "SeedGlobalAddr" || name == "SeedFlagsLast" {
 				// Shares the Seed golden file; don't rewrite it twice.
-				if *updateGolden {
+				if testutil.Updating() {
 					return
 				}
 			}
-			offlineGolden(t, goldenOf[name], []byte(stdout))
+			testutil.Golden(t, filepath.Join("testdata", goldenOf[name]+".golden"), []byte(stdout))
 		})
 	}
 }

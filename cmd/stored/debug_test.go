@@ -44,7 +44,7 @@ func TestStartDebugServesPprof(t *testing.T) {
 		t.Fatalf("GET cmdline: %v", err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || len(body) == 0 {
 		t.Fatalf("GET cmdline: status %d, %d bytes", resp.StatusCode, len(body))
 	}

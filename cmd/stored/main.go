@@ -15,15 +15,15 @@
 //
 // # Goroutines
 //
-// main parses flags and calls run, which builds a Server and calls its Run
-// on the main goroutine. Server.Start starts three goroutines, all joined
-// by Server.Stop: the gRPC Serve loop (ended by GracefulStop/Stop), the
-// chain hub's Run (the single writer of compiled chains; ended first, by
-// cancelling its context, which also ends the Watch streams) and
-// cluster.Run (ended by the gossip leave or shutdown). raftnode,
-// memberlist and grpc-go own their internal goroutines and stop them in
-// Shutdown / Leave / Stop. Server.Run returns after Stop, when ctx is
-// done (a signal) or when one of the goroutines fails.
+// main parses flags and calls run, which builds a server.Server and calls
+// its Run on the main goroutine. Server.Start starts four goroutines, all
+// joined by Server.Stop: the Raft failure watch, the chain hub's Run, the
+// gRPC Serve loop and cluster.Run (see package server for what ends
+// each). raftnode, memberlist and grpc-go own their internal goroutines
+// and stop them in Shutdown / Leave / Stop. Server.Run returns after
+// Stop, when ctx is done (a signal) or when one of the goroutines fails.
+// With --pprof-addr, run starts one more goroutine, the pprof HTTP
+// server, and stops and joins it before returning (debug.go).
 package main
 
 import (
@@ -38,6 +38,9 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/chainstore/chainstore/cmd/internal/cli"
+	"github.com/chainstore/chainstore/server"
 )
 
 func main() {
@@ -59,14 +62,15 @@ func main() {
 }
 
 // run builds the server from cfg and runs it until ctx is done.
-func run(ctx context.Context, cfg Config, dbg debugOptions) error {
+func run(ctx context.Context, cfg server.Config, dbg debugOptions) error {
 	logger := newLogger(cfg, os.Stderr)
-	_, stopDebug, err := startDebug(dbg, logger)
+	_, stopDebug, err := startDebug(dbg, logger) //nolint:contextcheck // the returned stop runs after ctx is done (that is how run ends) and bounds the pprof server's Shutdown with its own timeout
 	if err != nil {
 		return err
 	}
 	defer stopDebug()
-	srv, err := NewServer(cfg, logger)
+	srv, err := server.New(cfg, logger) //nolint:contextcheck // New starts Raft, whose leadership work uses its own contexts, bounded by its timeouts
+
 	if err != nil {
 		return err
 	}
@@ -74,7 +78,7 @@ func run(ctx context.Context, cfg Config, dbg debugOptions) error {
 }
 
 // newLogger returns the hclog logger cfg asks for.
-func newLogger(cfg Config, w io.Writer) hclog.Logger {
+func newLogger(cfg server.Config, w io.Writer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       cfg.NodeName,
 		Level:      hclog.LevelFromString(cfg.LogLevel),
@@ -83,10 +87,10 @@ func newLogger(cfg Config, w io.Writer) hclog.Logger {
 	})
 }
 
-// parseFlags turns the command line into a Config (defaults from
-// DefaultConfig) and the debug options, and validates them.
-func parseFlags(args []string, stderr io.Writer) (Config, debugOptions, error) {
-	cfg := DefaultConfig()
+// parseFlags turns the command line into a server.Config (defaults from
+// server.DefaultConfig) and the debug options, and validates them.
+func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, error) {
+	cfg := server.DefaultConfig()
 	fs := flag.NewFlagSet("stored", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var join string
@@ -105,11 +109,12 @@ func parseFlags(args []string, stderr io.Writer) (Config, debugOptions, error) {
 	fs.BoolVar(&cfg.LogJSON, "log-json", cfg.LogJSON, "log as JSON lines")
 	testHooks := registerTestFlags(fs)
 	dbg := registerDebugFlags(fs)
+	cli.HideFlags(fs, testFlagPrefix)
 	if err := fs.Parse(args); err != nil {
-		return Config{}, debugOptions{}, err
+		return server.Config{}, debugOptions{}, err
 	}
 	if fs.NArg() > 0 {
-		return Config{}, debugOptions{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return server.Config{}, debugOptions{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	for _, j := range strings.Split(join, ",") {
 		if j = strings.TrimSpace(j); j != "" {
@@ -117,13 +122,13 @@ func parseFlags(args []string, stderr io.Writer) (Config, debugOptions, error) {
 		}
 	}
 	if err := testHooks.apply(&cfg); err != nil {
-		return Config{}, debugOptions{}, err
+		return server.Config{}, debugOptions{}, err
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, debugOptions{}, err
+		return server.Config{}, debugOptions{}, err
 	}
 	if err := dbg.validate(); err != nil {
-		return Config{}, debugOptions{}, err
+		return server.Config{}, debugOptions{}, err
 	}
 	return cfg, *dbg, nil
 }

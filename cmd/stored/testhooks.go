@@ -1,8 +1,10 @@
 package main
 
-// Test-only flags, used by the fault-injection suite (scripts/chaos). They
-// are hidden from nothing (flags are cheap to discover) but every one of
-// them is named --test-* and must never be set in production:
+// Test-only flags, used by the fault-injection suite (test/chaos) and this
+// package's tests. Every one of them is named --test-* and must never be
+// set in production. They are registered like any other flag, so they
+// parse as usual, but `stored -h` does not list them (parseFlags hides
+// the testFlagPrefix names from the usage text):
 //
 //	--test-raft-dial-map "raftaddr=proxyaddr,..."  dial each listed peer's
 //	    Raft address through another address (a per-link TCP proxy); it
@@ -33,7 +35,11 @@ import (
 
 	"github.com/chainstore/chainstore/chain"
 	"github.com/chainstore/chainstore/fsm"
+	"github.com/chainstore/chainstore/server"
 )
+
+// testFlagPrefix starts the name of every test-only flag.
+const testFlagPrefix = "test-"
 
 // testFlags holds the raw values of the --test-* flags.
 type testFlags struct {
@@ -55,7 +61,7 @@ func registerTestFlags(fs *flag.FlagSet) *testFlags {
 
 // apply installs the hooks the flags ask for into cfg. The journal file
 // stays open for the life of the process.
-func (t *testFlags) apply(cfg *Config) error {
+func (t *testFlags) apply(cfg *server.Config) error {
 	if t.dialMap != "" {
 		m, err := parseDialMap(t.dialMap)
 		if err != nil {
@@ -110,7 +116,7 @@ func parseDialMap(s string) (map[string]string, error) {
 	return m, nil
 }
 
-func applyRaftTuning(cfg *Config, s string) error {
+func applyRaftTuning(cfg *server.Config, s string) error {
 	for _, pair := range strings.Split(s, ",") {
 		pair = strings.TrimSpace(pair)
 		if pair == "" {
@@ -160,7 +166,7 @@ func applyRaftTuning(cfg *Config, s string) error {
 }
 
 // journalLine is one apply-journal record; the JSON shape is what
-// scripts/chaos reads (chaos.JournalRecord).
+// test/chaos reads (chaos.JournalRecord).
 type journalLine struct {
 	Node     string          `json:"node"`
 	Type     string          `json:"type"`

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/chainstore/chainstore/chain"
 	"github.com/chainstore/chainstore/fsm"
+	"github.com/chainstore/chainstore/server"
 )
 
 func TestTestFlags(t *testing.T) {
@@ -22,34 +25,40 @@ func TestTestFlags(t *testing.T) {
 	tests := map[string]struct {
 		args    []string
 		wantErr bool
-		check   func(t *testing.T, cfg Config)
+		// check reports what is wrong with the config apply produced.
+		check func(cfg server.Config) error
 	}{
-		"none": {check: func(t *testing.T, cfg Config) {
+		"none": {check: func(cfg server.Config) error {
 			if cfg.Raft.DialOverride != nil || cfg.Raft.LogWriteHook != nil || len(cfg.FSMOptions) != 0 {
-				t.Error("hooks installed without flags")
+				return errors.New("hooks installed without flags")
 			}
+			return nil
 		}},
-		"dial map": {args: []string{"--test-raft-dial-map", "127.0.0.1:1=127.0.0.1:9, 127.0.0.1:2=127.0.0.1:8"}, check: func(t *testing.T, cfg Config) {
+		"dial map": {args: []string{"--test-raft-dial-map", "127.0.0.1:1=127.0.0.1:9, 127.0.0.1:2=127.0.0.1:8"}, check: func(cfg server.Config) error {
+			var errs []error
 			for in, want := range map[string]string{"127.0.0.1:1": "127.0.0.1:9", "127.0.0.1:2": "127.0.0.1:8", "127.0.0.1:3": ""} {
 				if got := cfg.Raft.DialOverride(in); got != want {
-					t.Errorf("DialOverride(%s) = %q, want %q", in, got, want)
+					errs = append(errs, fmt.Errorf("DialOverride(%s) = %q, want %q", in, got, want))
 				}
 			}
+			return errors.Join(errs...)
 		}},
 		"bad dial map": {args: []string{"--test-raft-dial-map", "127.0.0.1:1"}, wantErr: true},
-		"tuning": {args: []string{"--test-raft-tuning", "heartbeat=300ms,election=300ms,lease=150ms,snapshot-threshold=64,trailing-logs=32,snapshot-interval=1s,disk-stall=700ms"}, check: func(t *testing.T, cfg Config) {
+		"tuning": {args: []string{"--test-raft-tuning", "heartbeat=300ms,election=300ms,lease=150ms,snapshot-threshold=64,trailing-logs=32,snapshot-interval=1s,disk-stall=700ms"}, check: func(cfg server.Config) error {
 			r := cfg.Raft
 			got := []any{r.HeartbeatTimeout, r.ElectionTimeout, r.LeaderLeaseTimeout, r.SnapshotThreshold, r.TrailingLogs, r.SnapshotInterval, r.DiskStallTimeout}
 			want := []any{300 * time.Millisecond, 300 * time.Millisecond, 150 * time.Millisecond, uint64(64), uint64(32), time.Second, 700 * time.Millisecond}
 			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("tuning mismatch (-want +got):\n%s", diff)
+				return fmt.Errorf("tuning mismatch (-want +got):\n%s", diff)
 			}
+			return nil
 		}},
-		"disk stall file": {args: []string{"--test-disk-stall-file", "/nonexistent/stall"}, check: func(t *testing.T, cfg Config) {
+		"disk stall file": {args: []string{"--test-disk-stall-file", "/nonexistent/stall"}, check: func(cfg server.Config) error {
 			// The file does not exist: a write goes through at once.
 			if cfg.Raft.LogWriteHook == nil || cfg.Raft.LogWriteHook() != nil {
-				t.Error("LogWriteHook not installed, or it failed with no stall file")
+				return errors.New("LogWriteHook not installed, or it failed with no stall file")
 			}
+			return nil
 		}},
 		"bad tuning key":   {args: []string{"--test-raft-tuning", "speed=11"}, wantErr: true},
 		"bad tuning value": {args: []string{"--test-raft-tuning", "heartbeat=soon"}, wantErr: true},
@@ -63,7 +72,7 @@ func TestTestFlags(t *testing.T) {
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
-			cfg := DefaultConfig()
+			cfg := server.DefaultConfig()
 			err := tf.apply(&cfg)
 			if tc.wantErr {
 				if err == nil {
@@ -74,7 +83,9 @@ func TestTestFlags(t *testing.T) {
 			if err != nil {
 				t.Fatalf("apply: %v", err)
 			}
-			tc.check(t, cfg)
+			if err := tc.check(cfg); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }
@@ -87,7 +98,7 @@ func TestApplyJournalHook(t *testing.T) {
 	if err := fs.Parse([]string{"--test-apply-journal", path}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig()
+	cfg := server.DefaultConfig()
 	cfg.NodeName = "n7"
 	if err := tf.apply(&cfg); err != nil {
 		t.Fatal(err)
@@ -115,7 +126,7 @@ func TestApplyJournalHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer file.Close()
+	defer func() { _ = file.Close() }()
 	var got []journalLine
 	sc := bufio.NewScanner(file)
 	for sc.Scan() {

@@ -1,0 +1,97 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/chainstore/chainstore/chainwatch"
+	"github.com/chainstore/chainstore/cluster"
+	"github.com/chainstore/chainstore/fsm"
+	"github.com/chainstore/chainstore/raftnode"
+	"github.com/chainstore/chainstore/rpc"
+)
+
+// Config is everything a Server needs. The identity and address fields come
+// from flags; Raft, Cluster and RPC carry the tuning of each layer (tests
+// shrink their timeouts) and New fills in their identity fields.
+type Config struct {
+	NodeName   string
+	Datacenter string
+	DataDir    string
+	// Bind and advertise addresses (host:port). An empty advertise address
+	// means the bind address; port 0 binds a free port (tests).
+	RaftAddr, RaftAdvertise     string
+	GossipAddr, GossipAdvertise string
+	GRPCAddr, GRPCAdvertise     string
+	// Join lists gossip addresses of servers to join.
+	Join []string
+	// BootstrapExpect is the number of servers to wait for before
+	// bootstrapping a new cluster; 0 never bootstraps.
+	BootstrapExpect int
+	LogLevel        string
+	LogJSON         bool
+
+	// GRPCStopTimeout bounds the graceful gRPC stop (in-flight calls) at
+	// shutdown; LeaveTimeout bounds the gossip leave.
+	GRPCStopTimeout, LeaveTimeout time.Duration
+
+	Raft    raftnode.Config
+	Cluster cluster.Config
+	RPC     rpc.ServerConfig
+	// Hub and Chains configure the discovery-chain watch service.
+	Hub    chainwatch.Config
+	Chains rpc.ChainServerConfig
+	// FSMOptions are extra FSM options (the test hooks of cmd/stored).
+	FSMOptions []fsm.Option
+}
+
+// DefaultConfig returns the defaults of the stored flags and the production
+// tuning of every layer.
+func DefaultConfig() Config {
+	return Config{
+		NodeName:        "n1",
+		Datacenter:      "dc1",
+		DataDir:         "data",
+		RaftAddr:        "127.0.0.1:8300",
+		GossipAddr:      "127.0.0.1:8301",
+		GRPCAddr:        "127.0.0.1:8502",
+		LogLevel:        "info",
+		GRPCStopTimeout: 5 * time.Second,
+		LeaveTimeout:    5 * time.Second,
+		Raft:            raftnode.DefaultConfig(),
+		Cluster:         cluster.DefaultConfig(),
+		RPC:             rpc.DefaultServerConfig(),
+		Hub:             chainwatch.DefaultConfig(),
+		Chains:          rpc.DefaultChainServerConfig(),
+	}
+}
+
+// Validate reports the first invalid field of the stored-level settings;
+// each layer validates its own config when it is built.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeName == "":
+		return errors.New("--node must be set")
+	case c.Datacenter == "":
+		return errors.New("--datacenter must be set")
+	case c.DataDir == "":
+		return errors.New("--data-dir must be set")
+	case c.BootstrapExpect < 0:
+		return fmt.Errorf("--bootstrap-expect must not be negative, got %d", c.BootstrapExpect)
+	case c.GRPCStopTimeout <= 0 || c.LeaveTimeout <= 0:
+		return errors.New("GRPCStopTimeout and LeaveTimeout must be positive")
+	}
+	for name, a := range map[string]string{"--raft-addr": c.RaftAddr, "--gossip-addr": c.GossipAddr, "--grpc-addr": c.GRPCAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%s %q: %w", name, a, err)
+		}
+	}
+	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		return fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}

@@ -1,0 +1,13 @@
+package server
+
+// Hooks for the external tests of this package (package server_test).
+
+// BlockedQueries returns the number of blocking queries waiting on s.
+func (s *Server) BlockedQueries() int64 { return s.rpc.Blocked() }
+
+// Errors returns the channel on which s's goroutines report a failure
+// (what Run waits for).
+func (s *Server) Errors() <-chan error { return s.errCh }
+
+// RaftFailure is the error a server reports when its Raft node failed.
+type RaftFailure = raftFailure
