@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -62,7 +61,6 @@ type router struct {
 	raft    Raft
 	fsm     FSM
 	members Members
-	logger  hclog.Logger
 	fwd     *forwarder
 
 	closeOnce  sync.Once
@@ -70,13 +68,12 @@ type router struct {
 	blocked    atomic.Int64  // blocking queries currently waiting
 }
 
-func newRouter(cfg ServerConfig, r Raft, f FSM, m Members, logger hclog.Logger) *router {
+func newRouter(cfg ServerConfig, r Raft, f FSM, m Members) *router {
 	return &router{
 		cfg:        cfg,
 		raft:       r,
 		fsm:        f,
 		members:    m,
-		logger:     logger,
 		fwd:        newForwarder(cfg.ForwardConnectTimeout, cfg.MaxRecvMsgSize),
 		shutdownCh: make(chan struct{}),
 	}

@@ -206,7 +206,7 @@ func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Me
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	rt := newRouter(cfg, r, f, m, logger.Named("rpc"))
+	rt := newRouter(cfg, r, f, m)
 	return &Services{
 		router:   rt,
 		Entries:  &EntriesServer{router: rt, proposer: fsm.NewProposer(r), maxEntry: cfg.MaxEntrySize},
