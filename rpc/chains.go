@@ -139,7 +139,6 @@ func (s *ChainServer) getChainLocal(ctx context.Context, key chainwatch.ChainKey
 // once after a snapshot restore (indexes may have gone backwards).
 func (s *ChainServer) waitChain(ctx context.Context, sub *chainwatch.Subscription, minIndex uint64, wait time.Duration) (*chainwatch.Version, error) {
 	lim := s.router.limits()
-	lim.blocked = nil
 	t := time.NewTimer(blockingWait(ctx, wait, lim))
 	defer t.Stop()
 	v := sub.Current()

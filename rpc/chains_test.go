@@ -67,7 +67,7 @@ func startChainNode(tb testing.TB, id string, cl *esCluster, o chNodeOpts) *chNo
 		o.chainCfg(&ccfg)
 	}
 	svc := newTestServices(tb, cfg, r, f, cl, hub, ccfg)
-	cs := svc.Chains
+	cs := svc.chains
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("listen: %v", err)

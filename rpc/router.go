@@ -131,16 +131,20 @@ func (r *router) consistentRead(ctx context.Context) error {
 	return nil
 }
 
-// limits are this server's blocking-query limits.
+// limits are this server's blocking-query limits, without the counter of
+// waiting queries (blocking adds it; GetChain's wait is not counted).
 func (r *router) limits() blockingLimits {
-	return blockingLimits{defaultWait: r.cfg.DefaultQueryWait, maxWait: r.cfg.MaxQueryWait, shutdownCh: r.shutdownCh, blocked: &r.blocked}
+	return blockingLimits{defaultWait: r.cfg.DefaultQueryWait, maxWait: r.cfg.MaxQueryWait, shutdownCh: r.shutdownCh}
 }
 
-// blocking runs fn as a blocking query with the request's options.
+// blocking runs fn as a blocking query with the request's options,
+// counted in blocked while it waits.
 func (r *router) blocking(ctx context.Context, opts *chainstorev1.QueryOptions, consistent func(context.Context) error, fn queryFunc) error {
+	lim := r.limits()
+	lim.blocked = &r.blocked
 	return blockingQuery(ctx, r.fsm,
 		blockingOptions{MinIndex: opts.GetMinIndex(), Wait: opts.GetWait().AsDuration()},
-		r.limits(), consistent, fn)
+		lim, consistent, fn)
 }
 
 // onLeader runs a request where the leader can serve it: local when this

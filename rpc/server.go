@@ -184,9 +184,9 @@ func recoverStream(logger hclog.Logger) grpc.StreamServerInterceptor {
 // them with Register, and Close them when the gRPC server stops.
 type Services struct {
 	router   *router
-	Entries  *EntriesServer
-	Chains   *ChainServer
-	Operator *OperatorServer
+	entries  *EntriesServer
+	chains   *ChainServer
+	operator *OperatorServer
 }
 
 // NewServices builds the services of one server over its Raft node, FSM,
@@ -209,17 +209,17 @@ func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Me
 	rt := newRouter(cfg, r, f, m)
 	return &Services{
 		router:   rt,
-		Entries:  &EntriesServer{router: rt, proposer: fsm.NewProposer(r), maxEntry: cfg.MaxEntrySize},
-		Chains:   &ChainServer{cfg: chains, hub: hub, router: rt, logger: logger.Named("chains")},
-		Operator: &OperatorServer{router: rt},
+		entries:  &EntriesServer{router: rt, proposer: fsm.NewProposer(r), maxEntry: cfg.MaxEntrySize},
+		chains:   &ChainServer{cfg: chains, hub: hub, router: rt, logger: logger.Named("chains")},
+		operator: &OperatorServer{router: rt},
 	}, nil
 }
 
 // Register registers every service on g (a server from NewGRPCServer).
 func Register(g *grpc.Server, s *Services) {
-	chainstorev1.RegisterEntriesServiceServer(g, s.Entries)
-	chainstorev1.RegisterChainServiceServer(g, s.Chains)
-	chainstorev1.RegisterOperatorServiceServer(g, s.Operator)
+	chainstorev1.RegisterEntriesServiceServer(g, s.entries)
+	chainstorev1.RegisterChainServiceServer(g, s.chains)
+	chainstorev1.RegisterOperatorServiceServer(g, s.operator)
 }
 
 // Close makes blocked queries return their current result, stops
