@@ -112,13 +112,15 @@ func SplitAddrs(s string) []string {
 }
 
 // Client is a connection to a chainstore cluster. Its methods are those of
-// chainstorev1.EntriesServiceClient and chainstorev1.OperatorServiceClient;
+// chainstorev1.EntriesServiceClient, OperatorServiceClient and
+// CatalogServiceClient;
 // Conn gives the connection for the other services. Calls fail fast (codes.Unavailable) when no server can be
 // reached. Writes are never retried by the client: a write that failed
 // with codes.Unavailable after it was sent may have been applied.
 type Client struct {
 	chainstorev1.EntriesServiceClient
 	chainstorev1.OperatorServiceClient
+	chainstorev1.CatalogServiceClient
 	conn *grpc.ClientConn
 }
 
@@ -157,6 +159,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return &Client{
 		EntriesServiceClient:  chainstorev1.NewEntriesServiceClient(conn),
 		OperatorServiceClient: chainstorev1.NewOperatorServiceClient(conn),
+		CatalogServiceClient:  chainstorev1.NewCatalogServiceClient(conn),
 		conn:                  conn,
 	}, nil
 }

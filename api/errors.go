@@ -16,6 +16,9 @@ const (
 	ReasonNotLeader      = "NOT_LEADER"
 	ReasonNoLeader       = "NO_LEADER"
 	ReasonUnknownOutcome = "UNKNOWN_OUTCOME"
+	// ReasonInvalidInstance: a catalog write names a bad instance
+	// (InvalidArgument); metadata "id" and "error" (the exact text).
+	ReasonInvalidInstance = "INVALID_INSTANCE"
 )
 
 // ErrorInfo metadata keys.
@@ -25,6 +28,7 @@ const (
 	MetaError      = "error"
 	MetaLeaderID   = "leader_id"
 	MetaLeaderAddr = "leader_addr"
+	MetaID         = "id"
 )
 
 // ErrorInfo returns the chainstore ErrorInfo detail of a status error, or

@@ -38,13 +38,15 @@ var _ Raft = (*raftnode.Node)(nil)
 // line with membership. Create it with New, then call Run; stop it with
 // Leave (graceful) or Shutdown.
 type Cluster struct {
-	cfg     Config
-	raft    Raft
-	logger  hclog.Logger
-	now     func() time.Time
-	table   *memberTable
-	ml      *memberlist.Memberlist
-	observe func(loopEvent) // tests only; set before Run, read by the loop
+	cfg    Config
+	raft   Raft
+	logger hclog.Logger
+	now    func() time.Time
+	table  *memberTable
+	ml     *memberlist.Memberlist
+	// gossipAddr is this node's advertised gossip address, fixed at New.
+	gossipAddr string
+	observe    func(loopEvent) // tests only; set before Run, read by the loop
 	// joinFailures counts failed join rounds (every address refused).
 	joinFailures atomic.Uint64
 
@@ -94,6 +96,9 @@ func New(cfg Config, r Raft, logger hclog.Logger) (*Cluster, error) {
 		return nil, fmt.Errorf("create memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	c.ml = ml
+	// Read once, before any goroutine can update the local node's meta:
+	// memberlist's LocalNode is not safe to read while UpdateNode runs.
+	c.gossipAddr = ml.LocalNode().Address()
 	logger.Info("gossip started", "name", cfg.NodeName, "id", cfg.NodeID, "address", c.GossipAddr(), "label", cfg.Label)
 	return c, nil
 }
@@ -207,7 +212,7 @@ func (c *Cluster) GRPCAddrOf(nodeID string) (string, bool) {
 // GossipAddr returns this node's advertised gossip address (host:port),
 // with the bound port when BindPort was 0.
 func (c *Cluster) GossipAddr() string {
-	return c.ml.LocalNode().Address()
+	return c.gossipAddr
 }
 
 // setHasState records whether this node has Raft state; it reports whether

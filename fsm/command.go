@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/chainstore/chainstore/catalog"
 	"github.com/chainstore/chainstore/chain"
 )
 
@@ -34,6 +35,18 @@ const (
 	// EncodeCommand always sets IgnoreUnknownFlag on it, so replicas that
 	// predate it skip it.
 	OpNoop Op = 5
+	// OpRegister creates or replaces a catalog instance (Command.Instance).
+	OpRegister Op = 6
+	// OpDeregister removes the catalog instance Command.InstanceID; removing
+	// an unknown ID succeeds and changes nothing.
+	OpDeregister Op = 7
+	// OpCheck sets the health of the TTL check of Command.InstanceID to
+	// Command.Status with Command.Output.
+	OpCheck Op = 8
+	// OpCheckExpire marks the TTL check of Command.InstanceID critical,
+	// only if the instance is still at ModifyIndex Command.CASIndex (no
+	// update raced the leader's decision) and not critical already.
+	OpCheckExpire Op = 9
 
 	// IgnoreUnknownFlag marks a command type as safe to skip for replicas
 	// that do not know it (rolling upgrades: a newer leader may emit
@@ -58,6 +71,14 @@ func (op Op) String() string {
 		s = "delete-cas"
 	case OpNoop:
 		s = "noop"
+	case OpRegister:
+		s = "register"
+	case OpDeregister:
+		s = "deregister"
+	case OpCheck:
+		s = "check"
+	case OpCheckExpire:
+		s = "check-expire"
 	default:
 		s = fmt.Sprintf("op(0x%02x)", uint8(op.base()))
 	}
@@ -73,18 +94,25 @@ func knownOp(op Op) bool {
 	case OpUpsert, OpUpsertCAS, OpDelete, OpDeleteCAS, OpNoop:
 		return true
 	}
-	return false
+	return isCatalogOp(op)
 }
 
 // Command is one replicated state-machine command.
 //
 // Upserts carry Entry (Key is derived from it; a non-zero Key must match).
-// Deletes carry Key and no Entry. CASIndex is used only by the CAS ops.
+// Deletes carry Key and no Entry. CASIndex is used only by the CAS ops and
+// by OpCheckExpire. The catalog ops carry Instance (OpRegister) or
+// InstanceID, plus Status and Output for OpCheck.
 type Command struct {
 	Op       Op
 	Entry    chain.Entry
 	Key      chain.Key
 	CASIndex uint64
+
+	Instance   *catalog.Instance
+	InstanceID string
+	Status     catalog.Health
+	Output     string
 }
 
 // ApplyResult is what the FSM returns for every command log (it becomes
@@ -124,6 +152,12 @@ func EncodeCommand(c Command) ([]byte, error) {
 	op := c.Op
 	if !knownOp(op) {
 		return nil, fmt.Errorf("encode command type 0x%02x: %w", uint8(op), ErrUnknownOp)
+	}
+	if isCatalogOp(op) {
+		return encodeCatalogCommand(c)
+	}
+	if c.Instance != nil || c.InstanceID != "" || c.Status != 0 || c.Output != "" {
+		return nil, fmt.Errorf("encode %s with catalog fields: %w", op, ErrMalformedCommand)
 	}
 	cas := op.base() == OpUpsertCAS || op.base() == OpDeleteCAS
 	if !cas && c.CASIndex != 0 {
@@ -192,6 +226,9 @@ func DecodeCommand(b []byte) (Command, error) {
 		return Command{Op: raw}, fmt.Errorf("decode command type 0x%02x: %w", b[0], ErrUnknownOp)
 	}
 	op := raw.base()
+	if isCatalogOp(op) {
+		return decodeCatalogCommand(op, b[1:])
+	}
 	c := Command{Op: op}
 	rest := b[1:]
 	if op == OpUpsertCAS || op == OpDeleteCAS {

@@ -84,7 +84,7 @@ func TestEncodeCommandErrors(t *testing.T) {
 		in   Command
 		want error
 	}{
-		"UnknownOp":          {in: Command{Op: 9}, want: ErrUnknownOp},
+		"UnknownOp":          {in: Command{Op: 0x3f}, want: ErrUnknownOp},
 		"UpsertNoEntry":      {in: Command{Op: OpUpsert}, want: ErrMalformedCommand},
 		"UpsertKeyMismatch":  {in: Command{Op: OpUpsert, Entry: serviceDefaults("a", ""), Key: sdKey("b")}, want: ErrMalformedCommand},
 		"CASIndexOnUpsert":   {in: Command{Op: OpUpsert, Entry: serviceDefaults("a", ""), CASIndex: 3}, want: ErrMalformedCommand},

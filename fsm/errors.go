@@ -29,4 +29,8 @@ var (
 	// unchanged; the failure is deterministic on every replica running the
 	// same code.
 	ErrInternal = errors.New("internal error applying command")
+
+	// ErrInstanceNotFound reports a check update for an instance ID the
+	// catalog does not hold.
+	ErrInstanceNotFound = errors.New("instance not found")
 )

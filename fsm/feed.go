@@ -19,7 +19,10 @@ import (
 type ChangeSet struct {
 	Index uint64
 	Keys  []chain.Key
-	Reset bool
+	// Services are the catalog services whose instances (or their health)
+	// changed, sorted.
+	Services []string
+	Reset    bool
 }
 
 // Feed is the FSM's change feed: a singly linked list of ChangeSets with

@@ -74,6 +74,11 @@ func New(logger hclog.Logger, opts ...Option) *FSM {
 		OpDelete:    f.applyDelete,
 		OpDeleteCAS: f.applyDelete,
 		OpNoop:      applyNoop,
+
+		OpRegister:    f.applyRegister,
+		OpDeregister:  applyDeregister,
+		OpCheck:       applyCheck,
+		OpCheckExpire: applyCheckExpire,
 	}
 	for _, o := range opts {
 		o(f)
@@ -171,8 +176,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	w.setApplied(last)
 	w.txn.Commit()
 	f.setApplied(last)
-	if keys := w.changedKeys(); len(keys) > 0 {
-		f.feed.publish(ChangeSet{Index: last, Keys: keys})
+	keys, services := w.changedKeys(), w.changedServices()
+	if len(keys) > 0 || len(services) > 0 {
+		f.feed.publish(ChangeSet{Index: last, Keys: keys, Services: services})
 	}
 	for _, j := range journal {
 		f.journal(j.index, j.term, j.cmd, j.res)

@@ -43,7 +43,7 @@ type indexRow struct {
 // newSchema returns the memdb schema. It is built per store so no global
 // mutable state is shared.
 func newSchema() *memdb.DBSchema {
-	return &memdb.DBSchema{
+	s := &memdb.DBSchema{
 		Tables: map[string]*memdb.TableSchema{
 			tableEntries: {
 				Name: tableEntries,
@@ -73,6 +73,10 @@ func newSchema() *memdb.DBSchema {
 			},
 		},
 	}
+	for name, t := range catalogTables() {
+		s.Tables[name] = t
+	}
+	return s
 }
 
 // keyBytes is the id-index value of a key: kind NUL name NUL. Both parts

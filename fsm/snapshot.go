@@ -25,9 +25,18 @@ import (
 //	               canonical entry JSON (chain.EncodeEntry) to the end
 //	  2 tombstone: kind, name, deletion index (uvarint)
 //	  3 index:     kind, list index (uvarint)
+//	  4 instance:  a catalog instance with its health and indexes
+//	               (encoding/json of catalog.Stored)
+//	  5 catalog index: service name (or the services-list row), index
+//	               (uvarint)
 //	  255 end:     entry, tombstone and index record counts (uvarints),
-//	               CRC-32C (Castagnoli, big-endian uint32) of every byte
-//	               before the end record's type byte
+//	               then, when the catalog is not empty, instance and
+//	               catalog-index record counts (uvarints), then CRC-32C
+//	               (Castagnoli, big-endian uint32) of every byte before the
+//	               end record's type byte
+//
+// A snapshot without catalog records is byte-for-byte what a binary
+// without the catalog wrote, and both read each other's.
 //
 // Nothing may follow the end record. Entries are written in key order, so
 // equal states produce identical snapshots. A missing end record, a count
@@ -40,6 +49,8 @@ const (
 	recEntry     byte = 1
 	recTombstone byte = 2
 	recIndex     byte = 3
+	recInstance  byte = 4
+	recCatIndex  byte = 5
 	recEnd       byte = 0xFF
 
 	// maxRecordLen bounds one record's payload, so garbage cannot make
@@ -137,11 +148,20 @@ func writeSnapshot(out io.Writer, v *View) error {
 		nIndexes++
 	}
 
+	nInstances, nCatIndexes, err := writeCatalogRecords(w, v, rec)
+	if err != nil {
+		return err
+	}
+
 	// The end record goes to bw only: the checksum covers what precedes it.
 	var p []byte
 	p = binary.AppendUvarint(p, nEntries)
 	p = binary.AppendUvarint(p, nTombs)
 	p = binary.AppendUvarint(p, nIndexes)
+	if nInstances+nCatIndexes > 0 {
+		p = binary.AppendUvarint(p, nInstances)
+		p = binary.AppendUvarint(p, nCatIndexes)
+	}
 	p = binary.BigEndian.AppendUint32(p, crc.Sum32())
 	if _, err := bw.Write(appendRecord(rec[:0], recEnd, p, nil)); err != nil {
 		return fmt.Errorf("write end record: %w", err)
@@ -274,6 +294,10 @@ func readSnapshot(r io.Reader) (*Store, uint64, error) {
 			err = rs.tombstone(p)
 		case recIndex:
 			err = rs.index(p)
+		case recInstance:
+			err = rs.instance(p)
+		case recCatIndex:
+			err = rs.catalogIndex(p)
 		case recEnd:
 			if err := rs.end(p, sum); err != nil {
 				return nil, 0, fmt.Errorf("record %d: %w", rec, err)
@@ -300,6 +324,7 @@ func readSnapshot(r io.Reader) (*Store, uint64, error) {
 type restoreState struct {
 	w                          *writer
 	nEntries, nTombs, nIndexes uint64
+	nInstances, nCatIndexes    uint64
 }
 
 func (rs *restoreState) entry(p []byte) error {
@@ -387,20 +412,28 @@ func (rs *restoreState) index(p []byte) error {
 }
 
 func (rs *restoreState) end(p []byte, sum uint32) error {
-	var counts [3]uint64
-	for i := range counts {
+	var counts [5]uint64
+	nCounts := 0
+	for len(p) > 4 {
+		if nCounts == len(counts) {
+			return badSnapshot("end: too many counts")
+		}
 		v, n := binary.Uvarint(p)
 		if n <= 0 {
 			return badSnapshot("end: bad count")
 		}
-		counts[i] = v
+		counts[nCounts] = v
+		nCounts++
 		p = p[n:]
+	}
+	if nCounts != 3 && nCounts != 5 {
+		return badSnapshot("end: %d counts, want 3 or 5", nCounts)
 	}
 	if len(p) != 4 {
 		return badSnapshot("end: bad checksum length %d", len(p))
 	}
-	if want := [3]uint64{rs.nEntries, rs.nTombs, rs.nIndexes}; counts != want {
-		return badSnapshot("end: counts %v, read %v", counts, want)
+	if want := [5]uint64{rs.nEntries, rs.nTombs, rs.nIndexes, rs.nInstances, rs.nCatIndexes}; counts != want {
+		return badSnapshot("end: counts %v, read %v", counts[:nCounts], want[:nCounts])
 	}
 	if got := binary.BigEndian.Uint32(p); got != sum {
 		return badSnapshot("end: checksum %08x, computed %08x", got, sum)

@@ -279,6 +279,7 @@ func (v *View) hash() string {
 		hashString(h, r.Name)
 		hashUint(h, r.Value)
 	}
+	v.hashCatalog(h)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -314,8 +315,9 @@ func readIndexRow(txn *memdb.Txn, table, name string) uint64 {
 // writer wraps the write transaction of one ApplyBatch (or Restore). It
 // records the keys that really changed.
 type writer struct {
-	txn     *memdb.Txn
-	changed map[chain.Key]struct{}
+	txn      *memdb.Txn
+	changed  map[chain.Key]struct{}
+	services map[string]struct{} // catalog services whose instances changed
 }
 
 func newWriter(s *Store) *writer { return &writer{txn: s.db.Txn(true)} }

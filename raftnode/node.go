@@ -28,6 +28,7 @@ type Node struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
+	stable    *closableStable  // bolt as Raft's stable store, closed safely at shutdown
 	guard     *guardedLogStore // bolt, watched for failed and stalled writes
 	logs      raft.LogStore    // guard, behind the LogCache when enabled
 	stream    *streamLayer
@@ -197,7 +198,8 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 	closers = append(closers, n.transport.Close)
 	n.addr = string(n.transport.LocalAddr())
 
-	n.raft, err = raft.NewRaft(n.raftConfig(), fsm, n.logs, n.bolt, n.snaps, n.transport)
+	n.stable = &closableStable{StableStore: n.bolt}
+	n.raft, err = raft.NewRaft(n.raftConfig(), fsm, n.logs, n.stable, n.snaps, n.transport)
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
@@ -575,6 +577,7 @@ func (n *Node) shutdown(transfer bool) error {
 			// their callers have already returned ErrUnknownOutcome.
 			n.logger.Warn("raft futures left unanswered at shutdown", "count", stranded)
 		}
+		n.stable.close()
 		if err := n.bolt.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close log store: %w", err))
 		}

@@ -1,9 +1,10 @@
 // Package rpc is the server side of chainstore's gRPC API: the
 // config-entry service (EntriesServer), the chain service with its watch
 // streams (ChainServer, fed by the compile-once hub in chainwatch), the
-// operator service (OperatorServer: members, peers, status) and the
+// operator service (OperatorServer: members, peers, status), the catalog
+// service (CatalogServer: service instances and their health) and the
 // server options every chainstore gRPC server uses (NewGRPCServer).
-// NewServices builds the three services over one router and Register
+// NewServices builds the four services over one router and Register
 // puts them on a *grpc.Server. Clients use package api; wire types are
 // generated into proto/chainstore/v1 by `make proto`.
 //

@@ -11,7 +11,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/chainstore/chainstore/catalog"
 	"github.com/chainstore/chainstore/chain"
+	"github.com/chainstore/chainstore/fsm"
 	"github.com/chainstore/chainstore/raftnode"
 )
 
@@ -102,6 +104,15 @@ func statusOf(err error, hint leaderHint) error {
 		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonInvalidEntry, entryMD(validErr))
 	case errors.As(err, &graphErr):
 		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonGraphInvalid, entryMD(graphErr))
+	case isCatalogError(err):
+		var ve *catalog.ValidationError
+		cmd := map[string]string{api.MetaError: err.Error()}
+		if errors.As(err, &ve) && ve.ID != "" {
+			cmd[api.MetaID] = ve.ID
+		}
+		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonInvalidInstance, cmd)
+	case errors.Is(err, fsm.ErrInstanceNotFound):
+		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrEntryTooLarge):
 		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonEntryTooLarge, md)
 	case errors.Is(err, raftnode.ErrNoLeader), errors.Is(err, ErrLeaderUnreachable),

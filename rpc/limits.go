@@ -98,7 +98,9 @@ func admission(cfg ServerConfig) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		var sem *slots
 		switch info.FullMethod {
-		case chainstorev1.EntriesService_Apply_FullMethodName, chainstorev1.EntriesService_Delete_FullMethodName:
+		case chainstorev1.EntriesService_Apply_FullMethodName, chainstorev1.EntriesService_Delete_FullMethodName,
+			chainstorev1.CatalogService_Register_FullMethodName, chainstorev1.CatalogService_Deregister_FullMethodName,
+			chainstorev1.CatalogService_UpdateCheck_FullMethodName:
 			sem = writes
 		default:
 			if br, ok := req.(blockingRequest); ok && br.GetOptions().GetMinIndex() > 0 {

@@ -180,13 +180,14 @@ func recoverStream(logger hclog.Logger) grpc.StreamServerInterceptor {
 }
 
 // Services are the gRPC services of one server (entries, chains,
-// operator), sharing one router. Build them with NewServices, register
+// operator, catalog), sharing one router. Build them with NewServices, register
 // them with Register, and Close them when the gRPC server stops.
 type Services struct {
 	router   *router
 	entries  *EntriesServer
 	chains   *ChainServer
 	operator *OperatorServer
+	catalog  *CatalogServer
 }
 
 // NewServices builds the services of one server over its Raft node, FSM,
@@ -207,11 +208,13 @@ func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Me
 		logger = hclog.NewNullLogger()
 	}
 	rt := newRouter(cfg, r, f, m)
+	proposer := fsm.NewProposer(r)
 	return &Services{
 		router:   rt,
-		entries:  &EntriesServer{router: rt, proposer: fsm.NewProposer(r), maxEntry: cfg.MaxEntrySize},
+		entries:  &EntriesServer{router: rt, proposer: proposer, maxEntry: cfg.MaxEntrySize},
 		chains:   &ChainServer{cfg: chains, hub: hub, router: rt, logger: logger.Named("chains")},
 		operator: &OperatorServer{router: rt},
+		catalog:  &CatalogServer{router: rt, proposer: proposer},
 	}, nil
 }
 
@@ -220,6 +223,7 @@ func Register(g *grpc.Server, s *Services) {
 	chainstorev1.RegisterEntriesServiceServer(g, s.entries)
 	chainstorev1.RegisterChainServiceServer(g, s.chains)
 	chainstorev1.RegisterOperatorServiceServer(g, s.operator)
+	chainstorev1.RegisterCatalogServiceServer(g, s.catalog)
 }
 
 // Close makes blocked queries return their current result, stops

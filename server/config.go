@@ -11,8 +11,10 @@ import (
 	"github.com/chainstore/chainstore/chainwatch"
 	"github.com/chainstore/chainstore/cluster"
 	"github.com/chainstore/chainstore/fsm"
+	"github.com/chainstore/chainstore/health"
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/xdsserver"
 )
 
 // Config is everything a Server needs. The identity and address fields come
@@ -43,7 +45,12 @@ type Config struct {
 	Cluster cluster.Config
 	RPC     rpc.ServerConfig
 	// Hub and Chains configure the discovery-chain watch service.
-	Hub    chainwatch.Config
+	Hub chainwatch.Config
+	// Health configures the TTL check monitor.
+	Health health.Config
+	// XDS configures the xDS server for proxyless gRPC clients (its
+	// version prefix defaults to one derived from NodeName).
+	XDS    xdsserver.Config
 	Chains rpc.ChainServerConfig
 	// FSMOptions are extra FSM options (the test hooks of cmd/stored).
 	FSMOptions []fsm.Option
@@ -66,6 +73,8 @@ func DefaultConfig() Config {
 		Cluster:         cluster.DefaultConfig(),
 		RPC:             rpc.DefaultServerConfig(),
 		Hub:             chainwatch.DefaultConfig(),
+		Health:          health.DefaultConfig(),
+		XDS:             xdsserver.DefaultConfig(),
 		Chains:          rpc.DefaultChainServerConfig(),
 	}
 }

@@ -6,12 +6,17 @@
 //
 // # Goroutines
 //
-// Start starts four goroutines, all joined by Stop:
+// Start starts six goroutines, all joined by Stop:
 //
 //   - the Raft failure watch: waits for raftnode's Failed channel (a
 //     stalled or failing disk) and reports it to Run;
 //   - the chain hub's Run: the single writer of compiled chains, ended
 //     first by cancelling its context, which also ends the Watch streams;
+//   - the TTL check monitor's Run (package health; it acts only while
+//     this server leads), ended with the hub's context;
+//   - the xDS publisher's Run (package xdsserver: it follows the chains
+//     gRPC clients ask for and the catalog, and updates the xDS caches),
+//     ended with the hub's context, which also ends its ADS streams;
 //   - the gRPC Serve loop, ended by GracefulStop or Stop;
 //   - cluster.Run (join, bootstrap, reconcile), ended by the gossip leave
 //     or shutdown.
@@ -36,8 +41,10 @@ import (
 	"github.com/chainstore/chainstore/chainwatch"
 	"github.com/chainstore/chainstore/cluster"
 	"github.com/chainstore/chainstore/fsm"
+	"github.com/chainstore/chainstore/health"
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/xdsserver"
 )
 
 // Server is one chainstore server: FSM, Raft node, gossip cluster and gRPC
@@ -52,6 +59,8 @@ type Server struct {
 	raft    *raftnode.Node
 	cluster *cluster.Cluster
 	hub     *chainwatch.Hub
+	health  *health.Monitor
+	xds     *xdsserver.Server
 	rpc     *rpc.Services
 	grpc    *grpc.Server
 	grpcLis net.Listener
@@ -62,8 +71,8 @@ type Server struct {
 	cancelCluster context.CancelFunc
 	cancelHub     context.CancelFunc
 
-	wg      sync.WaitGroup // the four goroutines of Start
-	errCh   chan error     // failures of those goroutines; Run reads the first
+	wg      sync.WaitGroup // the six goroutines of Start
+	errCh   chan error     // failures of those goroutines (one slot each); Run reads the first
 	stopErr error
 }
 
@@ -75,7 +84,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s = &Server{cfg: cfg, logger: logger, errCh: make(chan error, 4)}
+	s = &Server{cfg: cfg, logger: logger, errCh: make(chan error, 6)}
 
 	var closers []func()
 	defer func() {
@@ -139,12 +148,21 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.health, err = health.New(cfg.Health, s.raft, s.fsm, fsm.NewProposer(s.raft), logger)
+	if err != nil {
+		return nil, err
+	}
 	s.rpc, err = rpc.NewServices(rpcCfg, cfg.Chains, s.raft, s.fsm, s.cluster, s.hub, logger)
+	if err != nil {
+		return nil, err
+	}
+	s.xds, err = xdsserver.New(cfg.XDS, s.hub, xdsserver.FSMStore(s.fsm), cfg.NodeName, logger)
 	if err != nil {
 		return nil, err
 	}
 	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"))
 	rpc.Register(s.grpc, s.rpc)
+	s.xds.Register(s.grpc)
 	return s, nil
 }
 
@@ -166,6 +184,10 @@ func (s *Server) FSM() *fsm.FSM { return s.fsm }
 // Raft returns the server's Raft node (tests inspect its state).
 func (s *Server) Raft() *raftnode.Node { return s.raft }
 
+// XDS returns the server's xDS server (tests read its client and chain
+// status).
+func (s *Server) XDS() *xdsserver.Server { return s.xds }
+
 // NodeID returns the persisted Raft ID of this server.
 func (s *Server) NodeID() string { return s.nodeID }
 
@@ -178,9 +200,10 @@ func (s *Server) RaftAddr() string { return s.raft.Addr() }
 // GossipAddr returns the advertised gossip address.
 func (s *Server) GossipAddr() string { return s.cluster.GossipAddr() }
 
-// Start runs the Raft failure watch, the chain hub, the gRPC server and
-// the gossip cluster (join, bootstrap, reconcile) in four goroutines that
-// Stop joins (see the package documentation).
+// Start runs the Raft failure watch, the chain hub, the TTL check
+// monitor, the xDS publisher, the gRPC server and the gossip cluster
+// (join, bootstrap, reconcile) in six goroutines that Stop joins (see the
+// package documentation).
 func (s *Server) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -192,7 +215,7 @@ func (s *Server) Start() {
 	s.cancelCluster = cancel
 	hubCtx, cancelHub := context.WithCancel(context.Background())
 	s.cancelHub = cancelHub
-	s.wg.Add(4)
+	s.wg.Add(6)
 	go func() {
 		defer s.wg.Done()
 		// A Raft node whose disk stalled or failed has fenced itself off;
@@ -207,6 +230,20 @@ func (s *Server) Start() {
 		defer s.wg.Done()
 		if err := s.hub.Run(hubCtx); err != nil {
 			s.errCh <- fmt.Errorf("run chain hub: %w", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		// Stopped with the hub, first in Stop: no expiry is proposed
+		// while Raft shuts down.
+		_ = s.health.Run(hubCtx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		// Stopped with the hub, first in Stop: its ADS streams end then,
+		// so the graceful gRPC stop does not wait for them.
+		if err := s.xds.Run(hubCtx); err != nil {
+			s.errCh <- fmt.Errorf("run xDS publisher: %w", err)
 		}
 	}()
 	go func() {

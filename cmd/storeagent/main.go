@@ -1,7 +1,14 @@
 // Command storeagent watches compiled discovery chains on a chainstore
-// cluster and keeps local copies current, like consul-template:
+// cluster and keeps local copies current, like consul-template, and keeps
+// the local service instances registered in the cluster's catalog, like a
+// Consul agent's service definitions:
 //
-//	storeagent --addr host:port[,host:port...] --watch web,api [--out DIR] [--exec CMD]
+//	storeagent --addr host:port[,host:port...] [--watch web,api [--out DIR] [--exec CMD]] [--services FILE]
+//
+// At least one of --watch and --services is needed; each works without
+// the other.
+//
+// # Watching chains (--watch)
 //
 // It keeps one Watch stream open to one server, subscribed to every
 // chain. For each version it receives it prints one JSON line to stdout,
@@ -24,12 +31,62 @@
 // the saved index, as after restoring the cluster from an older backup,
 // it starts over from the servers' current versions.) Logs go to stderr.
 //
+// # Registering instances (--services FILE)
+//
+// FILE lists the instances to register, in JSON:
+//
+//	{"services": [
+//	  {"id": "web-1", "service": "web", "address": "127.0.0.1", "port": 8080,
+//	   "meta": {"version": "v1"}, "tags": ["a"], "ttl": "10s"}
+//	]}
+//
+// or in HCL (JSON when the first non-space character is '{'), one
+// services block per instance:
+//
+//	services {
+//	  id      = "web-1"
+//	  service = "web"
+//	  address = "127.0.0.1"
+//	  port    = 8080
+//	  meta    = { version = "v1" }
+//	  tags    = ["a"]
+//	  ttl     = "10s"
+//	}
+//
+// The top level has the one key "services", a non-empty list. Each
+// instance has exactly these lowercase keys: id (unique in the cluster,
+// and in the file), service, address and port (1-65535) are required;
+// meta (an object of strings), tags (a list of strings), datacenter (empty
+// or the cluster's) and ttl (a Go duration, 100ms to 24h) are optional.
+// The names are those of `storectl catalog instances --json`. The file is
+// checked at start with the server's rules (the agent exits with status 2
+// and a message naming the instance and the key); only the datacenter is
+// left to the server.
+//
+// At start the agent registers every instance (registering an ID again
+// replaces that instance). An instance with a ttl has a TTL check, which
+// starts critical: the agent sets it passing right after registering and
+// again every ttl/3 (80-100% of it, at random) while it runs. When it
+// stops (SIGINT, SIGTERM) it deregisters them all, giving up after
+// --deregister-timeout. Failed calls are logged and retried with
+// jittered backoff (--min-backoff, --max-backoff; a failed check update
+// at least every ttl/3), on the next server when one goes away, so a
+// leader election or a server restart only delays them. An update that
+// finds the instance gone (deregistered by someone else) registers it
+// again. An instance the server refuses (invalid) is logged as an error
+// and left alone; the agent keeps running for the others.
+//
 // # Goroutines
 //
 // main runs run, which runs the watch client (api.ChainWatchClient.Run) on
-// the main goroutine until SIGINT/SIGTERM; the client calls back on that
-// goroutine to print and write files. With --exec one more goroutine
-// (execRunner.loop) runs CMD; run stops and joins it before returning.
+// the main goroutine until SIGINT/SIGTERM (without --watch it just waits
+// for them); the client calls back on that goroutine to print and write
+// files. With --exec one more goroutine (execRunner.loop) runs CMD; run
+// stops and joins it before returning. With --services, registrar.run
+// runs on its own goroutine with one goroutine per instance (registrar.keep);
+// when the watch ends, run cancels them, joins them, then deregisters the
+// instances (one goroutine per instance, joined, within
+// --deregister-timeout) before returning.
 package main
 
 import (
@@ -50,17 +107,26 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/chainstore/chainstore/api"
+	"github.com/chainstore/chainstore/catalog"
 	"github.com/chainstore/chainstore/cmd/internal/cli"
 )
 
 // Config is the agent's parsed command line.
 type Config struct {
-	Addrs      []string
+	Addrs []string
+	// Services are the services whose chains to watch (--watch).
 	Services   []string
 	Datacenter string
 	OutDir     string
 	Exec       string
 	LogLevel   string
+	// ServicesFile is the --services file; Instances are the instances
+	// it lists (loaded by parseFlags).
+	ServicesFile string
+	Instances    []catalog.Instance
+	// DeregisterTimeout bounds the deregistration of the instances when
+	// the agent stops.
+	DeregisterTimeout time.Duration
 	// Watch tunes the client (backoff, timeouts); Addrs and Chains are
 	// filled from the fields above.
 	Watch api.ChainWatchConfig
@@ -68,8 +134,21 @@ type Config struct {
 
 // Validate reports the first invalid setting.
 func (c Config) Validate() error {
-	if len(c.Services) == 0 {
-		return errors.New("--watch must name at least one service")
+	if len(c.Services) == 0 && c.ServicesFile == "" {
+		return errors.New("nothing to do: give --watch (chains to watch), --services (instances to register) or both")
+	}
+	if len(c.Services) == 0 && (c.OutDir != "" || c.Exec != "") {
+		return errors.New("--out and --exec need --watch")
+	}
+	if c.ServicesFile != "" {
+		// The watch client checks its own settings; the registrar uses
+		// the backoffs too.
+		switch {
+		case c.DeregisterTimeout <= 0:
+			return fmt.Errorf("--deregister-timeout must be positive, got %s", c.DeregisterTimeout)
+		case c.Watch.MinBackoff <= 0 || c.Watch.MaxBackoff < c.Watch.MinBackoff:
+			return fmt.Errorf("--min-backoff (%s) must be positive and at most --max-backoff (%s)", c.Watch.MinBackoff, c.Watch.MaxBackoff)
+		}
 	}
 	for _, s := range c.Services {
 		if c.OutDir != "" && !safeFileName(s) {
@@ -96,14 +175,16 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	cfg := Config{Watch: api.DefaultChainWatchConfig()}
 	var addrs string
 	cli.AddrFlag(fs, &addrs, "server gRPC addresses, host:port[,host:port...], tried in order")
-	watch := fs.String("watch", "", "comma-separated services whose chains to watch (required)")
+	watch := fs.String("watch", "", "comma-separated services whose chains to watch")
 	fs.StringVar(&cfg.Datacenter, "datacenter", "", "datacenter to compile the chains for (default: the server's)")
 	fs.StringVar(&cfg.OutDir, "out", "", "directory to write <service>.json files into")
 	fs.StringVar(&cfg.Exec, "exec", "", "command to run (via sh -c) after each change")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level on stderr: trace, debug, info, warn, error")
-	fs.DurationVar(&cfg.Watch.MinBackoff, "min-backoff", cfg.Watch.MinBackoff, "shortest reconnect delay")
-	fs.DurationVar(&cfg.Watch.MaxBackoff, "max-backoff", cfg.Watch.MaxBackoff, "longest reconnect delay")
+	fs.DurationVar(&cfg.Watch.MinBackoff, "min-backoff", cfg.Watch.MinBackoff, "shortest delay before a reconnection or a retried catalog call")
+	fs.DurationVar(&cfg.Watch.MaxBackoff, "max-backoff", cfg.Watch.MaxBackoff, "longest delay before a reconnection or a retried catalog call")
 	fs.DurationVar(&cfg.Watch.IdleTimeout, "idle-timeout", cfg.Watch.IdleTimeout, "reconnect elsewhere when a server sends nothing for this long")
+	fs.StringVar(&cfg.ServicesFile, "services", "", "JSON or HCL `FILE` listing the instances to register while the agent runs")
+	fs.DurationVar(&cfg.DeregisterTimeout, "deregister-timeout", 5*time.Second, "longest time spent deregistering the --services instances on exit")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -112,7 +193,17 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	cfg.Addrs = api.SplitAddrs(addrs)
 	cfg.Services = api.SplitAddrs(*watch) // the same comma-list rules
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	if cfg.ServicesFile != "" {
+		instances, err := loadServicesFile(cfg.ServicesFile)
+		if err != nil {
+			return cfg, fmt.Errorf("--services %s: %w", cfg.ServicesFile, err)
+		}
+		cfg.Instances = instances
+	}
+	return cfg, nil
 }
 
 // run is the agent; it returns the process exit code.
@@ -126,22 +217,64 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "storeagent", Output: stderr, Level: hclog.LevelFromString(cfg.LogLevel)})
-	if cfg.OutDir != "" {
-		if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
-			fmt.Fprintf(stderr, "storeagent: create --out directory: %v\n", err)
-			return 1
+	var watch *api.ChainWatchClient
+	if len(cfg.Services) > 0 {
+		if cfg.OutDir != "" {
+			if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+				fmt.Fprintf(stderr, "storeagent: create --out directory: %v\n", err)
+				return 1
+			}
+		}
+		wc := cfg.Watch
+		wc.Addrs = cfg.Addrs
+		for _, s := range cfg.Services {
+			wc.Chains = append(wc.Chains, api.WatchedChain{Service: s, Datacenter: cfg.Datacenter})
+		}
+		if watch, err = api.NewChainWatchClient(wc, logger); err != nil {
+			fmt.Fprintf(stderr, "storeagent: %v\n", err)
+			return 2
 		}
 	}
-	wc := cfg.Watch
-	wc.Addrs = cfg.Addrs
-	for _, s := range cfg.Services {
-		wc.Chains = append(wc.Chains, api.WatchedChain{Service: s, Datacenter: cfg.Datacenter})
+	var reg *registrar
+	if len(cfg.Instances) > 0 {
+		cc := api.DefaultClientConfig()
+		cc.Addrs = cfg.Addrs
+		client, err := api.NewClient(cc)
+		if err != nil {
+			fmt.Fprintf(stderr, "storeagent: %v\n", err)
+			return 2
+		}
+		defer func() { _ = client.Close() }()
+		reg = newRegistrar(client, cfg.Instances, cfg, logger)
 	}
-	client, err := api.NewChainWatchClient(wc, logger)
-	if err != nil {
-		fmt.Fprintf(stderr, "storeagent: %v\n", err)
-		return 2
+
+	// The registrar runs until the watch ends (or, without --watch, until
+	// the agent is stopped), then deregisters the instances.
+	var wg sync.WaitGroup
+	if reg != nil {
+		regCtx, stopReg := context.WithCancel(ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reg.run(regCtx)
+		}()
+		defer func() {
+			stopReg()
+			wg.Wait()
+			reg.deregisterAll(ctx)
+		}()
+		logger.Info("registering instances", "count", len(cfg.Instances), "file", cfg.ServicesFile, "servers", cfg.Addrs)
 	}
+	if watch == nil {
+		<-ctx.Done()
+		return 0
+	}
+	return runWatch(ctx, watch, cfg, stdout, stderr, logger)
+}
+
+// runWatch runs the chain watch until ctx is done and returns the exit
+// code.
+func runWatch(ctx context.Context, client *api.ChainWatchClient, cfg Config, stdout, stderr io.Writer, logger hclog.Logger) int {
 	if cfg.OutDir != "" {
 		loadSaved(client, cfg, logger)
 	}

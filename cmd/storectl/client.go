@@ -37,13 +37,18 @@ func (cf *clientFlags) dial() (*api.Client, error) {
 }
 
 // output is what a read command prints on success: text as it is, or,
-// when json is set, json as indented JSON.
+// when json is set, json as indented JSON; note, if set, goes to stderr
+// on a line of its own (e.g. that a table would have no rows).
 type output struct {
 	text []byte
 	json any
+	note string
 }
 
 func (o output) print(stdout, stderr io.Writer) int {
+	if o.note != "" {
+		fmt.Fprintln(stderr, o.note)
+	}
 	if o.json != nil {
 		return cli.PrintJSON(stdout, stderr, o.json)
 	}

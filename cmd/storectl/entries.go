@@ -43,9 +43,11 @@ func addCASFlags(fs *flag.FlagSet) *casFlags {
 
 // writeReport is what a write prints: errPrefix starts an error,
 // refused is printed when the server did not apply the write (a CAS
-// mismatch), done on success.
+// mismatch), done on success. applied, if set, runs after done, with the
+// same client; it may print but cannot fail the write.
 type writeReport struct {
 	errPrefix, refused, done string
+	applied                  func(context.Context, *api.Client)
 }
 
 // write is the frame of put and delete: dial, run call (retried through
@@ -75,6 +77,9 @@ func (cf *clientFlags) write(ctx context.Context, stdout, stderr io.Writer, cas 
 		return 1
 	}
 	fmt.Fprintln(stdout, r.done)
+	if r.applied != nil {
+		r.applied(ctx, c)
+	}
 	return 0
 }
 
@@ -98,6 +103,9 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		errPrefix: fmt.Sprintf("Error writing config entry %q / %q", kind, name),
 		refused:   fmt.Sprintf("Config entry %q / %q not updated", kind, name),
 		done:      fmt.Sprintf("Config entry written: %s/%s", kind, name),
+		// What proxyless gRPC clients will ignore in the chain the entry
+		// shapes (see warnGRPC).
+		applied: func(ctx context.Context, c *api.Client) { warnGRPC(ctx, c, stderr, e) },
 	}, func(ctx context.Context, c *api.Client) (bool, error) {
 		resp, err := c.Apply(ctx, &chainstorev1.ApplyRequest{Entry: body, Cas: cas.cas, ModifyIndex: cas.modifyIndex})
 		return resp.GetApplied(), err

@@ -63,12 +63,15 @@ func (f *fakeServer) last(method string) proto.Message {
 }
 
 // fakeCall is a fake method: f's answer for method, as the method's
-// response type.
+// response type; Unimplemented when f has no answer for it.
 func fakeCall[Resp proto.Message](f *fakeServer, method string, req proto.Message) (Resp, error) {
+	var zero Resp
 	m, err := f.answer(method, req)
 	if err != nil {
-		var zero Resp
 		return zero, err
+	}
+	if m == nil {
+		return zero, status.Errorf(codes.Unimplemented, "fake server: no answer for %s", method)
 	}
 	return m.(Resp), nil
 }
@@ -113,8 +116,9 @@ func (s fakeOperator) Status(_ context.Context, r *chainstorev1.StatusRequest) (
 	return fakeCall[*chainstorev1.StatusResponse](s.f, "Status", r)
 }
 
-// startFakeServer serves f, as both services, on loopback and returns
-// its address.
+// startFakeServer serves f, as the entries, operator, catalog and chain
+// services (fakeCatalog is in catalog_test.go, fakeChains in
+// chains_test.go), on loopback and returns its address.
 func startFakeServer(t *testing.T, f *fakeServer) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -124,6 +128,8 @@ func startFakeServer(t *testing.T, f *fakeServer) string {
 	g := grpc.NewServer()
 	chainstorev1.RegisterEntriesServiceServer(g, fakeEntries{f: f})
 	chainstorev1.RegisterOperatorServiceServer(g, fakeOperator{f: f})
+	chainstorev1.RegisterCatalogServiceServer(g, fakeCatalog{f: f})
+	chainstorev1.RegisterChainServiceServer(g, fakeChains{f: f})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -165,9 +171,18 @@ routes = [
 func TestEntryCommands(t *testing.T) {
 	t.Parallel()
 	files := writeEntryFiles(t, map[string]string{
-		"router.hcl": routerHCL,
-		"bad.hcl":    "kind = \"service-router\"\nname = \"web\"\ncornfig = 1\n",
+		"router.hcl":         routerHCL,
+		"bad.hcl":            "kind = \"service-router\"\nname = \"web\"\ncornfig = 1\n",
+		"web-defaults.json":  grpcDefaultsJSON,
+		"proxy-defaults.hcl": proxyHTTPHCL,
 	})
+	// The chains a put reads back (GetChain of the entry's name), compiled
+	// by the real compiler: one gRPC clients run as written, one with a
+	// PrefixRewrite and a QueryParam match they ignore.
+	cleanChain := chainResponse(t, grpcDefaultsJSON)
+	grpcChain := chainResponse(t, grpcDefaultsJSON, grpcRouterJSON)
+	applied := &chainstorev1.ApplyResponse{Applied: true, Index: 7}
+	errNoLeader := entryErr(codes.Unavailable, "no cluster leader", api.ReasonNoLeader, "")
 	graphText := `discovery chain "web" uses a protocol "tcp" that does not permit advanced routing or splitting behavior`
 	peers := &chainstorev1.PeersResponse{Peers: []*chainstorev1.Peer{
 		{Id: "11111111-aaaa", Name: "n1", Address: "127.0.0.1:8500", Leader: true, Voter: true},
@@ -190,8 +205,10 @@ func TestEntryCommands(t *testing.T) {
 		resp      map[string]proto.Message
 		errs      map[string]error
 		failFirst int
+		// showCalls adds the calls the server received to the golden file.
+		showCalls bool
 	}{
-		"put":              {args: []string{"put", filepath.Join(files, "router.hcl")}, resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: true, Index: 7}}},
+		"put":              {args: []string{"put", filepath.Join(files, "router.hcl")}, resp: map[string]proto.Message{"Apply": applied, "GetChain": cleanChain}},
 		"put-cas-rejected": {args: []string{"put", "--cas", "--modify-index", "3", filepath.Join(files, "router.hcl")}, resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: false, Index: 8}}},
 		"put-graph-error": {args: []string{"put", filepath.Join(files, "router.hcl")},
 			errs: map[string]error{"Apply": entryErr(codes.InvalidArgument, `config entry "service-router" / "web": `+graphText, api.ReasonGraphInvalid, graphText)}},
@@ -200,14 +217,34 @@ func TestEntryCommands(t *testing.T) {
 			errs: map[string]error{"Apply": entryErr(codes.Unknown, "outcome unknown: leadership was lost while the write was being committed", api.ReasonUnknownOutcome, "")}},
 		// A plain upsert is idempotent: an unknown outcome is retried.
 		"put-retried-after-unknown-outcome": {args: []string{"put", filepath.Join(files, "router.hcl")}, failFirst: 2,
-			resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: true, Index: 7}},
+			resp: map[string]proto.Message{"Apply": applied, "GetChain": cleanChain},
 			errs: map[string]error{"Apply": entryErr(codes.Unknown, "outcome unknown: leadership was lost while the write was being committed", api.ReasonUnknownOutcome, "")}},
 		"put-graph-error-not-retried": {args: []string{"put", filepath.Join(files, "router.hcl")}, failFirst: 1,
 			resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: true, Index: 7}},
 			errs: map[string]error{"Apply": entryErr(codes.InvalidArgument, `config entry "service-router" / "web": `+graphText, api.ReasonGraphInvalid, graphText)}},
 		"delete-retried-without-leader": {args: []string{"delete", "service-defaults", "web"}, failFirst: 1,
 			resp: map[string]proto.Message{"Delete": &chainstorev1.DeleteResponse{Deleted: true, Index: 10}},
-			errs: map[string]error{"Delete": entryErr(codes.Unavailable, "no cluster leader", api.ReasonNoLeader, "")}},
+			errs: map[string]error{"Delete": errNoLeader}},
+		// After a put of an entry that shapes a chain, the chain is read
+		// back and what gRPC clients ignore in it is printed on stderr.
+		"put-grpc-warnings": {args: []string{"put", filepath.Join(files, "router.hcl")}, showCalls: true,
+			resp: map[string]proto.Message{"Apply": applied, "GetChain": grpcChain}},
+		"put-defaults-grpc-warnings": {args: []string{"put", filepath.Join(files, "web-defaults.json")}, showCalls: true,
+			resp: map[string]proto.Message{"Apply": applied, "GetChain": grpcChain}},
+		"put-cas-applied-grpc-warnings": {args: []string{"put", "--cas", "--modify-index", "3", filepath.Join(files, "router.hcl")}, showCalls: true,
+			resp: map[string]proto.Message{"Apply": applied, "GetChain": grpcChain}},
+		// A CAS write that was not applied changed no chain: no check.
+		"put-cas-rejected-no-grpc-check": {args: []string{"put", "--cas", "--modify-index", "3", filepath.Join(files, "router.hcl")}, showCalls: true,
+			resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: false, Index: 8}, "GetChain": grpcChain}},
+		// proxy-defaults is named "global", not after a chain: no check.
+		"put-proxy-defaults-no-grpc-check": {args: []string{"put", filepath.Join(files, "proxy-defaults.hcl")}, showCalls: true,
+			resp: map[string]proto.Message{"Apply": applied, "GetChain": grpcChain}},
+		// The check only informs: failing to read the chain is one note,
+		// and the put still succeeds.
+		"put-grpc-check-unavailable": {args: []string{"put", filepath.Join(files, "router.hcl")}, showCalls: true,
+			resp: map[string]proto.Message{"Apply": applied}, errs: map[string]error{"GetChain": errNoLeader}},
+		"put-grpc-check-bad-chain": {args: []string{"put", filepath.Join(files, "router.hcl")}, showCalls: true,
+			resp: map[string]proto.Message{"Apply": applied, "GetChain": &chainstorev1.GetChainResponse{Version: &chainstorev1.ChainVersion{Chain: []byte("{")}}}},
 		"put-decode-error": {args: []string{"put", filepath.Join(files, "bad.hcl")}},
 		"put-missing-file": {args: []string{"put", filepath.Join(files, "nope.hcl")}},
 		"put-no-args":      {args: []string{"put"}},
@@ -233,7 +270,7 @@ func TestEntryCommands(t *testing.T) {
 			code, stdout, stderr := runStorectl(t, files, append([]string{"--addr", addr}, tc.args...)...)
 			var got bytes.Buffer
 			fmt.Fprintf(&got, "$ storectl %s\nexit %d\n--- stdout\n%s--- stderr\n%s", joinArgs(tc.args, files), code, stdout, stderr)
-			if tc.failFirst > 0 {
+			if tc.failFirst > 0 || tc.showCalls {
 				f.mu.Lock()
 				fmt.Fprintf(&got, "--- calls\n%v\n", f.calls)
 				f.mu.Unlock()
@@ -261,7 +298,7 @@ func joinArgs(args []string, dir string) string {
 func TestPutSendsCanonicalJSONAndCAS(t *testing.T) {
 	t.Parallel()
 	files := writeEntryFiles(t, map[string]string{"router.hcl": routerHCL})
-	f := &fakeServer{reqs: map[string]proto.Message{}, resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: true}}}
+	f := &fakeServer{reqs: map[string]proto.Message{}, resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: true}, "GetChain": chainResponse(t)}}
 	addr := startFakeServer(t, f)
 	if code, _, stderr := runStorectl(t, files, "--addr", addr, "put", "--cas", "--modify-index", "12", filepath.Join(files, "router.hcl")); code != 0 {
 		t.Fatalf("put: exit %d: %s", code, stderr)

@@ -1,6 +1,7 @@
 // Command storectl is the chainstore command-line client: it writes and
-// reads config entries on a running cluster, and compiles or validates
-// entry files offline.
+// reads config entries on a running cluster, registers service instances
+// in its catalog and lists them, and compiles or validates entry files
+// offline.
 package main
 
 import (
@@ -20,12 +21,14 @@ type commandTable = cli.Table[cli.RunFunc]
 
 // commandGroups lists the constructors of every command group, one per
 // file: offline.go (compile, validate), entries.go and operator.go (put,
-// get, ..., status), chains.go (chain, watch).
+// get, ..., status), chains.go (chain, watch), catalog.go (catalog and
+// its subcommands).
 var commandGroups = []func() commandTable{
 	offlineCommands,
 	entryCommands,
 	operatorCommands,
 	chainCommands,
+	catalogCommands,
 }
 
 // commands returns every storectl subcommand.

@@ -103,6 +103,10 @@ func Config(name, dataDir string) server.Config {
 
 	cfg.RPC.HoldTimeout = 7 * time.Second
 	cfg.RPC.ForwardConnectTimeout = 300 * time.Millisecond
+
+	// TTL checks: a short grace after a leader change, frequent ticks.
+	cfg.Health.Grace = 500 * time.Millisecond
+	cfg.Health.Interval = 20 * time.Millisecond
 	return cfg
 }
 
