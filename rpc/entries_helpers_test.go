@@ -283,7 +283,7 @@ func newTestServices(tb testing.TB, cfg ServerConfig, r Raft, f *fsm.FSM, cl Mem
 	if len(chains) > 0 {
 		ccfg = chains[0]
 	}
-	svc, err := NewServices(cfg, ccfg, r, f, cl, hub, nil)
+	svc, err := NewServices(cfg, ccfg, r, f, cl, hub, nil, nil)
 	if err != nil {
 		tb.Fatalf("NewServices: %v", err)
 	}

@@ -4,9 +4,22 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
+	"github.com/chainstore/chainstore/xdsserver"
 )
+
+// XDS is what the operator service reads of this server's xDS server
+// (*xdsserver.Server): its ADS streams and the chains it publishes.
+type XDS interface {
+	Clients() []xdsserver.ClientStatus
+	Chains() []xdsserver.ChainStatus
+}
+
+var _ XDS = (*xdsserver.Server)(nil)
 
 // OperatorServer implements chainstorev1.OperatorServiceServer: every
 // call is answered by this server from its own view of the cluster.
@@ -14,6 +27,8 @@ type OperatorServer struct {
 	chainstorev1.UnimplementedOperatorServiceServer
 
 	router *router
+	// xds is this server's xDS server; nil if it serves none.
+	xds XDS
 }
 
 var _ chainstorev1.OperatorServiceServer = (*OperatorServer)(nil)
@@ -82,4 +97,58 @@ func (s *OperatorServer) Status(_ context.Context, _ *chainstorev1.StatusRequest
 		resp.LeaderGrpcAddr, _ = s.router.members.GRPCAddrOf(leaderID)
 	}
 	return resp, nil
+}
+
+// XdsClients implements chainstorev1.OperatorServiceServer: the ADS
+// streams of this server's xDS server, in xdsserver.Server.Clients order.
+func (s *OperatorServer) XdsClients(_ context.Context, _ *chainstorev1.XdsClientsRequest) (*chainstorev1.XdsClientsResponse, error) {
+	resp := &chainstorev1.XdsClientsResponse{Meta: s.router.meta(s.router.fsm.AppliedIndex())}
+	if s.xds == nil {
+		return resp, nil
+	}
+	cs := s.xds.Clients()
+	resp.Clients = make([]*chainstorev1.XdsClient, 0, len(cs))
+	for _, c := range cs {
+		out := &chainstorev1.XdsClient{
+			NodeId: c.NodeID, UserAgent: c.UserAgent, Peer: c.Peer, StreamId: c.StreamID, Delta: c.Delta,
+			ConnectedSince: timestamp(c.ConnectedSince), Refused: c.Refused,
+			Types: make([]*chainstorev1.XdsTypeStatus, 0, len(c.Types)),
+		}
+		for _, t := range c.Types {
+			out.Types = append(out.Types, &chainstorev1.XdsTypeStatus{
+				TypeUrl: t.TypeURL, Names: t.Names,
+				SentVersion: t.Sent, SentAt: timestamp(t.SentAt),
+				AckedVersion: t.Acked, AckedAt: timestamp(t.AckedAt),
+				Nacks: t.NACKs, LastNackError: t.LastNACK, LastNackVersion: t.LastNACKVersion, LastNackAt: timestamp(t.LastNACKAt),
+			})
+		}
+		resp.Clients = append(resp.Clients, out)
+	}
+	return resp, nil
+}
+
+// XdsChains implements chainstorev1.OperatorServiceServer: the chains
+// this server's xDS server follows, sorted by service.
+func (s *OperatorServer) XdsChains(_ context.Context, _ *chainstorev1.XdsChainsRequest) (*chainstorev1.XdsChainsResponse, error) {
+	resp := &chainstorev1.XdsChainsResponse{Meta: s.router.meta(s.router.fsm.AppliedIndex())}
+	if s.xds == nil {
+		return resp, nil
+	}
+	cs := s.xds.Chains()
+	resp.Chains = make([]*chainstorev1.XdsChain, 0, len(cs))
+	for _, c := range cs {
+		resp.Chains = append(resp.Chains, &chainstorev1.XdsChain{
+			Service: c.Name, Index: c.Index, Hash: c.Hash, PublishedHash: c.PublishedHash,
+			Error: c.Error, Warnings: c.Warnings, Services: c.Services, Updated: timestamp(c.Updated),
+		})
+	}
+	return resp, nil
+}
+
+// timestamp converts t, nil for the zero time.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }

@@ -193,8 +193,10 @@ type Services struct {
 // NewServices builds the services of one server over its Raft node, FSM,
 // gossip membership and chain hub. hub must be running (its Run owned by
 // the caller); stopping it ends every Watch stream with Unavailable, so
-// stop it before a graceful gRPC stop.
-func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Members, hub *chainwatch.Hub, logger hclog.Logger) (*Services, error) {
+// stop it before a graceful gRPC stop. x is the server's xDS server, whose
+// clients and chains the operator service reports; a nil x (no xDS
+// server) reports none.
+func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Members, hub *chainwatch.Hub, x XDS, logger hclog.Logger) (*Services, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid rpc config: %w", err)
 	}
@@ -213,7 +215,7 @@ func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Me
 		router:   rt,
 		entries:  &EntriesServer{router: rt, proposer: proposer, maxEntry: cfg.MaxEntrySize},
 		chains:   &ChainServer{cfg: chains, hub: hub, router: rt, logger: logger.Named("chains")},
-		operator: &OperatorServer{router: rt},
+		operator: &OperatorServer{router: rt, xds: x},
 		catalog:  &CatalogServer{router: rt, proposer: proposer},
 	}, nil
 }

@@ -152,11 +152,11 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.rpc, err = rpc.NewServices(rpcCfg, cfg.Chains, s.raft, s.fsm, s.cluster, s.hub, logger)
+	s.xds, err = xdsserver.New(cfg.XDS, s.hub, xdsserver.FSMStore(s.fsm), cfg.NodeName, logger)
 	if err != nil {
 		return nil, err
 	}
-	s.xds, err = xdsserver.New(cfg.XDS, s.hub, xdsserver.FSMStore(s.fsm), cfg.NodeName, logger)
+	s.rpc, err = rpc.NewServices(rpcCfg, cfg.Chains, s.raft, s.fsm, s.cluster, s.hub, s.xds, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,7 @@
 // Package xds translates a compiled discovery chain and the catalog's
 // instances into the xDS resources a stock grpc-go (v1.85.0) proxyless
 // client accepts when it dials xds:///<service>: the "gRPC flavour" of
-// ../shared/spec/xds.md (the design note; its sections are cited as §n).
+// docs/xds.md (the xDS design document; its sections are cited as §n).
 //
 // The package is pure: no goroutines, no clock, no I/O and no global
 // mutable state. Build is deterministic in its inputs (resources and

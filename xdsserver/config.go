@@ -13,8 +13,8 @@ type Config struct {
 	// VersionPrefix starts every version_info the caches send. Empty (the
 	// default) derives one from the node name and the start time
 	// ("<node>.<start in base-36 ms>."), so versions never collide across
-	// the servers of a cluster or the restarts of one server (§6.3 of the
-	// design note): a client that reconnects elsewhere always gets a full
+	// the servers of a cluster or the restarts of one server (§6.3 of
+	// docs/xds.md): a client that reconnects elsewhere always gets a full
 	// answer.
 	VersionPrefix string
 	// MaxChains caps the listener names (chains) the server follows. A

@@ -1,6 +1,6 @@
 // Package xdsserver serves the compiled discovery chains of one chainstore
 // server over xDS to stock proxyless gRPC clients (grpc-go dialing
-// xds:///<service>), following the design note ../shared/spec/xds.md
+// xds:///<service>), following the design document docs/xds.md
 // (sections cited as §n). The resources themselves come from package xds
 // (xds.Build, xds.Validate); this package decides what to publish and when,
 // and keeps track of the clients.
@@ -87,7 +87,7 @@
 // RPCs failed with "resource ... has been removed"). guard holds such a
 // forced answer of a full-state type back until every name it asks for
 // is published, or Config.ReconnectHold has passed; Run releases it after
-// each round (releaseDeferred).
+// each round (releaseDeferred; §6.6).
 //
 // # Goroutines
 //

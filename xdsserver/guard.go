@@ -21,7 +21,7 @@ import (
 //   - A NACK carries the last version the client accepted, which is empty
 //     (or another server's) when it rejected the first response of this
 //     server on the stream. The cache would send the rejected resources
-//     again, the client would NACK them again, in a loop (§6.2). guard
+//     again, the client would NACK them again, in a loop (§6.2, §6.7). guard
 //     replaces such a NACK's version with this server's bare prefix: the
 //     cache then answers only when a requested resource changes.
 //   - Listeners and clusters are full-state types: a response that leaves

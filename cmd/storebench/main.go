@@ -6,6 +6,9 @@
 //	storebench get   --clients 64 --total 50000 --consistency consistent
 //	storebench cas   --clients 16 --total 5000 --keys 1
 //	storebench watch --watchers 1000 --chains 10 --writes 100
+//	storebench catalog-register --clients 64 --conns 8 --duration 10s --instances 1000
+//	storebench xds-route   --clients 100 --flips 10 --mode router
+//	storebench xds-clients --addr 127.0.0.1:8502 --streams 5000 --server-pid PID
 //	storebench suite --json results.json   # the standard set of `make bench`
 //
 // Every command takes --addr (comma-separated gRPC addresses; default the
@@ -20,8 +23,10 @@
 // main runs one command at a time on the main goroutine. A command starts
 // one goroutine per client (put, get, cas; get and cas first write their
 // entries with up to 16 goroutines) or per watcher (watch, whose writes
-// are sent from the main goroutine) and waits for all of them before
-// summarising; each progress bar has one drawing goroutine that stop()
+// are sent from the main goroutine) or per xDS client / ADS stream
+// (xds-route, xds-clients, whose writes and polling run on the main
+// goroutine; xds-route also runs the gRPC servers of its backends) and
+// waits for all of them before summarising; each progress bar has one drawing goroutine that stop()
 // joins. Cancelling the context (SIGINT) ends every loop; connections are
 // closed before main returns.
 package main
@@ -65,6 +70,9 @@ func commands() cli.Table[benchFlags] {
 		{Name: "get", Summary: "read entries in one consistency mode", Run: getFlags},
 		{Name: "cas", Summary: "contended check-and-set writes", Run: casFlags},
 		{Name: "watch", Summary: "chain watchers: time from write to delivery", Run: watchFlags},
+		{Name: "catalog-register", Summary: "catalog writers registering/updating instances for a duration", Run: catalogFlags},
+		{Name: "xds-route", Summary: "stock grpc-go xDS clients: time for a route flip to move the traffic", Run: xdsRouteFlags},
+		{Name: "xds-clients", Summary: "raw ADS streams on one server: push fan-out and memory per stream", Run: xdsClientsFlags},
 		{Name: "suite", Summary: "the standard set of make bench, printed as a table", Run: suiteFlags},
 	}
 }

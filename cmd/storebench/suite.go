@@ -24,8 +24,8 @@ func withClients(e *env, clients, conns int, to string) *env {
 	return &c
 }
 
-// standardSet is what `make bench` runs: write, read, CAS and watch
-// fan-out figures (docs/benchmarks.md, and the figures issue 5 asks for).
+// standardSet is what `make bench` runs: write, read, CAS, watch
+// fan-out, catalog write and xDS route-flip figures (docs/benchmarks.md, and the figures issue 5 asks for).
 func standardSet() []suiteItem {
 	put := func(id string, clients, conns, total int) suiteItem {
 		return suiteItem{id: id, run: func(ctx context.Context, e *env, s float64) (*Result, error) {
@@ -59,6 +59,15 @@ func standardSet() []suiteItem {
 		}},
 		watch("watch-1k", 1000, 10, 50),
 		watch("watch-10k", 10000, 10, 30),
+		{id: "catalog-64", run: func(ctx context.Context, e *env, s float64) (*Result, error) {
+			o := catalogOpts{duration: time.Duration(float64(10*time.Second) * s), instances: 1000, op: "register", prefix: "bench"}
+			return benchCatalog(ctx, withClients(e, 64, 8, "leader"), o, "catalog register, 64 clients, 960 instances")
+		}},
+		{id: "xds-route-100", run: func(ctx context.Context, e *env, s float64) (*Result, error) {
+			o := xdsRouteOpts{flips: scaled(10, s), perVersion: 1, mode: "router", bucket: 5 * time.Millisecond, frac: 0.95,
+				settle: 500 * time.Millisecond, flipTimeout: 15 * time.Second, readyTimeout: 2 * time.Minute, prefix: "bench"}
+			return benchXDSRoute(ctx, withClients(e, 100, 1, "leader"), o, "xds route flip to 95 % of calls, 100 grpc-go clients")
+		}},
 	}
 }
 

@@ -22,13 +22,14 @@ type commandTable = cli.Table[cli.RunFunc]
 // commandGroups lists the constructors of every command group, one per
 // file: offline.go (compile, validate), entries.go and operator.go (put,
 // get, ..., status), chains.go (chain, watch), catalog.go (catalog and
-// its subcommands).
+// its subcommands), xds.go (xds and its subcommands).
 var commandGroups = []func() commandTable{
 	offlineCommands,
 	entryCommands,
 	operatorCommands,
 	chainCommands,
 	catalogCommands,
+	xdsCommands,
 }
 
 // commands returns every storectl subcommand.

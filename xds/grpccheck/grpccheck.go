@@ -1,6 +1,6 @@
 // Package grpccheck lists the features of a compiled discovery chain that a
 // stock grpc-go (v1.85.0) proxyless client ignores or cannot match (§5.2 of
-// ../shared/spec/xds.md, the design note of package xds).
+// docs/xds.md, the xDS design document of packages xds and xdsserver).
 //
 // It reads only the chain and depends on nothing but the chain package and
 // the standard library, so a client binary (storectl's `chain --check

@@ -1,6 +1,7 @@
 // The operator API of a chainstore server: the cluster's membership, its
-// Raft configuration and this server's Raft state. Later administrative
-// calls (snapshots, ACL bootstrap) belong here too, not in EntriesService.
+// Raft configuration, this server's Raft state, and the clients and
+// chains of its xDS server. Later administrative calls (snapshots, ACL
+// bootstrap) belong here too, not in EntriesService.
 //
 // Errors are gRPC statuses with the ErrorInfo details described in
 // entries.proto.
@@ -16,6 +17,7 @@ package chainstorev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -554,11 +556,537 @@ func (x *StatusResponse) GetMeta() *QueryMeta {
 	return nil
 }
 
+type XdsClientsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XdsClientsRequest) Reset() {
+	*x = XdsClientsRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XdsClientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XdsClientsRequest) ProtoMessage() {}
+
+func (x *XdsClientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XdsClientsRequest.ProtoReflect.Descriptor instead.
+func (*XdsClientsRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{8}
+}
+
+// XdsClient is one ADS stream of one client.
+type XdsClient struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The client's node.id (from its bootstrap).
+	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// node.user_agent_name and its version ("gRPC Go 1.85.0").
+	UserAgent string `protobuf:"bytes,2,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// The client's address.
+	Peer string `protobuf:"bytes,3,opt,name=peer,proto3" json:"peer,omitempty"`
+	// Numbers the stream on this server (state-of-the-world and delta
+	// streams are numbered separately).
+	StreamId int64 `protobuf:"varint,4,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	// True for an incremental (delta) stream.
+	Delta bool `protobuf:"varint,5,opt,name=delta,proto3" json:"delta,omitempty"`
+	// When the stream opened.
+	ConnectedSince *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=connected_since,json=connectedSince,proto3" json:"connected_since,omitempty"`
+	// Listener names the server refused to follow (its chain limit was
+	// reached).
+	Refused []string `protobuf:"bytes,7,rep,name=refused,proto3" json:"refused,omitempty"`
+	// One entry per resource type the client asked for, in publishing
+	// order (clusters, endpoints, listeners, routes), other types last.
+	Types         []*XdsTypeStatus `protobuf:"bytes,8,rep,name=types,proto3" json:"types,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XdsClient) Reset() {
+	*x = XdsClient{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XdsClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XdsClient) ProtoMessage() {}
+
+func (x *XdsClient) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XdsClient.ProtoReflect.Descriptor instead.
+func (*XdsClient) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *XdsClient) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *XdsClient) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *XdsClient) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *XdsClient) GetStreamId() int64 {
+	if x != nil {
+		return x.StreamId
+	}
+	return 0
+}
+
+func (x *XdsClient) GetDelta() bool {
+	if x != nil {
+		return x.Delta
+	}
+	return false
+}
+
+func (x *XdsClient) GetConnectedSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConnectedSince
+	}
+	return nil
+}
+
+func (x *XdsClient) GetRefused() []string {
+	if x != nil {
+		return x.Refused
+	}
+	return nil
+}
+
+func (x *XdsClient) GetTypes() []*XdsTypeStatus {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+// XdsTypeStatus is the state of one resource type on one stream.
+type XdsTypeStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resource type URL
+	// ("type.googleapis.com/envoy.config.listener.v3.Listener").
+	TypeUrl string `protobuf:"bytes,1,opt,name=type_url,json=typeUrl,proto3" json:"type_url,omitempty"`
+	// The resource names of the client's last request, sorted.
+	Names []string `protobuf:"bytes,2,rep,name=names,proto3" json:"names,omitempty"`
+	// The version of the last response sent, and when.
+	SentVersion string                 `protobuf:"bytes,3,opt,name=sent_version,json=sentVersion,proto3" json:"sent_version,omitempty"`
+	SentAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	// The last version the client accepted, and when.
+	AckedVersion string                 `protobuf:"bytes,5,opt,name=acked_version,json=ackedVersion,proto3" json:"acked_version,omitempty"`
+	AckedAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=acked_at,json=ackedAt,proto3" json:"acked_at,omitempty"`
+	// The number of rejected responses; the error_detail of the last one,
+	// the version it rejected and when.
+	Nacks           uint64                 `protobuf:"varint,7,opt,name=nacks,proto3" json:"nacks,omitempty"`
+	LastNackError   string                 `protobuf:"bytes,8,opt,name=last_nack_error,json=lastNackError,proto3" json:"last_nack_error,omitempty"`
+	LastNackVersion string                 `protobuf:"bytes,9,opt,name=last_nack_version,json=lastNackVersion,proto3" json:"last_nack_version,omitempty"`
+	LastNackAt      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_nack_at,json=lastNackAt,proto3" json:"last_nack_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *XdsTypeStatus) Reset() {
+	*x = XdsTypeStatus{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XdsTypeStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XdsTypeStatus) ProtoMessage() {}
+
+func (x *XdsTypeStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XdsTypeStatus.ProtoReflect.Descriptor instead.
+func (*XdsTypeStatus) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *XdsTypeStatus) GetTypeUrl() string {
+	if x != nil {
+		return x.TypeUrl
+	}
+	return ""
+}
+
+func (x *XdsTypeStatus) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *XdsTypeStatus) GetSentVersion() string {
+	if x != nil {
+		return x.SentVersion
+	}
+	return ""
+}
+
+func (x *XdsTypeStatus) GetSentAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SentAt
+	}
+	return nil
+}
+
+func (x *XdsTypeStatus) GetAckedVersion() string {
+	if x != nil {
+		return x.AckedVersion
+	}
+	return ""
+}
+
+func (x *XdsTypeStatus) GetAckedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AckedAt
+	}
+	return nil
+}
+
+func (x *XdsTypeStatus) GetNacks() uint64 {
+	if x != nil {
+		return x.Nacks
+	}
+	return 0
+}
+
+func (x *XdsTypeStatus) GetLastNackError() string {
+	if x != nil {
+		return x.LastNackError
+	}
+	return ""
+}
+
+func (x *XdsTypeStatus) GetLastNackVersion() string {
+	if x != nil {
+		return x.LastNackVersion
+	}
+	return ""
+}
+
+func (x *XdsTypeStatus) GetLastNackAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastNackAt
+	}
+	return nil
+}
+
+type XdsClientsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by node ID, then stream.
+	Clients       []*XdsClient `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	Meta          *QueryMeta   `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XdsClientsResponse) Reset() {
+	*x = XdsClientsResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XdsClientsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XdsClientsResponse) ProtoMessage() {}
+
+func (x *XdsClientsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XdsClientsResponse.ProtoReflect.Descriptor instead.
+func (*XdsClientsResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *XdsClientsResponse) GetClients() []*XdsClient {
+	if x != nil {
+		return x.Clients
+	}
+	return nil
+}
+
+func (x *XdsClientsResponse) GetMeta() *QueryMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+type XdsChainsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XdsChainsRequest) Reset() {
+	*x = XdsChainsRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XdsChainsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XdsChainsRequest) ProtoMessage() {}
+
+func (x *XdsChainsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XdsChainsRequest.ProtoReflect.Descriptor instead.
+func (*XdsChainsRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{12}
+}
+
+// XdsChain is one discovery chain the xDS server follows; its listener is
+// named after the service.
+type XdsChain struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Service string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	// Raft index and hash of the newest chain version seen (0 and "" before
+	// the first).
+	Index uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Hash  string `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Hash of the chain version whose resources are published ("" if none
+	// ever was); differs from hash while the newest version cannot be
+	// published (see error).
+	PublishedHash string `protobuf:"bytes,4,opt,name=published_hash,json=publishedHash,proto3" json:"published_hash,omitempty"`
+	// Why the newest version is not published (compile, translation or
+	// validation error); the last good version stays published meanwhile.
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// What gRPC clients ignore or cannot match in the published resources.
+	Warnings []string `protobuf:"bytes,6,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// The catalog services whose instances the published chain's targets use.
+	Services []string `protobuf:"bytes,7,rep,name=services,proto3" json:"services,omitempty"`
+	// When the chain's resources were last published.
+	Updated       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated,proto3" json:"updated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XdsChain) Reset() {
+	*x = XdsChain{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XdsChain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XdsChain) ProtoMessage() {}
+
+func (x *XdsChain) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XdsChain.ProtoReflect.Descriptor instead.
+func (*XdsChain) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *XdsChain) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *XdsChain) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *XdsChain) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *XdsChain) GetPublishedHash() string {
+	if x != nil {
+		return x.PublishedHash
+	}
+	return ""
+}
+
+func (x *XdsChain) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *XdsChain) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *XdsChain) GetServices() []string {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *XdsChain) GetUpdated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Updated
+	}
+	return nil
+}
+
+type XdsChainsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sorted by service.
+	Chains        []*XdsChain `protobuf:"bytes,1,rep,name=chains,proto3" json:"chains,omitempty"`
+	Meta          *QueryMeta  `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XdsChainsResponse) Reset() {
+	*x = XdsChainsResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XdsChainsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XdsChainsResponse) ProtoMessage() {}
+
+func (x *XdsChainsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XdsChainsResponse.ProtoReflect.Descriptor instead.
+func (*XdsChainsResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *XdsChainsResponse) GetChains() []*XdsChain {
+	if x != nil {
+		return x.Chains
+	}
+	return nil
+}
+
+func (x *XdsChainsResponse) GetMeta() *QueryMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 var File_chainstore_v1_operator_proto protoreflect.FileDescriptor
 
 const file_chainstore_v1_operator_proto_rawDesc = "" +
 	"\n" +
-	"\x1cchainstore/v1/operator.proto\x12\rchainstore.v1\x1a\x1bchainstore/v1/entries.proto\"\x10\n" +
+	"\x1cchainstore/v1/operator.proto\x12\rchainstore.v1\x1a\x1bchainstore/v1/entries.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x10\n" +
 	"\x0eMembersRequest\"\xbf\x01\n" +
 	"\x06Member\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
@@ -601,11 +1129,54 @@ const file_chainstore_v1_operator_proto_rawDesc = "" +
 	" \x01(\x04R\vcommitIndex\x12#\n" +
 	"\rapplied_index\x18\v \x01(\x04R\fappliedIndex\x12$\n" +
 	"\x0elast_log_index\x18\f \x01(\x04R\flastLogIndex\x12,\n" +
-	"\x04meta\x18\r \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta2\xe6\x01\n" +
+	"\x04meta\x18\r \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"\x13\n" +
+	"\x11XdsClientsRequest\"\x9d\x02\n" +
+	"\tXdsClient\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x02 \x01(\tR\tuserAgent\x12\x12\n" +
+	"\x04peer\x18\x03 \x01(\tR\x04peer\x12\x1b\n" +
+	"\tstream_id\x18\x04 \x01(\x03R\bstreamId\x12\x14\n" +
+	"\x05delta\x18\x05 \x01(\bR\x05delta\x12C\n" +
+	"\x0fconnected_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0econnectedSince\x12\x18\n" +
+	"\arefused\x18\a \x03(\tR\arefused\x122\n" +
+	"\x05types\x18\b \x03(\v2\x1c.chainstore.v1.XdsTypeStatusR\x05types\"\x9c\x03\n" +
+	"\rXdsTypeStatus\x12\x19\n" +
+	"\btype_url\x18\x01 \x01(\tR\atypeUrl\x12\x14\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\x12!\n" +
+	"\fsent_version\x18\x03 \x01(\tR\vsentVersion\x123\n" +
+	"\asent_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12#\n" +
+	"\racked_version\x18\x05 \x01(\tR\fackedVersion\x125\n" +
+	"\backed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aackedAt\x12\x14\n" +
+	"\x05nacks\x18\a \x01(\x04R\x05nacks\x12&\n" +
+	"\x0flast_nack_error\x18\b \x01(\tR\rlastNackError\x12*\n" +
+	"\x11last_nack_version\x18\t \x01(\tR\x0flastNackVersion\x12<\n" +
+	"\flast_nack_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastNackAt\"v\n" +
+	"\x12XdsClientsResponse\x122\n" +
+	"\aclients\x18\x01 \x03(\v2\x18.chainstore.v1.XdsClientR\aclients\x12,\n" +
+	"\x04meta\x18\x02 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"\x12\n" +
+	"\x10XdsChainsRequest\"\xf9\x01\n" +
+	"\bXdsChain\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\tR\x04hash\x12%\n" +
+	"\x0epublished_hash\x18\x04 \x01(\tR\rpublishedHash\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1a\n" +
+	"\bwarnings\x18\x06 \x03(\tR\bwarnings\x12\x1a\n" +
+	"\bservices\x18\a \x03(\tR\bservices\x124\n" +
+	"\aupdated\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"r\n" +
+	"\x11XdsChainsResponse\x12/\n" +
+	"\x06chains\x18\x01 \x03(\v2\x17.chainstore.v1.XdsChainR\x06chains\x12,\n" +
+	"\x04meta\x18\x02 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta2\x89\x03\n" +
 	"\x0fOperatorService\x12H\n" +
 	"\aMembers\x12\x1d.chainstore.v1.MembersRequest\x1a\x1e.chainstore.v1.MembersResponse\x12B\n" +
 	"\x05Peers\x12\x1b.chainstore.v1.PeersRequest\x1a\x1c.chainstore.v1.PeersResponse\x12E\n" +
-	"\x06Status\x12\x1c.chainstore.v1.StatusRequest\x1a\x1d.chainstore.v1.StatusResponseBCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
+	"\x06Status\x12\x1c.chainstore.v1.StatusRequest\x1a\x1d.chainstore.v1.StatusResponse\x12Q\n" +
+	"\n" +
+	"XdsClients\x12 .chainstore.v1.XdsClientsRequest\x1a!.chainstore.v1.XdsClientsResponse\x12N\n" +
+	"\tXdsChains\x12\x1f.chainstore.v1.XdsChainsRequest\x1a .chainstore.v1.XdsChainsResponseBCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
 
 var (
 	file_chainstore_v1_operator_proto_rawDescOnce sync.Once
@@ -619,35 +1190,57 @@ func file_chainstore_v1_operator_proto_rawDescGZIP() []byte {
 	return file_chainstore_v1_operator_proto_rawDescData
 }
 
-var file_chainstore_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_chainstore_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_chainstore_v1_operator_proto_goTypes = []any{
-	(*MembersRequest)(nil),  // 0: chainstore.v1.MembersRequest
-	(*Member)(nil),          // 1: chainstore.v1.Member
-	(*MembersResponse)(nil), // 2: chainstore.v1.MembersResponse
-	(*PeersRequest)(nil),    // 3: chainstore.v1.PeersRequest
-	(*Peer)(nil),            // 4: chainstore.v1.Peer
-	(*PeersResponse)(nil),   // 5: chainstore.v1.PeersResponse
-	(*StatusRequest)(nil),   // 6: chainstore.v1.StatusRequest
-	(*StatusResponse)(nil),  // 7: chainstore.v1.StatusResponse
-	(*QueryMeta)(nil),       // 8: chainstore.v1.QueryMeta
+	(*MembersRequest)(nil),        // 0: chainstore.v1.MembersRequest
+	(*Member)(nil),                // 1: chainstore.v1.Member
+	(*MembersResponse)(nil),       // 2: chainstore.v1.MembersResponse
+	(*PeersRequest)(nil),          // 3: chainstore.v1.PeersRequest
+	(*Peer)(nil),                  // 4: chainstore.v1.Peer
+	(*PeersResponse)(nil),         // 5: chainstore.v1.PeersResponse
+	(*StatusRequest)(nil),         // 6: chainstore.v1.StatusRequest
+	(*StatusResponse)(nil),        // 7: chainstore.v1.StatusResponse
+	(*XdsClientsRequest)(nil),     // 8: chainstore.v1.XdsClientsRequest
+	(*XdsClient)(nil),             // 9: chainstore.v1.XdsClient
+	(*XdsTypeStatus)(nil),         // 10: chainstore.v1.XdsTypeStatus
+	(*XdsClientsResponse)(nil),    // 11: chainstore.v1.XdsClientsResponse
+	(*XdsChainsRequest)(nil),      // 12: chainstore.v1.XdsChainsRequest
+	(*XdsChain)(nil),              // 13: chainstore.v1.XdsChain
+	(*XdsChainsResponse)(nil),     // 14: chainstore.v1.XdsChainsResponse
+	(*QueryMeta)(nil),             // 15: chainstore.v1.QueryMeta
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_chainstore_v1_operator_proto_depIdxs = []int32{
-	1, // 0: chainstore.v1.MembersResponse.members:type_name -> chainstore.v1.Member
-	8, // 1: chainstore.v1.MembersResponse.meta:type_name -> chainstore.v1.QueryMeta
-	4, // 2: chainstore.v1.PeersResponse.peers:type_name -> chainstore.v1.Peer
-	8, // 3: chainstore.v1.PeersResponse.meta:type_name -> chainstore.v1.QueryMeta
-	8, // 4: chainstore.v1.StatusResponse.meta:type_name -> chainstore.v1.QueryMeta
-	0, // 5: chainstore.v1.OperatorService.Members:input_type -> chainstore.v1.MembersRequest
-	3, // 6: chainstore.v1.OperatorService.Peers:input_type -> chainstore.v1.PeersRequest
-	6, // 7: chainstore.v1.OperatorService.Status:input_type -> chainstore.v1.StatusRequest
-	2, // 8: chainstore.v1.OperatorService.Members:output_type -> chainstore.v1.MembersResponse
-	5, // 9: chainstore.v1.OperatorService.Peers:output_type -> chainstore.v1.PeersResponse
-	7, // 10: chainstore.v1.OperatorService.Status:output_type -> chainstore.v1.StatusResponse
-	8, // [8:11] is the sub-list for method output_type
-	5, // [5:8] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	1,  // 0: chainstore.v1.MembersResponse.members:type_name -> chainstore.v1.Member
+	15, // 1: chainstore.v1.MembersResponse.meta:type_name -> chainstore.v1.QueryMeta
+	4,  // 2: chainstore.v1.PeersResponse.peers:type_name -> chainstore.v1.Peer
+	15, // 3: chainstore.v1.PeersResponse.meta:type_name -> chainstore.v1.QueryMeta
+	15, // 4: chainstore.v1.StatusResponse.meta:type_name -> chainstore.v1.QueryMeta
+	16, // 5: chainstore.v1.XdsClient.connected_since:type_name -> google.protobuf.Timestamp
+	10, // 6: chainstore.v1.XdsClient.types:type_name -> chainstore.v1.XdsTypeStatus
+	16, // 7: chainstore.v1.XdsTypeStatus.sent_at:type_name -> google.protobuf.Timestamp
+	16, // 8: chainstore.v1.XdsTypeStatus.acked_at:type_name -> google.protobuf.Timestamp
+	16, // 9: chainstore.v1.XdsTypeStatus.last_nack_at:type_name -> google.protobuf.Timestamp
+	9,  // 10: chainstore.v1.XdsClientsResponse.clients:type_name -> chainstore.v1.XdsClient
+	15, // 11: chainstore.v1.XdsClientsResponse.meta:type_name -> chainstore.v1.QueryMeta
+	16, // 12: chainstore.v1.XdsChain.updated:type_name -> google.protobuf.Timestamp
+	13, // 13: chainstore.v1.XdsChainsResponse.chains:type_name -> chainstore.v1.XdsChain
+	15, // 14: chainstore.v1.XdsChainsResponse.meta:type_name -> chainstore.v1.QueryMeta
+	0,  // 15: chainstore.v1.OperatorService.Members:input_type -> chainstore.v1.MembersRequest
+	3,  // 16: chainstore.v1.OperatorService.Peers:input_type -> chainstore.v1.PeersRequest
+	6,  // 17: chainstore.v1.OperatorService.Status:input_type -> chainstore.v1.StatusRequest
+	8,  // 18: chainstore.v1.OperatorService.XdsClients:input_type -> chainstore.v1.XdsClientsRequest
+	12, // 19: chainstore.v1.OperatorService.XdsChains:input_type -> chainstore.v1.XdsChainsRequest
+	2,  // 20: chainstore.v1.OperatorService.Members:output_type -> chainstore.v1.MembersResponse
+	5,  // 21: chainstore.v1.OperatorService.Peers:output_type -> chainstore.v1.PeersResponse
+	7,  // 22: chainstore.v1.OperatorService.Status:output_type -> chainstore.v1.StatusResponse
+	11, // 23: chainstore.v1.OperatorService.XdsClients:output_type -> chainstore.v1.XdsClientsResponse
+	14, // 24: chainstore.v1.OperatorService.XdsChains:output_type -> chainstore.v1.XdsChainsResponse
+	20, // [20:25] is the sub-list for method output_type
+	15, // [15:20] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_chainstore_v1_operator_proto_init() }
@@ -662,7 +1255,7 @@ func file_chainstore_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chainstore_v1_operator_proto_rawDesc), len(file_chainstore_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,6 +1,7 @@
 // The operator API of a chainstore server: the cluster's membership, its
-// Raft configuration and this server's Raft state. Later administrative
-// calls (snapshots, ACL bootstrap) belong here too, not in EntriesService.
+// Raft configuration, this server's Raft state, and the clients and
+// chains of its xDS server. Later administrative calls (snapshots, ACL
+// bootstrap) belong here too, not in EntriesService.
 //
 // Errors are gRPC statuses with the ErrorInfo details described in
 // entries.proto.
@@ -26,9 +27,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OperatorService_Members_FullMethodName = "/chainstore.v1.OperatorService/Members"
-	OperatorService_Peers_FullMethodName   = "/chainstore.v1.OperatorService/Peers"
-	OperatorService_Status_FullMethodName  = "/chainstore.v1.OperatorService/Status"
+	OperatorService_Members_FullMethodName    = "/chainstore.v1.OperatorService/Members"
+	OperatorService_Peers_FullMethodName      = "/chainstore.v1.OperatorService/Peers"
+	OperatorService_Status_FullMethodName     = "/chainstore.v1.OperatorService/Status"
+	OperatorService_XdsClients_FullMethodName = "/chainstore.v1.OperatorService/XdsClients"
+	OperatorService_XdsChains_FullMethodName  = "/chainstore.v1.OperatorService/XdsChains"
 )
 
 // OperatorServiceClient is the client API for OperatorService service.
@@ -44,6 +47,15 @@ type OperatorServiceClient interface {
 	Peers(ctx context.Context, in *PeersRequest, opts ...grpc.CallOption) (*PeersResponse, error)
 	// Status reports this server's Raft state.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// XdsClients lists the ADS streams of this server's xDS server (the
+	// proxyless gRPC clients connected to this server, not to the cluster)
+	// with the state of each resource type: what they asked for, what was
+	// sent, ACKed and NACKed. Empty when the server serves no xDS.
+	XdsClients(ctx context.Context, in *XdsClientsRequest, opts ...grpc.CallOption) (*XdsClientsResponse, error)
+	// XdsChains lists the discovery chains this server's xDS server
+	// follows and publishes, with the version published and why a newer
+	// one is not. Empty when the server serves no xDS.
+	XdsChains(ctx context.Context, in *XdsChainsRequest, opts ...grpc.CallOption) (*XdsChainsResponse, error)
 }
 
 type operatorServiceClient struct {
@@ -84,6 +96,26 @@ func (c *operatorServiceClient) Status(ctx context.Context, in *StatusRequest, o
 	return out, nil
 }
 
+func (c *operatorServiceClient) XdsClients(ctx context.Context, in *XdsClientsRequest, opts ...grpc.CallOption) (*XdsClientsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(XdsClientsResponse)
+	err := c.cc.Invoke(ctx, OperatorService_XdsClients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) XdsChains(ctx context.Context, in *XdsChainsRequest, opts ...grpc.CallOption) (*XdsChainsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(XdsChainsResponse)
+	err := c.cc.Invoke(ctx, OperatorService_XdsChains_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperatorServiceServer is the server API for OperatorService service.
 // All implementations must embed UnimplementedOperatorServiceServer
 // for forward compatibility.
@@ -97,6 +129,15 @@ type OperatorServiceServer interface {
 	Peers(context.Context, *PeersRequest) (*PeersResponse, error)
 	// Status reports this server's Raft state.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// XdsClients lists the ADS streams of this server's xDS server (the
+	// proxyless gRPC clients connected to this server, not to the cluster)
+	// with the state of each resource type: what they asked for, what was
+	// sent, ACKed and NACKed. Empty when the server serves no xDS.
+	XdsClients(context.Context, *XdsClientsRequest) (*XdsClientsResponse, error)
+	// XdsChains lists the discovery chains this server's xDS server
+	// follows and publishes, with the version published and why a newer
+	// one is not. Empty when the server serves no xDS.
+	XdsChains(context.Context, *XdsChainsRequest) (*XdsChainsResponse, error)
 	mustEmbedUnimplementedOperatorServiceServer()
 }
 
@@ -115,6 +156,12 @@ func (UnimplementedOperatorServiceServer) Peers(context.Context, *PeersRequest) 
 }
 func (UnimplementedOperatorServiceServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedOperatorServiceServer) XdsClients(context.Context, *XdsClientsRequest) (*XdsClientsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method XdsClients not implemented")
+}
+func (UnimplementedOperatorServiceServer) XdsChains(context.Context, *XdsChainsRequest) (*XdsChainsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method XdsChains not implemented")
 }
 func (UnimplementedOperatorServiceServer) mustEmbedUnimplementedOperatorServiceServer() {}
 func (UnimplementedOperatorServiceServer) testEmbeddedByValue()                         {}
@@ -191,6 +238,42 @@ func _OperatorService_Status_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_XdsClients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(XdsClientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).XdsClients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_XdsClients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).XdsClients(ctx, req.(*XdsClientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_XdsChains_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(XdsChainsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).XdsChains(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_XdsChains_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).XdsChains(ctx, req.(*XdsChainsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OperatorService_ServiceDesc is the grpc.ServiceDesc for OperatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -209,6 +292,14 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Status",
 			Handler:    _OperatorService_Status_Handler,
+		},
+		{
+			MethodName: "XdsClients",
+			Handler:    _OperatorService_XdsClients_Handler,
+		},
+		{
+			MethodName: "XdsChains",
+			Handler:    _OperatorService_XdsChains_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
