@@ -10,6 +10,7 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/chainstore/chainstore/chain"
 	"github.com/chainstore/chainstore/xds/grpccheck"
@@ -71,6 +72,9 @@ func (b *builder) build() (*Resources, error) {
 		},
 	}
 	keys := sortedKeys(b.resolvers)
+	if warm := b.warmRoute(routes, keys); warm != nil {
+		res.RouteConfig.VirtualHosts[0].Routes = append(routes, warm)
+	}
 	if res.Clusters, err = b.clusters(keys); err != nil {
 		return nil, err
 	}
@@ -80,6 +84,59 @@ func (b *builder) build() (*Resources, error) {
 	}
 	res.Warnings = append(grpccheck.Warnings(b.chain), instWarnings...)
 	return res, nil
+}
+
+// warmRouteName names the route warmRoute adds.
+const warmRouteName = "chainstore-warm-clusters"
+
+// warmRoute returns a route that never matches (it follows the catch-all
+// route) and names the cluster of every resolver the chain reaches that
+// no route sends traffic to yet, such as the target of a split leg with
+// weight 0; nil when there is none. grpc-go subscribes to every cluster
+// named in the route configuration, matched or not, so a later version
+// that shifts traffic to such a cluster finds it ready: without this the
+// client fails RPCs with "unknown cluster selected for RPC" for a few
+// milliseconds after the switch (docs/xds.md, §5.3).
+func (b *builder) warmRoute(routes []*routev3.Route, keys []string) *routev3.Route {
+	if len(routes) == 0 || !catchAll(routes[len(routes)-1].GetMatch()) {
+		return nil
+	}
+	used := map[string]bool{}
+	for _, r := range routes {
+		a := r.GetRoute()
+		if c := a.GetCluster(); c != "" {
+			used[c] = true
+		}
+		for _, wc := range a.GetWeightedClusters().GetClusters() {
+			used[wc.GetName()] = true
+		}
+	}
+	var legs []*routev3.WeightedCluster_ClusterWeight
+	for _, key := range keys {
+		name := ClusterName(b.chain, b.chain.Targets[b.resolvers[key].Resolver.Target])
+		if used[name] {
+			continue
+		}
+		used[name] = true
+		legs = append(legs, &routev3.WeightedCluster_ClusterWeight{Name: name, Weight: wrapperspb.UInt32(1)})
+	}
+	if len(legs) == 0 {
+		return nil
+	}
+	return &routev3.Route{
+		Name:  warmRouteName,
+		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: legs}},
+		}},
+	}
+}
+
+// catchAll reports whether m matches every RPC: prefix "/" and nothing
+// else.
+func catchAll(m *routev3.RouteMatch) bool {
+	return m.GetPrefix() == "/" && len(m.GetHeaders()) == 0 && len(m.GetQueryParameters()) == 0 &&
+		m.GetRuntimeFraction() == nil && m.GetGrpc() == nil
 }
 
 // checkChain checks what every step relies on: a service name and a start

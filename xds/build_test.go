@@ -3,6 +3,7 @@ package xds
 import (
 	"errors"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,6 +44,7 @@ func buildTestCases() map[string]buildTestCase {
 		"DefaultChain":         testcaseDefaultChain(),
 		"RouterMatches":        testcaseRouterMatches(),
 		"Splitter9010":         testcaseSplitter9010(),
+		"Splitter100To0":       testcaseSplitter100To0(),
 		"SubsetFilter":         testcaseSubsetFilter(),
 		"HealthMapping":        testcaseHealthMapping(),
 		"TTLCriticalUnhealthy": testcaseTTLCriticalUnhealthy(),
@@ -230,6 +232,48 @@ func testcaseSplitter9010() buildTestCase {
 			}
 			if diff := cmp.Diff(prefixMatch("/"), routes[0].GetMatch(), protocmp.Transform()); diff != "" {
 				t.Errorf("splitter match (-want +got):\n%s", diff)
+			}
+		},
+	}
+}
+
+// testcaseSplitter100To0: the v2 leg has weight 0, so no route sends
+// traffic to v2's cluster; a never-matching route after the catch-all
+// still names it, so clients hold that cluster before a later version
+// shifts traffic to it.
+func testcaseSplitter100To0() buildTestCase {
+	return buildTestCase{
+		entries: []chain.Entry{
+			grpcDefaults("web"),
+			resolver("web", func(r *chain.ServiceResolverConfigEntry) { r.Subsets = versionSubsets("v1", "v2") }),
+			splitter("web", chain.ServiceSplit{Weight: 100, ServiceSubset: "v1"}, chain.ServiceSplit{Weight: 0, ServiceSubset: "v2"}),
+		},
+		instances: []*catalog.Stored{
+			inst("web-1", "web", "10.0.0.1", 8080, "v1"),
+			inst("web-2", "web", "10.0.0.2", 8080, "v2"),
+		},
+		check: func(t *testing.T, _ *chain.CompiledChain, r *Resources) {
+			t.Helper()
+			routes := r.RouteConfig.GetVirtualHosts()[0].GetRoutes()
+			if len(routes) != 2 {
+				t.Fatalf("%d routes, want the catch-all and the warm-cluster route", len(routes))
+			}
+			first := &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{
+				Clusters: []*routev3.WeightedCluster_ClusterWeight{{Name: targetName("v1.web.default.dc1"), Weight: wrapperspb.UInt32(10000)}},
+			}}}
+			if diff := cmp.Diff(first, routes[0].GetRoute(), protocmp.Transform()); diff != "" {
+				t.Errorf("catch-all action (-want +got):\n%s", diff)
+			}
+			warm := routes[1]
+			if warm.GetName() != warmRouteName || !catchAll(routes[0].GetMatch()) {
+				t.Fatalf("second route %q after match %v, want %q after a catch-all", warm.GetName(), routes[0].GetMatch(), warmRouteName)
+			}
+			legs := warm.GetRoute().GetWeightedClusters().GetClusters()
+			if len(legs) != 1 || legs[0].GetName() != targetName("v2.web.default.dc1") {
+				t.Errorf("warm route names %v, want only v2's cluster", legs)
+			}
+			if !slices.ContainsFunc(r.Clusters, func(c *clusterv3.Cluster) bool { return c.GetName() == targetName("v2.web.default.dc1") }) {
+				t.Errorf("v2's cluster is not published")
 			}
 		},
 	}
