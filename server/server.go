@@ -104,7 +104,10 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on gRPC address %s: %w", cfg.GRPCAddr, err)
 	}
-	closers = append(closers, func() { _ = s.grpcLis.Close() })
+	// The closers capture what they close: on an error return the named
+	// result s is nil by the time they run.
+	lis := s.grpcLis
+	closers = append(closers, func() { _ = lis.Close() })
 	grpcAdvertise := cfg.GRPCAdvertise
 	if grpcAdvertise == "" {
 		grpcAdvertise = s.grpcLis.Addr().String()
@@ -118,7 +121,8 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	closers = append(closers, func() { _ = s.raft.Shutdown() })
+	rn := s.raft
+	closers = append(closers, func() { _ = rn.Shutdown() })
 
 	cc := cfg.Cluster
 	cc.NodeName, cc.NodeID, cc.Datacenter = cfg.NodeName, s.nodeID, cfg.Datacenter
@@ -138,7 +142,8 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
-	closers = append(closers, func() { _ = s.cluster.Shutdown() })
+	cl := s.cluster
+	closers = append(closers, func() { _ = cl.Shutdown() })
 
 	rpcCfg := cfg.RPC
 	rpcCfg.NodeName, rpcCfg.NodeID, rpcCfg.Datacenter = cfg.NodeName, s.nodeID, cfg.Datacenter

@@ -46,6 +46,7 @@ type Node struct {
 	cfg     server.Config
 	srv     *server.Server // nil while stopped; guarded by c.mu
 	logs    *syncBuffer
+	started bool // started once: its addresses are pinned
 }
 
 // Name returns the node's name (n1, n2, ...).
@@ -76,12 +77,13 @@ type Cluster struct {
 	nodes []*Node
 }
 
-// Config is server.DefaultConfig with loopback port-0 addresses and short
-// timeouts, for a node of a three-node cluster (BootstrapExpect 3).
+// Config is server.DefaultConfig with free loopback addresses below the
+// kernel's ephemeral range (see ports.go) and short timeouts, for a node
+// of a three-node cluster (BootstrapExpect 3).
 func Config(name, dataDir string) server.Config {
 	cfg := server.DefaultConfig()
 	cfg.NodeName, cfg.DataDir = name, dataDir
-	cfg.RaftAddr, cfg.GossipAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.RaftAddr, cfg.GossipAddr, cfg.GRPCAddr = addr(), addr(), addr()
 	cfg.BootstrapExpect = 3
 	cfg.GRPCStopTimeout, cfg.LeaveTimeout = 2*time.Second, 2*time.Second
 
@@ -160,10 +162,12 @@ func (c *Cluster) Start(nd *Node) {
 		}
 	}
 	c.mu.Unlock()
-	srv, err := server.New(nd.cfg, testLogger(nd.name, nd.logs))
+	first := !nd.started
+	srv, err := newServer(c.t, &nd.cfg, testLogger(nd.name, nd.logs), first)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", nd.name, err)
 	}
+	nd.started = true
 	c.links.setOwner(srv.RaftAddr(), nd.name)
 	c.links.setIsolated(nd.name, false)
 	// Pin the bound ports for restarts.
@@ -321,11 +325,11 @@ func (c *Cluster) Client(nodes ...*Node) *api.Client {
 	for _, nd := range nodes {
 		addrs = append(addrs, nd.cfg.GRPCAddr)
 	}
-	return newClient(c.t, addrs...)
+	return NewClient(c.t, addrs...)
 }
 
-// newClient returns a client of addrs, closed at the end of the test.
-func newClient(tb testing.TB, addrs ...string) *api.Client {
+// NewClient returns an API client of addrs, closed at the end of the test.
+func NewClient(tb testing.TB, addrs ...string) *api.Client {
 	tb.Helper()
 	cfg := api.DefaultClientConfig()
 	cfg.Addrs = addrs

@@ -39,7 +39,7 @@ func StartSingle(tb testing.TB, mutate ...func(*server.Config)) *Single {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	srv, err := server.New(cfg, testLogger(name, logs))
+	srv, err := newServer(tb, &cfg, testLogger(name, logs), true)
 	if err != nil {
 		tb.Fatalf("start %s: %v", name, err)
 	}
@@ -56,7 +56,7 @@ func StartSingle(tb testing.TB, mutate ...func(*server.Config)) *Single {
 		_, err := srv.Raft().ReadIndex(ctx)
 		return err == nil
 	})
-	s.client = newClient(tb, srv.GRPCAddr())
+	s.client = NewClient(tb, srv.GRPCAddr())
 	return s
 }
 

@@ -24,7 +24,7 @@ func TestStartSingle(t *testing.T) {
 	if st == nil || st.ModifyIndex != first {
 		t.Errorf("store holds the resolver as %v, want ModifyIndex %d", st, first)
 	}
-	cl := newClient(t, s.Addr())
+	cl := NewClient(t, s.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	status, err := cl.Status(ctx, &chainstorev1.StatusRequest{})

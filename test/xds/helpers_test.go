@@ -50,20 +50,6 @@ func startBackend(tb testing.TB, name string) int {
 	return lis.Addr().(*net.TCPAddr).Port
 }
 
-// newAPIClient returns a chainstore API client of addrs, closed at the end
-// of the test.
-func newAPIClient(tb testing.TB, addrs ...string) *api.Client {
-	tb.Helper()
-	cfg := api.DefaultClientConfig()
-	cfg.Addrs = addrs
-	cl, err := api.NewClient(cfg)
-	if err != nil {
-		tb.Fatalf("NewClient: %v", err)
-	}
-	tb.Cleanup(func() { _ = cl.Close() })
-	return cl
-}
-
 // instance describes one backend to register.
 type instance struct {
 	id, service, version string

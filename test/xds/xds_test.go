@@ -38,7 +38,7 @@ func put(tb testing.TB, srv *servertest.Single, format string, args ...any) {
 // service per case.
 func TestGRPCClients(t *testing.T) {
 	srv := servertest.StartSingle(t)
-	cl := newAPIClient(t, srv.Addr())
+	cl := servertest.NewClient(t, srv.Addr())
 	xs := srv.Server().XDS()
 
 	t.Run("DefaultChainRoundRobin", func(t *testing.T) {
