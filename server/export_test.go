@@ -2,9 +2,6 @@ package server
 
 // Hooks for the external tests of this package (package server_test).
 
-// BlockedQueries returns the number of blocking queries waiting on s.
-func (s *Server) BlockedQueries() int64 { return s.rpc.Blocked() }
-
 // Errors returns the channel on which s's goroutines report a failure
 // (what Run waits for).
 func (s *Server) Errors() <-chan error { return s.errCh }

@@ -186,6 +186,9 @@ func splitHostPort(addr string) (string, int, error) {
 // FSM returns the server's state machine (tests read its store).
 func (s *Server) FSM() *fsm.FSM { return s.fsm }
 
+// BlockedQueries returns the number of blocking queries waiting on s.
+func (s *Server) BlockedQueries() int64 { return s.rpc.Blocked() }
+
 // Raft returns the server's Raft node (tests inspect its state).
 func (s *Server) Raft() *raftnode.Node { return s.raft }
 

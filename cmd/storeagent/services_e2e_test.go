@@ -101,13 +101,14 @@ func TestAgentRegistersInstances(t *testing.T) {
 			}
 			// Several TTLs later they are still passing: the agent keeps
 			// updating the checks (the server marks an expired one critical).
-			deadline := time.Now().Add(3 * time.Second)
-			for time.Now().Before(deadline) {
+			// Sampled every 100 ms for 3 s: the sampling is the test.
+			sample := time.NewTicker(100 * time.Millisecond)
+			defer sample.Stop()
+			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); <-sample.C {
 				if !allPassing() {
 					t.Fatalf("an instance stopped passing: web %q, api %q; agent log:\n%s",
 						instances("web", true), instances("api", true), stderr.String())
 				}
-				time.Sleep(100 * time.Millisecond)
 			}
 
 			cancel()
@@ -170,12 +171,13 @@ func TestAgentKeepsInstancesThroughLeaderCrash(t *testing.T) {
 	survivors := c.Client(c.Running()...)
 	c.Leader()
 	testutil.Poll(t, 20*time.Second, "web-1 passing under the new leader", func() bool { return status(survivors) == passing })
-	deadline := time.Now().Add(5 * time.Second) // more than two TTLs
-	for time.Now().Before(deadline) {
+	// Sampled every 100 ms for more than two TTLs: the sampling is the test.
+	sample := time.NewTicker(100 * time.Millisecond)
+	defer sample.Stop()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); <-sample.C {
 		if st := status(survivors); st != passing && st != "" {
 			t.Fatalf("web-1 is %s after the failover; agent log:\n%s", st, stderr.String())
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 
 	cancel()

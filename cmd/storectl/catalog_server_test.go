@@ -86,7 +86,7 @@ func TestCatalogCommandsAgainstServer(t *testing.T) {
 		_, stdout, stderr := ctl("instances", "web", "--index", fmt.Sprint(resp.GetMeta().GetIndex()), "--wait", "10s")
 		blocked <- stdout + stderr
 	}()
-	time.Sleep(100 * time.Millisecond)
+	testutil.Poll(t, 10*time.Second, "the instances query to block", func() bool { return srv.Server().BlockedQueries() > 0 })
 	mustCtl(`Instance "web-2" deregistered`, "deregister", "web-2")
 	select {
 	case out := <-blocked:

@@ -90,15 +90,15 @@ func TestGRPCClients(t *testing.T) {
 		conn := dialXDS(t, srv.Addr(), "hdr-client", "hdr")
 		waitOnly(t, conn, "x-canary: 1 to reach v2", []string{"hdr-v2"}, "x-canary", "1")
 		for _, tc := range []struct {
-			md   []string
+			meta []string
 			want string
 		}{
 			{[]string{"x-canary", "1"}, "hdr-v2"},
 			{nil, "hdr-v1"},
 			{[]string{"x-canary", "2"}, "hdr-v1"},
 		} {
-			if got := tally(conn, 100, tc.md...); got[tc.want] != 100 {
-				t.Errorf("metadata %v: %v, want all 100 calls on %s", tc.md, got, tc.want)
+			if got := tally(conn, 100, tc.meta...); got[tc.want] != 100 {
+				t.Errorf("metadata %v: %v, want all 100 calls on %s", tc.meta, got, tc.want)
 			}
 		}
 	})
