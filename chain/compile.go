@@ -315,8 +315,9 @@ func weakString(v any) string {
 // ---- post-processing (docs/discovery-chain.md, Post-processing) ----
 
 // detectCircularReferences walks routers and splitters depth-first from the
-// start node. A node reached again while still on the current path is a
-// cycle; the message lists the path from the start node to the repetition.
+// start node, last route or split first (Consul's order). A node reached
+// again while still on the current path is a cycle; the message lists the
+// path from the start node to the repetition.
 func (c *compiler) detectCircularReferences() error {
 	if n := c.nodes[c.startNode]; n == nil || n.Type == NodeTypeResolver {
 		return nil
@@ -342,13 +343,15 @@ func (c *compiler) detectCircularReferences() error {
 		}
 		state[key] = onPath
 		path = append(path, key)
-		for _, r := range node.Routes {
-			if err := visit(r.NextNode); err != nil {
+		// Consul walks with a stack, so the last route or split is
+		// followed first; doing the same reports the same path.
+		for i := len(node.Routes) - 1; i >= 0; i-- {
+			if err := visit(node.Routes[i].NextNode); err != nil {
 				return err
 			}
 		}
-		for _, s := range node.Splits {
-			if err := visit(s.NextNode); err != nil {
+		for i := len(node.Splits) - 1; i >= 0; i-- {
+			if err := visit(node.Splits[i].NextNode); err != nil {
 				return err
 			}
 		}
@@ -400,7 +403,13 @@ func (c *compiler) flattenSplitter(key string, done map[string]bool) {
 		}
 		c.flattenSplitter(s.NextNode, done)
 		for _, cs := range child.Splits {
-			out = append(out, &Split{Weight: scaleWeight(s.Weight, cs.Weight), NextNode: cs.NextNode})
+			// Consul appends every inner leg, duplicates included: legs
+			// reaching the same resolver are not merged here.
+			out = append(out, &Split{
+				Definition: mergeParentSplit(cs.Definition, s.Definition),
+				Weight:     scaleWeight(s.Weight, cs.Weight),
+				NextNode:   cs.NextNode,
+			})
 		}
 	}
 	node.Splits = out

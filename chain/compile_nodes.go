@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -83,13 +84,17 @@ func (c *compiler) assemble() error {
 // route, in order, plus the implicit catch-all to the service itself.
 func (c *compiler) assembleRouter(r *ServiceRouterConfigEntry) error {
 	c.usesAdvancedRouting = true
-	if err := c.recordProtocol(c.serviceName); err != nil {
+	// Consul names the node, and aims the catch-all, after the router
+	// entry's own spelling of the name (router:WEB when compiling "web");
+	// docs/discovery-chain.md, Router step.
+	name := r.Name
+	if err := c.recordProtocol(name); err != nil {
 		return err
 	}
-	key := routerKey(c.serviceName)
+	key := routerKey(name)
 	node := &GraphNode{
 		Type:   NodeTypeRouter,
-		Name:   c.serviceName,
+		Name:   name,
 		Routes: make([]*Route, 0, len(r.Routes)+1),
 	}
 	c.nodes[key] = node
@@ -118,14 +123,14 @@ func (c *compiler) assembleRouter(r *ServiceRouterConfigEntry) error {
 		node.Routes = append(node.Routes, &Route{Definition: cloneRoute(route), NextNode: next})
 	}
 
-	next, err := c.splitterOrResolver(c.serviceName)
+	next, err := c.splitterOrResolver(name)
 	if err != nil {
 		return err
 	}
 	node.Routes = append(node.Routes, &Route{
 		Definition: &ServiceRoute{
 			Match:       &ServiceRouteMatch{HTTP: &ServiceRouteHTTPMatch{PathPrefix: "/"}},
-			Destination: &ServiceRouteDestination{Service: c.serviceName},
+			Destination: &ServiceRouteDestination{Service: name},
 		},
 		NextNode: next,
 	})
@@ -158,15 +163,17 @@ func (c *compiler) splitterOrResolver(service string) (string, error) {
 	// reported by detectCircularReferences) instead of recursing forever.
 	c.nodes[key] = node
 
-	for _, split := range sp.Splits {
+	for i := range sp.Splits {
+		split := &sp.Splits[i]
 		legService := split.Service
 		if legService == "" {
 			legService = service
 		}
 		var next string
 		var err error
-		if !strings.EqualFold(legService, service) && split.ServiceSubset == "" && split.Namespace == "" &&
-			c.entries.splitter(legService) != nil {
+		nested := !strings.EqualFold(legService, service) && split.ServiceSubset == "" && split.Namespace == "" &&
+			c.entries.splitter(legService) != nil
+		if nested {
 			next, err = c.splitterOrResolver(legService) // nested splitter, flattened later
 		} else {
 			next, err = c.resolverNode(c.newTarget(legService, split.ServiceSubset, split.Namespace, ""))
@@ -174,7 +181,15 @@ func (c *compiler) splitterOrResolver(service string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		node.Splits = append(node.Splits, &Split{Weight: split.Weight, NextNode: next})
+		node.Splits = append(node.Splits, &Split{Definition: cloneSplit(split), Weight: split.Weight, NextNode: next})
+		// A route can carry one set of hash policies: the splitter takes
+		// the first hash-based policy among the resolvers its own legs
+		// reach (later Consul).
+		if !nested && node.LoadBalancer == nil {
+			if lb := c.nodes[next].LoadBalancer; lb.IsHashBased() {
+				node.LoadBalancer = lb
+			}
+		}
 	}
 	return key, nil
 }
@@ -295,9 +310,15 @@ func (c *compiler) buildResolverNode(t targetSpec, key string, res *ServiceResol
 	}
 	a := &resolverNodeAlloc{
 		node: GraphNode{Type: NodeTypeResolver, Name: id},
-		info: ResolverNodeInfo{Default: resolverIsDefault(res), ConnectTimeout: Duration(timeout), Target: id},
+		info: ResolverNodeInfo{
+			Default:        resolverIsDefault(res),
+			ConnectTimeout: Duration(timeout),
+			RequestTimeout: res.RequestTimeout,
+			Target:         id,
+		},
 	}
 	a.node.Resolver = &a.info
+	a.node.LoadBalancer = cloneLoadBalancer(res.LoadBalancer)
 	node := &a.node
 	c.nodes[key] = node
 	if err := c.attachFailover(node, t, id, res); err != nil {
@@ -321,12 +342,18 @@ func (c *compiler) attachFailover(node *GraphNode, t targetSpec, id string, res 
 		}
 	}
 	var candidates []targetSpec
-	if len(fo.Datacenters) > 0 {
+	switch {
+	case len(fo.Datacenters) > 0:
 		candidates = make([]targetSpec, 0, len(fo.Datacenters))
 		for _, dc := range fo.Datacenters {
 			candidates = append(candidates, t.rewrite(fo.Service, fo.ServiceSubset, fo.Namespace, dc))
 		}
-	} else {
+	case len(fo.Targets) > 0:
+		candidates = make([]targetSpec, 0, len(fo.Targets))
+		for _, ft := range fo.Targets {
+			candidates = append(candidates, t.rewrite(ft.Service, ft.ServiceSubset, ft.Namespace, ft.Datacenter))
+		}
+	default:
 		candidates = []targetSpec{t.rewrite(fo.Service, fo.ServiceSubset, fo.Namespace, "")}
 	}
 	var ids []string
@@ -372,7 +399,7 @@ func (c *compiler) meshGatewayMode(t *Target, sd *ServiceConfigEntry) string {
 // (IsDefault in docs/discovery-chain.md, service-resolver).
 func resolverIsDefault(r *ServiceResolverConfigEntry) bool {
 	return r.DefaultSubset == "" && len(r.Subsets) == 0 && r.Redirect == nil &&
-		len(r.Failover) == 0 && r.ConnectTimeout == 0
+		len(r.Failover) == 0 && r.ConnectTimeout == 0 && r.RequestTimeout == 0 && r.LoadBalancer == nil
 }
 
 // cloneRoute copies a route so the compiled chain shares no memory with
@@ -392,8 +419,113 @@ func cloneRoute(r *ServiceRoute) *ServiceRoute {
 	}
 	if r.Destination != nil {
 		d := *r.Destination
+		d.RetryOn = slices.Clone(d.RetryOn)
 		d.RetryOnStatusCodes = slices.Clone(d.RetryOnStatusCodes)
+		d.RequestHeaders = d.RequestHeaders.clone()
+		d.ResponseHeaders = d.ResponseHeaders.clone()
 		out.Destination = &d
 	}
 	return out
+}
+
+// cloneSplit returns the Definition of a compiled split: a copy of the
+// configured leg when it modifies headers, else nil (the 1.6 shape).
+func cloneSplit(s *ServiceSplit) *ServiceSplit {
+	if s.RequestHeaders.IsZero() && s.ResponseHeaders.IsZero() {
+		return nil
+	}
+	out := *s
+	out.RequestHeaders = s.RequestHeaders.clone()
+	out.ResponseHeaders = s.ResponseHeaders.clone()
+	return &out
+}
+
+// clone deep-copies m; nil and empty modifiers become nil.
+func (m *HTTPHeaderModifiers) clone() *HTTPHeaderModifiers {
+	if m.IsZero() {
+		return nil
+	}
+	return &HTTPHeaderModifiers{Add: maps.Clone(m.Add), Set: maps.Clone(m.Set), Remove: slices.Clone(m.Remove)}
+}
+
+// mergeHeaderModifiers returns base with overrides applied on top: Add and
+// Set entries of overrides replace base's of the same name, and overrides'
+// Remove names are appended unless already listed. Neither input is
+// modified. This is how Consul merges a parent split's modifiers into a
+// child's when flattening.
+func mergeHeaderModifiers(base, overrides *HTTPHeaderModifiers) *HTTPHeaderModifiers {
+	if base.IsZero() {
+		return overrides.clone()
+	}
+	out := base.clone()
+	if overrides.IsZero() {
+		return out
+	}
+	for k, v := range overrides.Add {
+		if out.Add == nil {
+			out.Add = make(map[string]string, len(overrides.Add))
+		}
+		out.Add[k] = v
+	}
+	for k, v := range overrides.Set {
+		if out.Set == nil {
+			out.Set = make(map[string]string, len(overrides.Set))
+		}
+		out.Set[k] = v
+	}
+	for _, k := range overrides.Remove {
+		if !slices.Contains(out.Remove, k) {
+			out.Remove = append(out.Remove, k)
+		}
+	}
+	return out
+}
+
+// mergeParentSplit is the Definition of a leg reached through parent when
+// flattening (Consul's ServiceSplit.MergeParent): the child's leg, with
+// the parent's request modifiers applied first (the child's win) and its
+// response modifiers applied last (the parent's win, as responses flow
+// back through the parent). nil when no modifiers remain.
+func mergeParentSplit(child, parent *ServiceSplit) *ServiceSplit {
+	if parent == nil {
+		return child
+	}
+	if child == nil {
+		child = &ServiceSplit{}
+	}
+	out := *child
+	out.RequestHeaders = mergeHeaderModifiers(parent.RequestHeaders, child.RequestHeaders)
+	out.ResponseHeaders = mergeHeaderModifiers(child.ResponseHeaders, parent.ResponseHeaders)
+	if out.RequestHeaders == nil && out.ResponseHeaders == nil {
+		return nil
+	}
+	return &out
+}
+
+// cloneLoadBalancer deep-copies lb so the compiled chain shares no memory
+// with the stored entry.
+func cloneLoadBalancer(lb *LoadBalancer) *LoadBalancer {
+	if lb == nil {
+		return nil
+	}
+	out := *lb
+	if lb.RingHashConfig != nil {
+		rh := *lb.RingHashConfig
+		out.RingHashConfig = &rh
+	}
+	if lb.LeastRequestConfig != nil {
+		lr := *lb.LeastRequestConfig
+		out.LeastRequestConfig = &lr
+	}
+	if lb.HashPolicies != nil {
+		out.HashPolicies = make([]HashPolicy, len(lb.HashPolicies))
+		for i, hp := range lb.HashPolicies {
+			if hp.CookieConfig != nil {
+				cc := *hp.CookieConfig
+				hp.CookieConfig = &cc
+			}
+			out.HashPolicies[i] = hp
+		}
+	}
+	return &out
 }

@@ -1307,7 +1307,7 @@ func testcaseErrCircularThroughRouter() compileTestCase {
 			splitter("main", ServiceSplit{Weight: 50, Service: "other"}, ServiceSplit{Weight: 50}),
 			splitter("other", ServiceSplit{Weight: 100, Service: "main"}),
 		},
-		expectErr: `detected circular reference: [router:main -> splitter:other -> splitter:main -> splitter:other]`,
+		expectErr: `detected circular reference: [router:main -> splitter:main -> splitter:other -> splitter:main]`,
 	}
 }
 

@@ -126,7 +126,7 @@ func DecodeMap(raw map[string]any) (Entry, error) {
 		return entry, nil
 	}
 	if err := guard(func() error { return weakDecode(canonical, entry) }); err != nil {
-		return nil, &DecodeError{Msg: fmt.Sprintf("failed to decode %s: %v", kind, err)}
+		return nil, &DecodeError{Msg: err.Error()}
 	}
 	return entry, nil
 }
@@ -431,6 +431,22 @@ func (w *walker) add(format string, args ...any) {
 	w.errs = append(w.errs, fmt.Sprintf(format, args...))
 }
 
+// expectedMap records Consul's (mapstructure's) wording for a value that
+// should have been an object: `'<path>' expected a map, got 'string'`.
+func (w *walker) expectedMap(path string, v any) {
+	w.add("'%s' expected a map, got '%s'", path, kindName(v))
+}
+
+// kindName names the JSON-like kind of a decoded value the way
+// mapstructure's messages do (reflect kinds: string, bool, int, float64,
+// slice, map), never a Go type with a package path.
+func kindName(v any) string {
+	if v == nil {
+		return "invalid"
+	}
+	return reflect.TypeOf(v).Kind().String()
+}
+
 // walkStruct translates the keys of in for struct type t. path is the
 // user's spelling of where in lies ("" at the top level).
 func (w *walker) walkStruct(t reflect.Type, in map[string]any, path string, top bool) map[string]any {
@@ -473,7 +489,8 @@ func (w *walker) walkValue(t reflect.Type, v any, path string) any {
 	case reflect.Struct:
 		obj, ok := w.object(v, path, false)
 		if !ok {
-			return v // let mapstructure report the type mismatch
+			w.expectedMap(path, v)
+			return nil
 		}
 		return w.walkStruct(t, obj, path, false)
 	case reflect.Slice:
@@ -488,20 +505,24 @@ func (w *walker) walkValue(t reflect.Type, v any, path string) any {
 		case []any: // a real array: never collapsed
 			out := make([]any, len(list))
 			for i, e := range list {
-				out[i] = e
+				p := fmt.Sprintf("%s[%d]", path, i)
 				if m, ok := e.(map[string]any); ok {
-					out[i] = w.walkStruct(et, m, fmt.Sprintf("%s[%d]", path, i), false)
+					out[i] = w.walkStruct(et, m, p, false)
+				} else if e != nil {
+					w.expectedMap(p, e)
 				}
 			}
 			return out
 		case map[string]any: // a single object where a list is expected
 			return []any{w.walkStruct(et, list, path+"[0]", false)}
 		}
-		return v
+		w.expectedMap(path+"[0]", v) // weak typing would wrap a scalar in a list
+		return nil
 	case reflect.Map:
 		obj, ok := w.object(v, path, true)
 		if !ok {
-			return v
+			w.expectedMap(path, v)
+			return nil
 		}
 		if t == anyMapType {
 			return obj // opaque (proxy-defaults Config): kept verbatim
@@ -515,8 +536,8 @@ func (w *walker) walkValue(t reflect.Type, v any, path string) any {
 			p := joinPath(path, k)
 			if m, ok := w.object(e, p, false); ok {
 				out[k] = w.walkStruct(et, m, p, false)
-			} else {
-				out[k] = e
+			} else if e != nil {
+				w.expectedMap(p, e)
 			}
 		}
 		return out
@@ -577,10 +598,80 @@ func weakDecode(canonical map[string]any, entry Entry) error {
 		return fmt.Errorf("build decoder: %w", err)
 	}
 	if err := dec.Decode(canonical); err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):\n\n"))
+		return consulDecodeError(err)
 	}
 	return nil
 }
+
+// consulDecodeError rewords mapstructure's errors the way Consul's decoder
+// (mapstructure v1) words them, field path first and no Go type names
+// (docs/discovery-chain.md, Decoding):
+//
+//	'<path>' expected a map, got 'string'
+//	cannot parse '<path>' as bool: strconv.ParseBool: parsing "x": invalid syntax
+//	'<path>' expected type 'string', got unconvertible type 'map'
+//	error decoding '<path>': <hook error, e.g. time: invalid duration "x">
+//
+// Several errors are joined with "; " in the order mapstructure found them.
+func consulDecodeError(err error) error {
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	msgs := make([]string, 0, len(list))
+	for _, e := range list {
+		msgs = append(msgs, consulDecodeMessage(e))
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func consulDecodeMessage(err error) string {
+	var de *mapstructure.DecodeError
+	if !errors.As(err, &de) {
+		return err.Error()
+	}
+	name, inner := de.Name(), de.Unwrap()
+	var pe *mapstructure.ParseError
+	var ue *mapstructure.UnconvertibleTypeError
+	switch {
+	case errors.As(inner, &pe):
+		return fmt.Sprintf("cannot parse '%s' as %s: %v", name, parseKindName(pe.Expected.Kind()), pe.Err)
+	case errors.As(inner, &ue):
+		want := ue.Expected.Kind()
+		if want == reflect.Map || want == reflect.Struct {
+			return fmt.Sprintf("'%s' expected a map, got '%s'", name, kindName(ue.Value))
+		}
+		return fmt.Sprintf("'%s' expected type '%s', got unconvertible type '%s'", name, want, kindName(ue.Value))
+	}
+	var he *hookError
+	if errors.As(inner, &he) {
+		return fmt.Sprintf("error decoding '%s': %v", name, he.err)
+	}
+	return fmt.Sprintf("'%s' %v", name, inner)
+}
+
+// parseKindName is mapstructure v1's name for a scalar kind in
+// "cannot parse ... as <kind>".
+func parseKindName(k reflect.Kind) string {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "int"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "uint"
+	case reflect.Float32, reflect.Float64:
+		return "float"
+	}
+	return k.String()
+}
+
+// hookError marks an error returned by weakHook (a bad duration or an
+// out-of-range number), reported as `error decoding '<path>': ...`.
+type hookError struct{ err error }
+
+func (e *hookError) Error() string { return e.err.Error() }
+func (e *hookError) Unwrap() error { return e.err }
 
 // fastDecodeServiceDefaults is a shortcut around weakDecode for the most
 // common write: a service-defaults entry whose canonical map holds only
@@ -666,12 +757,20 @@ func numberOf(data any) (float64, bool, error) {
 // weakHook converts durations ("15s" or integer nanoseconds) and checks
 // that numbers fit their fields, instead of letting them wrap or turn into
 // NaN/Inf silently.
-func weakHook(_, to reflect.Type, data any) (any, error) {
+func weakHook(from, to reflect.Type, data any) (any, error) {
+	v, err := weakConvert(from, to, data)
+	if err != nil {
+		return nil, &hookError{err: err}
+	}
+	return v, nil
+}
+
+func weakConvert(_, to reflect.Type, data any) (any, error) {
 	if to == durationType {
 		return durationOf(data)
 	}
 	switch to.Kind() {
-	case reflect.Int, reflect.Int64, reflect.Uint32, reflect.Float32:
+	case reflect.Int, reflect.Int64, reflect.Uint32, reflect.Uint64, reflect.Float32:
 	default:
 		return data, nil
 	}
@@ -699,6 +798,14 @@ func weakHook(_, to reflect.Type, data any) (any, error) {
 			return nil, fmt.Errorf("%v is not an integer between 0 and %d", data, uint32(math.MaxUint32))
 		}
 		return int64(f), nil
+	case reflect.Uint64:
+		if !integral || f < 0 || f >= math.MaxInt64 {
+			return nil, fmt.Errorf("%v is not an integer between 0 and %d", data, int64(math.MaxInt64))
+		}
+		if i, ok := data.(int); ok {
+			return i, nil
+		}
+		return int64(f), nil
 	default:
 		if !integral || f < math.MinInt64 || f >= math.MaxInt64 {
 			return nil, fmt.Errorf("%v is not an integer", data)
@@ -722,7 +829,7 @@ func durationOf(data any) (any, error) {
 		}
 		d, err := time.ParseDuration(t)
 		if err != nil {
-			return nil, fmt.Errorf("invalid duration %q: %w", t, err)
+			return nil, err // time: invalid duration "x", as Consul reports it
 		}
 		return Duration(d), nil
 	case int:
@@ -731,9 +838,9 @@ func durationOf(data any) (any, error) {
 		return Duration(t), nil
 	case float64:
 		if t != math.Trunc(t) || t < math.MinInt64 || t >= math.MaxInt64 {
-			return nil, fmt.Errorf("invalid duration %v: not an integer number of nanoseconds", t)
+			return nil, fmt.Errorf("time: invalid duration %v: not an integer number of nanoseconds", t)
 		}
 		return Duration(int64(t)), nil
 	}
-	return nil, fmt.Errorf("invalid duration of type %T", data)
+	return nil, fmt.Errorf("time: invalid duration %v", data)
 }

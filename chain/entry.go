@@ -104,7 +104,8 @@ func (e *ServiceResolverConfigEntry) GetName() string {
 }
 
 // References implements Entry: Redirect.Service and every Failover's
-// Service (docs/discovery-chain.md, Kinds and identity).
+// Service and Targets' services (docs/discovery-chain.md, Kinds and
+// identity).
 func (e *ServiceResolverConfigEntry) References() []string {
 	if e == nil {
 		return nil
@@ -115,6 +116,9 @@ func (e *ServiceResolverConfigEntry) References() []string {
 	}
 	for _, f := range e.Failover {
 		out = append(out, f.Service)
+		for _, t := range f.Targets {
+			out = append(out, t.Service)
+		}
 	}
 	return refList(e.Name, out)
 }

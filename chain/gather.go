@@ -159,7 +159,11 @@ func gatherEntries(src EntryLookup, service string) (*entrySet, []Key, error) {
 			resolvers.push(res.Redirect.Service)
 		}
 		for _, subset := range sortedKeys(res.Failover) {
-			resolvers.push(res.Failover[subset].Service)
+			fo := res.Failover[subset]
+			resolvers.push(fo.Service)
+			for _, t := range fo.Targets {
+				resolvers.push(t.Service)
+			}
 		}
 	}
 

@@ -200,9 +200,33 @@ type ServiceRouteDestination struct {
 	Namespace             string   `json:",omitempty"`
 	PrefixRewrite         string   `json:",omitempty"`
 	RequestTimeout        Duration `json:",omitempty"`
+	IdleTimeout           Duration `json:",omitempty"`
 	NumRetries            uint32   `json:",omitempty"`
 	RetryOnConnectFailure bool     `json:",omitempty"`
-	RetryOnStatusCodes    []uint32 `json:",omitempty"`
+	// RetryOn lists Envoy retry conditions (docs/discovery-chain.md,
+	// service-router).
+	RetryOn            []string `json:",omitempty"`
+	RetryOnStatusCodes []uint32 `json:",omitempty"`
+	// RequestHeaders and ResponseHeaders modify the headers of a request
+	// sent down this route and of its response.
+	RequestHeaders  *HTTPHeaderModifiers `json:",omitempty"`
+	ResponseHeaders *HTTPHeaderModifiers `json:",omitempty"`
+}
+
+// HTTPHeaderModifiers adds, sets or removes HTTP headers of a request or
+// response (later Consul's field of routes and splits).
+type HTTPHeaderModifiers struct {
+	// Add appends values (a header already present keeps its values).
+	Add map[string]string `json:",omitempty"`
+	// Set replaces any existing values.
+	Set map[string]string `json:",omitempty"`
+	// Remove lists header names to strip.
+	Remove []string `json:",omitempty"`
+}
+
+// IsZero reports whether m modifies nothing (nil included).
+func (m *HTTPHeaderModifiers) IsZero() bool {
+	return m == nil || (len(m.Add) == 0 && len(m.Set) == 0 && len(m.Remove) == 0)
 }
 
 // ServiceSplitterConfigEntry is a service-splitter entry.
@@ -219,6 +243,10 @@ type ServiceSplit struct {
 	Service       string `json:",omitempty"`
 	ServiceSubset string `json:",omitempty"`
 	Namespace     string `json:",omitempty"`
+	// RequestHeaders and ResponseHeaders modify the headers of a request
+	// sent down this leg and of its response.
+	RequestHeaders  *HTTPHeaderModifiers `json:",omitempty"`
+	ResponseHeaders *HTTPHeaderModifiers `json:",omitempty"`
 }
 
 // ServiceResolverConfigEntry is a service-resolver entry.
@@ -230,7 +258,75 @@ type ServiceResolverConfigEntry struct {
 	Redirect       *ServiceResolverRedirect           `json:",omitempty"`
 	Failover       map[string]ServiceResolverFailover `json:",omitempty"`
 	ConnectTimeout Duration                           `json:",omitempty"`
-	Meta           map[string]string                  `json:",omitempty"`
+	// RequestTimeout is the timeout of a whole request to this service,
+	// used by a route that sets none.
+	RequestTimeout Duration `json:",omitempty"`
+	// LoadBalancer picks the load-balancing policy for this service.
+	LoadBalancer *LoadBalancer    `json:",omitempty"`
+	Meta         map[string]string `json:",omitempty"`
+}
+
+// Load-balancing policies (LoadBalancer.Policy); "" is the proxy's default
+// (round robin).
+const (
+	LBPolicyRoundRobin   = "round_robin"
+	LBPolicyLeastRequest = "least_request"
+	LBPolicyRingHash     = "ring_hash"
+	LBPolicyMaglev       = "maglev"
+	LBPolicyRandom       = "random"
+)
+
+// Hash-policy fields (HashPolicy.Field).
+const (
+	HashPolicyHeader     = "header"
+	HashPolicyCookie     = "cookie"
+	HashPolicyQueryParam = "query_parameter"
+)
+
+// LoadBalancer is a resolver's load-balancing policy and its settings.
+type LoadBalancer struct {
+	Policy             string              `json:",omitempty"`
+	RingHashConfig     *RingHashConfig     `json:",omitempty"`
+	LeastRequestConfig *LeastRequestConfig `json:",omitempty"`
+	// HashPolicies, in order, build the request hash of ring_hash and
+	// maglev.
+	HashPolicies []HashPolicy `json:",omitempty"`
+}
+
+// IsHashBased reports whether the policy hashes requests (ring_hash or
+// maglev).
+func (lb *LoadBalancer) IsHashBased() bool {
+	return lb != nil && (lb.Policy == LBPolicyRingHash || lb.Policy == LBPolicyMaglev)
+}
+
+// RingHashConfig sizes the ring of the ring_hash policy.
+type RingHashConfig struct {
+	MinimumRingSize uint64 `json:",omitempty"`
+	MaximumRingSize uint64 `json:",omitempty"`
+}
+
+// LeastRequestConfig tunes the least_request policy.
+type LeastRequestConfig struct {
+	ChoiceCount uint32 `json:",omitempty"`
+}
+
+// HashPolicy is one input of a request hash: a header, cookie or query
+// parameter named by FieldValue, or the source IP.
+type HashPolicy struct {
+	Field        string        `json:",omitempty"`
+	FieldValue   string        `json:",omitempty"`
+	CookieConfig *CookieConfig `json:",omitempty"`
+	SourceIP     bool          `json:",omitempty"`
+	// Terminal stops hashing at this policy when it produced a hash.
+	Terminal bool `json:",omitempty"`
+}
+
+// CookieConfig asks the proxy to generate the hashed cookie: a session
+// cookie, or one with a TTL, with an optional Path.
+type CookieConfig struct {
+	Session bool     `json:",omitempty"`
+	TTL     Duration `json:",omitempty"`
+	Path    string   `json:",omitempty"`
 }
 
 // ServiceResolverSubset selects instances by a bexpr filter.
@@ -253,6 +349,18 @@ type ServiceResolverFailover struct {
 	ServiceSubset string   `json:",omitempty"`
 	Namespace     string   `json:",omitempty"`
 	Datacenters   []string `json:",omitempty"`
+	// Targets is an ordered list of failover destinations (later Consul);
+	// it cannot be combined with Service, ServiceSubset or Datacenters.
+	Targets []ServiceResolverFailoverTarget `json:",omitempty"`
+}
+
+// ServiceResolverFailoverTarget is one failover destination; empty parts
+// keep the failing target's.
+type ServiceResolverFailoverTarget struct {
+	Service       string `json:",omitempty"`
+	ServiceSubset string `json:",omitempty"`
+	Namespace     string `json:",omitempty"`
+	Datacenter    string `json:",omitempty"`
 }
 
 // ---- compiled chain (docs/discovery-chain.md, Compiled chain), 1.6 naming ----
@@ -285,6 +393,10 @@ type GraphNode struct {
 	Routes   []*Route          `json:",omitempty"`
 	Splits   []*Split          `json:",omitempty"`
 	Resolver *ResolverNodeInfo `json:",omitempty"`
+	// LoadBalancer is the resolver's policy on a resolver node, and on a
+	// splitter node the first hash-based policy among its legs (later
+	// Consul's shape).
+	LoadBalancer *LoadBalancer `json:",omitempty"`
 }
 
 // Route is one compiled route of a router node.
@@ -293,16 +405,23 @@ type Route struct {
 	NextNode   string
 }
 
-// Split is one compiled leg of a splitter node; Weight is the effective weight.
+// Split is one compiled leg of a splitter node; Weight is the effective
+// weight, left out when zero (as Consul prints it). Definition is the
+// configured leg (merged with its parents' header modifiers when nested
+// splitters were flattened); it is only present when the leg modifies
+// headers, so the 1.6 shape of other chains is unchanged.
 type Split struct {
-	Weight   float32
-	NextNode string
+	Definition *ServiceSplit `json:",omitempty"`
+	Weight     float32       `json:",omitempty"`
+	NextNode   string
 }
 
 // ResolverNodeInfo is the resolver part of a resolver node.
 type ResolverNodeInfo struct {
 	Default        bool `json:",omitempty"`
 	ConnectTimeout Duration
+	// RequestTimeout is the resolver's RequestTimeout (omitted when 0).
+	RequestTimeout Duration `json:",omitempty"`
 	Target         string
 	Failover       *FailoverInfo `json:",omitempty"`
 }

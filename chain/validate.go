@@ -35,6 +35,34 @@ var validHTTPMethods = map[string]bool{
 	"DELETE": true, "CONNECT": true, "OPTIONS": true, "TRACE": true,
 }
 
+// validRetryConditions are the RetryOn values a route may use (later
+// Consul's list: Envoy's HTTP and gRPC retry conditions).
+var validRetryConditions = map[string]bool{
+	"5xx": true, "gateway-error": true, "reset": true, "connect-failure": true,
+	"envoy-ratelimited": true, "retriable-4xx": true, "refused-stream": true,
+	"cancelled": true, "deadline-exceeded": true, "internal": true,
+	"resource-exhausted": true, "unavailable": true,
+}
+
+// validLBPolicies are the LoadBalancer.Policy values ("" is the default).
+var validLBPolicies = map[string]bool{
+	"": true, LBPolicyRoundRobin: true, LBPolicyLeastRequest: true,
+	LBPolicyRingHash: true, LBPolicyMaglev: true, LBPolicyRandom: true,
+}
+
+// validHashFields are the HashPolicy.Field values.
+var validHashFields = map[string]bool{
+	HashPolicyHeader: true, HashPolicyCookie: true, HashPolicyQueryParam: true,
+}
+
+// Bounds chainstore adds to RingHashConfig and LeastRequestConfig (Consul
+// does not check them; Envoy and gRPC clients reject the resources
+// otherwise): docs/discovery-chain.md, service-resolver.
+const (
+	MaxRingSize    = 8388608
+	MinChoiceCount = 2
+)
+
 // subsetNameRE is the DNS-label rule for subset names
 // (docs/discovery-chain.md, service-resolver).
 var subsetNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
@@ -85,7 +113,9 @@ func (e *ServiceConfigEntry) Validate() error {
 		return errNilEntry(KindServiceDefaults)
 	}
 	if e.Name == "" {
-		return vErr(e, "Name is required")
+		// Consul 1.6 did not validate service-defaults; the write failed
+		// when the chain of "" was compiled, with this text.
+		return vErr(e, "serviceName is required")
 	}
 	if e.Name == WildcardName {
 		return vErr(e, "service-defaults name must be the name of a service, and not a wildcard")
@@ -138,6 +168,11 @@ func (e *ServiceRouterConfigEntry) Validate() error {
 		if d := route.Destination; d != nil {
 			if d.PrefixRewrite != "" && !prefixRewriteOK {
 				return vErr(e, "Route[%d] cannot make use of PrefixRewrite without configuring either PathExact or PathPrefix", i)
+			}
+			for _, r := range d.RetryOn {
+				if !validRetryConditions[r] {
+					return vErr(e, "Route[%d] contains an invalid retry condition: %q", i, r)
+				}
 			}
 		}
 	}
@@ -311,6 +346,71 @@ func (e *ServiceResolverConfigEntry) Validate() error {
 	if e.ConnectTimeout < 0 {
 		return vErr(e, "Bad ConnectTimeout '%s', must be >= 0", time.Duration(e.ConnectTimeout))
 	}
+	if e.RequestTimeout < 0 {
+		return vErr(e, "Bad RequestTimeout '%s', must be >= 0", time.Duration(e.RequestTimeout))
+	}
+	return e.validateLoadBalancer()
+}
+
+// validateLoadBalancer checks LoadBalancer with later Consul's rules and
+// texts, then chainstore's ring-size and choice-count bounds.
+func (e *ServiceResolverConfigEntry) validateLoadBalancer() error {
+	lb := e.LoadBalancer
+	if lb == nil {
+		return nil
+	}
+	if !validLBPolicies[lb.Policy] {
+		return vErr(e, "Bad LoadBalancer policy: %q is not supported", lb.Policy)
+	}
+	if lb.Policy != LBPolicyRingHash && lb.RingHashConfig != nil {
+		return vErr(e, "Bad LoadBalancer configuration. RingHashConfig specified for incompatible load balancing policy %q", lb.Policy)
+	}
+	if lb.Policy != LBPolicyLeastRequest && lb.LeastRequestConfig != nil {
+		return vErr(e, "Bad LoadBalancer configuration. LeastRequestConfig specified for incompatible load balancing policy %q", lb.Policy)
+	}
+	if !lb.IsHashBased() && len(lb.HashPolicies) > 0 {
+		return vErr(e, "Bad LoadBalancer configuration: HashPolicies specified for non-hash-based Policy: %q", lb.Policy)
+	}
+	for i, hp := range lb.HashPolicies {
+		if hp.Field != "" && !validHashFields[hp.Field] {
+			return vErr(e, "Bad LoadBalancer HashPolicy[%d]: %q is not a supported field", i, hp.Field)
+		}
+		if hp.SourceIP && hp.Field != "" {
+			return vErr(e, "Bad LoadBalancer HashPolicy[%d]: A single hash policy cannot hash both a source address and a %q", i, hp.Field)
+		}
+		if hp.SourceIP && hp.FieldValue != "" {
+			return vErr(e, "Bad LoadBalancer HashPolicy[%d]: A FieldValue cannot be specified when hashing SourceIP", i)
+		}
+		if hp.Field != "" && hp.FieldValue == "" {
+			return vErr(e, "Bad LoadBalancer HashPolicy[%d]: Field %q was specified without a FieldValue", i, hp.Field)
+		}
+		if hp.FieldValue != "" && hp.Field == "" {
+			return vErr(e, "Bad LoadBalancer HashPolicy[%d]: FieldValue requires a Field to apply to", i)
+		}
+		if hp.CookieConfig != nil {
+			if hp.Field != HashPolicyCookie {
+				return vErr(e, "Bad LoadBalancer HashPolicy[%d]: cookie_config provided for %q", i, hp.Field)
+			}
+			if hp.CookieConfig.Session && hp.CookieConfig.TTL != 0 {
+				return vErr(e, "Bad LoadBalancer HashPolicy[%d]: a session cookie cannot have an associated TTL", i)
+			}
+			if hp.CookieConfig.TTL < 0 {
+				return vErr(e, "Bad LoadBalancer HashPolicy[%d]: CookieConfig.TTL '%s' must be >= 0", i, time.Duration(hp.CookieConfig.TTL))
+			}
+		}
+	}
+	if rh := lb.RingHashConfig; rh != nil {
+		if rh.MinimumRingSize > MaxRingSize || rh.MaximumRingSize > MaxRingSize {
+			return vErr(e, "Bad LoadBalancer RingHashConfig: ring sizes must be at most %d", MaxRingSize)
+		}
+		if rh.MaximumRingSize != 0 && rh.MinimumRingSize > rh.MaximumRingSize {
+			return vErr(e, "Bad LoadBalancer RingHashConfig: MinimumRingSize %d is greater than MaximumRingSize %d",
+				rh.MinimumRingSize, rh.MaximumRingSize)
+		}
+	}
+	if lr := lb.LeastRequestConfig; lr != nil && lr.ChoiceCount != 0 && lr.ChoiceCount < MinChoiceCount {
+		return vErr(e, "Bad LoadBalancer LeastRequestConfig: ChoiceCount must be 0 (the default) or at least %d", MinChoiceCount)
+	}
 	return nil
 }
 
@@ -347,11 +447,26 @@ func (e *ServiceResolverConfigEntry) validateFailover() error {
 		if k != "*" && !e.isSubset(k) {
 			return vErr(e, "Bad Failover[%q]: not a valid subset", k)
 		}
-		if f.Service == "" && f.ServiceSubset == "" && f.Namespace == "" && len(f.Datacenters) == 0 {
+		if f.Service == "" && f.ServiceSubset == "" && f.Namespace == "" && len(f.Datacenters) == 0 && len(f.Targets) == 0 {
 			return vErr(e, "Bad Failover[%q] one of Service, ServiceSubset, Namespace, or Datacenters is required", k)
 		}
 		if f.ServiceSubset != "" && (f.Service == "" || f.Service == e.Name) && !e.isSubset(f.ServiceSubset) {
 			return vErr(e, "Bad Failover[%q].ServiceSubset %q is not a valid subset of %q", k, f.ServiceSubset, f.Service)
+		}
+		if len(f.Targets) > 0 {
+			switch {
+			case len(f.Datacenters) > 0:
+				return vErr(e, "Bad Failover[%q]: Targets cannot be set with Datacenters", k)
+			case f.ServiceSubset != "":
+				return vErr(e, "Bad Failover[%q]: Targets cannot be set with ServiceSubset", k)
+			case f.Service != "":
+				return vErr(e, "Bad Failover[%q]: Targets cannot be set with Service", k)
+			}
+		}
+		for i, t := range f.Targets {
+			if t.ServiceSubset != "" && (t.Service == "" || t.Service == e.Name) && !e.isSubset(t.ServiceSubset) {
+				return vErr(e, "Bad Failover[%q].Targets[%d]: ServiceSubset %q is not a valid subset of %q", k, i, t.ServiceSubset, e.Name)
+			}
 		}
 		for _, dc := range f.Datacenters {
 			if dc == "" {

@@ -87,14 +87,14 @@ func TestValidateServiceDefaults(t *testing.T) {
 	cases := map[string]entryValidationCase{
 		"valid":                {&ServiceConfigEntry{Name: "web", Protocol: "HTTP"}, ""},
 		"any protocol allowed": {&ServiceConfigEntry{Name: "web", Protocol: "udp"}, ""},
-		"name required":        {&ServiceConfigEntry{}, "Name is required"},
+		"name required":        {&ServiceConfigEntry{}, "serviceName is required"},
 		"wildcard name":        {&ServiceConfigEntry{Name: "*"}, "service-defaults name must be the name of a service, and not a wildcard"},
 		"mesh gateway none":    {&ServiceConfigEntry{Name: "web", MeshGateway: MeshGatewayConfig{Mode: "none"}}, ""},
 		"mesh gateway local":   {&ServiceConfigEntry{Name: "web", MeshGateway: MeshGatewayConfig{Mode: "local"}}, ""},
 		"mesh gateway remote":  {&ServiceConfigEntry{Name: "web", MeshGateway: MeshGatewayConfig{Mode: "remote"}}, ""},
 		"mesh gateway bad": {&ServiceConfigEntry{Name: "web", MeshGateway: MeshGatewayConfig{Mode: "Local"}},
 			`MeshGateway.Mode "Local" is invalid: must be one of "", "none", "local" or "remote"`},
-		"name checked before meta": {&ServiceConfigEntry{Meta: map[string]string{"": ""}}, "Name is required"},
+		"name checked before meta": {&ServiceConfigEntry{Meta: map[string]string{"": ""}}, "serviceName is required"},
 	}
 	runEntryValidationCases(t, veMergeCases(cases, veMetaCases("", func(m map[string]string) Entry {
 		return &ServiceConfigEntry{Name: "web", Meta: m}
