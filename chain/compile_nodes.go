@@ -84,11 +84,13 @@ func (c *compiler) assemble() error {
 // route, in order, plus the implicit catch-all to the service itself.
 func (c *compiler) assembleRouter(r *ServiceRouterConfigEntry) error {
 	c.usesAdvancedRouting = true
-	// Consul names the node, and aims the catch-all, after the router
-	// entry's own spelling of the name (router:WEB when compiling "web");
-	// docs/discovery-chain.md, Router step.
+	// Consul names the node after the router entry's own spelling of the
+	// name (router:WEB when compiling "web"). Its catch-all also uses that
+	// spelling, relying on a case-insensitive catalog; ours is
+	// case-sensitive, so the catch-all keeps the chain's service
+	// (docs/discovery-chain.md, Router step).
 	name := r.Name
-	if err := c.recordProtocol(name); err != nil {
+	if err := c.recordProtocol(c.serviceName); err != nil {
 		return err
 	}
 	key := routerKey(name)
@@ -123,14 +125,14 @@ func (c *compiler) assembleRouter(r *ServiceRouterConfigEntry) error {
 		node.Routes = append(node.Routes, &Route{Definition: cloneRoute(route), NextNode: next})
 	}
 
-	next, err := c.splitterOrResolver(name)
+	next, err := c.splitterOrResolver(c.serviceName)
 	if err != nil {
 		return err
 	}
 	node.Routes = append(node.Routes, &Route{
 		Definition: &ServiceRoute{
 			Match:       &ServiceRouteMatch{HTTP: &ServiceRouteHTTPMatch{PathPrefix: "/"}},
-			Destination: &ServiceRouteDestination{Service: name},
+			Destination: &ServiceRouteDestination{Service: c.serviceName},
 		},
 		NextNode: next,
 	})
