@@ -188,6 +188,7 @@ func (c *compiler) compile() (*CompiledChain, error) {
 		return nil, err
 	}
 	c.flattenSplitters()
+	c.dropPlainSplitDefinitions()
 	c.pruneUnreachableNodes()
 	c.pruneUnusedTargets()
 	if err := c.checkProtocolPermitsRouting(); err != nil {
@@ -413,6 +414,23 @@ func (c *compiler) flattenSplitter(key string, done map[string]bool) {
 		}
 	}
 	node.Splits = out
+}
+
+// dropPlainSplitDefinitions removes the Definition of every split that
+// modifies no headers and copies the others: Consul 1.6 printed splits as {Weight, NextNode}, and
+// the definition only matters for the header modifiers later Consul added.
+func (c *compiler) dropPlainSplitDefinitions() {
+	for _, n := range c.nodes {
+		for _, s := range n.Splits {
+			if d := s.Definition; d != nil {
+				if d.RequestHeaders.IsZero() && d.ResponseHeaders.IsZero() {
+					s.Definition = nil
+				} else {
+					s.Definition = cloneSplit(d) // share no memory with the entry
+				}
+			}
+		}
+	}
 }
 
 // scaleWeight returns parent*child/100 rounded to 0.01 (half away from

@@ -183,7 +183,9 @@ func (c *compiler) splitterOrResolver(service string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		node.Splits = append(node.Splits, &Split{Definition: cloneSplit(split), Weight: split.Weight, NextNode: next})
+		// Definition points into the stored entry until
+		// dropPlainSplitDefinitions copies the ones it keeps.
+		node.Splits = append(node.Splits, &Split{Definition: split, Weight: split.Weight, NextNode: next})
 		// A route can carry one set of hash policies: the splitter takes
 		// the first hash-based policy among the resolvers its own legs
 		// reach (later Consul).
@@ -430,12 +432,8 @@ func cloneRoute(r *ServiceRoute) *ServiceRoute {
 	return out
 }
 
-// cloneSplit returns the Definition of a compiled split: a copy of the
-// configured leg when it modifies headers, else nil (the 1.6 shape).
+// cloneSplit deep-copies a split definition.
 func cloneSplit(s *ServiceSplit) *ServiceSplit {
-	if s.RequestHeaders.IsZero() && s.ResponseHeaders.IsZero() {
-		return nil
-	}
 	out := *s
 	out.RequestHeaders = s.RequestHeaders.clone()
 	out.ResponseHeaders = s.ResponseHeaders.clone()
@@ -487,20 +485,17 @@ func mergeHeaderModifiers(base, overrides *HTTPHeaderModifiers) *HTTPHeaderModif
 // flattening (Consul's ServiceSplit.MergeParent): the child's leg, with
 // the parent's request modifiers applied first (the child's win) and its
 // response modifiers applied last (the parent's win, as responses flow
-// back through the parent). nil when no modifiers remain.
+// back through the parent).
 func mergeParentSplit(child, parent *ServiceSplit) *ServiceSplit {
-	if parent == nil {
+	switch {
+	case parent == nil:
 		return child
-	}
-	if child == nil {
-		child = &ServiceSplit{}
+	case child == nil:
+		return cloneSplit(parent)
 	}
 	out := *child
 	out.RequestHeaders = mergeHeaderModifiers(parent.RequestHeaders, child.RequestHeaders)
 	out.ResponseHeaders = mergeHeaderModifiers(child.ResponseHeaders, parent.ResponseHeaders)
-	if out.RequestHeaders == nil && out.ResponseHeaders == nil {
-		return nil
-	}
 	return &out
 }
 
