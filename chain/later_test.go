@@ -237,7 +237,9 @@ func TestValidateLaterFields(t *testing.T) {
 		"ring too large": {lb(&LoadBalancer{Policy: LBPolicyRingHash, RingHashConfig: &RingHashConfig{MaximumRingSize: MaxRingSize + 1}}),
 			"Bad LoadBalancer RingHashConfig: ring sizes must be at most 8388608"},
 		"ring min above max": {lb(&LoadBalancer{Policy: LBPolicyRingHash, RingHashConfig: &RingHashConfig{MinimumRingSize: 10, MaximumRingSize: 5}}),
-			"Bad LoadBalancer RingHashConfig: MinimumRingSize 10 is greater than MaximumRingSize 5"},
+			"Bad LoadBalancer RingHashConfig: MinimumRingSize 10 (1024 when unset) is greater than MaximumRingSize 5"},
+		"ring default min above max": {lb(&LoadBalancer{Policy: LBPolicyRingHash, RingHashConfig: &RingHashConfig{MaximumRingSize: 512}}),
+			"Bad LoadBalancer RingHashConfig: MinimumRingSize 0 (1024 when unset) is greater than MaximumRingSize 512"},
 		"choice count one": {lb(&LoadBalancer{Policy: LBPolicyLeastRequest, LeastRequestConfig: &LeastRequestConfig{ChoiceCount: 1}}),
 			"Bad LoadBalancer LeastRequestConfig: ChoiceCount must be 0 (the default) or at least 2"},
 		"failover targets ok": {res(func(r *ServiceResolverConfigEntry) {

@@ -59,8 +59,9 @@ var validHashFields = map[string]bool{
 // does not check them; Envoy and gRPC clients reject the resources
 // otherwise): docs/discovery-chain.md, service-resolver.
 const (
-	MaxRingSize    = 8388608
-	MinChoiceCount = 2
+	MaxRingSize        = 8388608
+	DefaultMinRingSize = 1024 // what Envoy and gRPC clients use when unset
+	MinChoiceCount     = 2
 )
 
 // subsetNameRE is the DNS-label rule for subset names
@@ -403,9 +404,13 @@ func (e *ServiceResolverConfigEntry) validateLoadBalancer() error {
 		if rh.MinimumRingSize > MaxRingSize || rh.MaximumRingSize > MaxRingSize {
 			return vErr(e, "Bad LoadBalancer RingHashConfig: ring sizes must be at most %d", MaxRingSize)
 		}
-		if rh.MaximumRingSize != 0 && rh.MinimumRingSize > rh.MaximumRingSize {
-			return vErr(e, "Bad LoadBalancer RingHashConfig: MinimumRingSize %d is greater than MaximumRingSize %d",
-				rh.MinimumRingSize, rh.MaximumRingSize)
+		minSize := rh.MinimumRingSize
+		if minSize == 0 {
+			minSize = DefaultMinRingSize
+		}
+		if rh.MaximumRingSize != 0 && minSize > rh.MaximumRingSize {
+			return vErr(e, "Bad LoadBalancer RingHashConfig: MinimumRingSize %d (%d when unset) is greater than MaximumRingSize %d",
+				rh.MinimumRingSize, DefaultMinRingSize, rh.MaximumRingSize)
 		}
 	}
 	if lr := lb.LeastRequestConfig; lr != nil && lr.ChoiceCount != 0 && lr.ChoiceCount < MinChoiceCount {

@@ -30,21 +30,29 @@ func (b *builder) clusters(keys []string) ([]*clusterv3.Cluster, error) {
 		t := b.chain.Targets[info.Target]
 		name := ClusterName(b.chain, t)
 		timeout := connectTimeout(info)
+		lb := b.resolvers[key].LoadBalancer
 		failover := b.failoverTargets(info)
 		if len(failover) == 0 {
-			out = append(out, edsCluster(name, t.Name, timeout))
+			c := edsCluster(name, t.Name, timeout)
+			setLBPolicy(c, lb)
+			out = append(out, c)
 			continue
 		}
 		children := make([]string, 0, len(failover)+1)
 		for i, ct := range append([]*chain.Target{t}, failover...) {
 			child := FailoverChildName(i, name)
 			children = append(children, child)
-			out = append(out, edsCluster(child, ct.Name, timeout))
+			c := edsCluster(child, ct.Name, timeout)
+			setLBPolicy(c, lb)
+			out = append(out, c)
 		}
 		agg, err := aggregateCluster(name, children, timeout)
 		if err != nil {
 			return nil, err
 		}
+		// gRPC clients balance an aggregate's endpoints with the
+		// aggregate's own policy (gRFC A37), so it carries it too.
+		setLBPolicy(agg, lb)
 		out = append(out, agg)
 	}
 	slices.SortFunc(out, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.GetName(), b.GetName()) })
@@ -94,6 +102,38 @@ func edsCluster(name, edsName string, timeout time.Duration) *clusterv3.Cluster 
 			ServiceName: edsName,
 		},
 		ConnectTimeout: durationpb.New(timeout),
+	}
+}
+
+// setLBPolicy sets the load-balancing policy of a resolver's LoadBalancer
+// on c: least_request (choice_count when set) and ring_hash (xxHash, ring
+// sizes when set), which gRPC clients honour. round_robin and "" keep
+// the default; maglev and random, which gRPC clients NACK, keep round
+// robin too (grpccheck warns).
+func setLBPolicy(c *clusterv3.Cluster, lb *chain.LoadBalancer) {
+	if lb == nil {
+		return
+	}
+	switch lb.Policy {
+	case chain.LBPolicyLeastRequest:
+		c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+		if lr := lb.LeastRequestConfig; lr != nil && lr.ChoiceCount > 0 {
+			c.LbConfig = &clusterv3.Cluster_LeastRequestLbConfig_{LeastRequestLbConfig: &clusterv3.Cluster_LeastRequestLbConfig{
+				ChoiceCount: wrapperspb.UInt32(lr.ChoiceCount),
+			}}
+		}
+	case chain.LBPolicyRingHash:
+		c.LbPolicy = clusterv3.Cluster_RING_HASH
+		rh := &clusterv3.Cluster_RingHashLbConfig{HashFunction: clusterv3.Cluster_RingHashLbConfig_XX_HASH}
+		if cfg := lb.RingHashConfig; cfg != nil {
+			if cfg.MinimumRingSize > 0 {
+				rh.MinimumRingSize = wrapperspb.UInt64(cfg.MinimumRingSize)
+			}
+			if cfg.MaximumRingSize > 0 {
+				rh.MaximumRingSize = wrapperspb.UInt64(cfg.MaximumRingSize)
+			}
+		}
+		c.LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: rh}
 	}
 }
 

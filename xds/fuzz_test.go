@@ -39,6 +39,18 @@ var (
 	fuzzAddresses = []string{"10.0.0.1", "10.0.0.2", "::1", "host.example"}
 	fuzzPorts     = []int{8080, 8081, 1, 65535}
 	fuzzStatuses  = []catalog.Health{catalog.Passing, catalog.Warning, catalog.Critical}
+	fuzzModifiers = []*chain.HTTPHeaderModifiers{nil, nil, {}, {Add: map[string]string{"x-a": "1"}},
+		{Set: map[string]string{"x-b": "ü", "X-C": ""}, Remove: []string{"x-d", "x-d"}}, {Remove: []string{""}}, {Add: map[string]string{"x-e": "a\nb"}}}
+	fuzzRetryOn = [][]string{nil, {"unavailable"}, {"5xx", "cancelled"}, {"reset"}, {"deadline-exceeded", "internal", "resource-exhausted"}}
+	fuzzLBs     = []*chain.LoadBalancer{nil, {Policy: chain.LBPolicyRoundRobin}, {Policy: chain.LBPolicyLeastRequest, LeastRequestConfig: &chain.LeastRequestConfig{ChoiceCount: 3}},
+		{Policy: chain.LBPolicyLeastRequest, LeastRequestConfig: &chain.LeastRequestConfig{ChoiceCount: 1}},
+		{Policy: chain.LBPolicyRingHash, RingHashConfig: &chain.RingHashConfig{MinimumRingSize: 16, MaximumRingSize: 64},
+			HashPolicies: []chain.HashPolicy{{Field: chain.HashPolicyHeader, FieldValue: "X-User", Terminal: true}, {SourceIP: true}}},
+		{Policy: chain.LBPolicyRingHash, RingHashConfig: &chain.RingHashConfig{MaximumRingSize: 512}},
+		{Policy: chain.LBPolicyMaglev, HashPolicies: []chain.HashPolicy{{Field: chain.HashPolicyCookie, FieldValue: "s", CookieConfig: &chain.CookieConfig{Session: true}}}},
+		{Policy: chain.LBPolicyRandom},
+		{Policy: chain.LBPolicyRingHash, HashPolicies: []chain.HashPolicy{{Field: chain.HashPolicyQueryParam, FieldValue: "id"},
+			{Field: chain.HashPolicyCookie, FieldValue: "c", CookieConfig: &chain.CookieConfig{TTL: chain.Duration(time.Minute), Path: "/"}}}}}
 )
 
 // fuzzEntries decodes up to 8 entries (all services get protocol grpc, so
@@ -58,7 +70,8 @@ func fuzzEntries(r *fuzzReader) []chain.Entry {
 		case 1:
 			e := splitter(name)
 			for _, w := range pick(r, fuzzWeights) {
-				e.Splits = append(e.Splits, chain.ServiceSplit{Weight: w, Service: pick(r, fuzzServices), ServiceSubset: pick(r, fuzzSubsets)})
+				e.Splits = append(e.Splits, chain.ServiceSplit{Weight: w, Service: pick(r, fuzzServices), ServiceSubset: pick(r, fuzzSubsets),
+					RequestHeaders: pick(r, fuzzModifiers), ResponseHeaders: pick(r, fuzzModifiers)})
 			}
 			out = append(out, e)
 		default:
@@ -113,6 +126,10 @@ func fuzzRoute(r *fuzzReader) chain.ServiceRoute {
 		if r.byte()%4 == 0 {
 			route.Destination.PrefixRewrite = "/x/"
 		}
+		d := route.Destination
+		d.IdleTimeout = chain.Duration(time.Duration(r.byte()%3) * time.Second)
+		d.RetryOn = pick(r, fuzzRetryOn)
+		d.RequestHeaders, d.ResponseHeaders = pick(r, fuzzModifiers), pick(r, fuzzModifiers)
 	}
 	return route
 }
@@ -140,6 +157,19 @@ func fuzzResolver(r *fuzzReader, name string) *chain.ServiceResolverConfigEntry 
 	if mask&16 != 0 {
 		e.ConnectTimeout = chain.Duration(time.Duration(r.byte()) * time.Second)
 	}
+	if mask&32 != 0 {
+		e.LoadBalancer = pick(r, fuzzLBs)
+		e.RequestTimeout = chain.Duration(time.Duration(r.byte()%4) * time.Second)
+	}
+	if mask&64 != 0 && e.Redirect == nil {
+		fo := chain.ServiceResolverFailover{}
+		for k := int(r.byte()%3) + 1; k > 0; k-- {
+			fo.Targets = append(fo.Targets, chain.ServiceResolverFailoverTarget{
+				Service: pick(r, fuzzServices), ServiceSubset: pick(r, fuzzSubsets), Datacenter: pick(r, fuzzDCs),
+			})
+		}
+		e.Failover = map[string]chain.ServiceResolverFailover{"*": fo}
+	}
 	return e
 }
 
@@ -166,6 +196,9 @@ func FuzzBuild(f *testing.F) {
 	f.Add([]byte{0, 2, 9, 1, 1, 1, 0, 2, 4, 5, 0, 1, 2, 3})       // resolver with subsets and failover
 	f.Add([]byte{0, 1, 5, 0, 1, 2, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0}) // negative split weight
 	f.Add([]byte("a fairly long input producing a mixture of routes, splits and instances"))
+	f.Add([]byte{2, 0, 96, 4, 1, 2, 2, 1, 0, 0, 1, 2, 3, 0, 1, 1, 4, 0, 1, 1})                   // resolver with a load balancer and failover targets
+	f.Add([]byte{0, 1, 3, 2, 1, 2, 3, 0, 1, 2, 1, 1, 1, 3, 4, 1, 2, 4, 3, 3, 2, 1, 4, 2, 0, 1}) // router with header modifiers and retry conditions
+	f.Add([]byte{1, 1, 1, 3, 0, 1, 3, 4, 2, 1, 0, 4, 3, 2, 2, 1, 1, 3, 2, 1})                   // splitter legs with header modifiers
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := &fuzzReader{data: data}
 		var kept []chain.Entry

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -28,6 +29,9 @@ func (b *builder) routes() ([]*routev3.Route, error) {
 	action, err := b.action(key)
 	if err != nil {
 		return nil, err
+	}
+	if err := b.applyNextNode(action, key, nil); err != nil {
+		return nil, invalidf("%s: %v", key, err)
 	}
 	return []*routev3.Route{{
 		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
@@ -54,14 +58,102 @@ func (b *builder) routerRoutes(key string, n *chain.GraphNode) ([]*routev3.Route
 		if err != nil {
 			return nil, err
 		}
+		route := &routev3.Route{Match: match, Action: &routev3.Route_Route{Route: action}}
+		var dest *chain.ServiceRouteDestination
 		if r.Definition != nil {
-			if err := applyDestination(action, r.Definition.Destination); err != nil {
-				return nil, invalidf("%s route %d: %v", key, i, err)
-			}
+			dest = r.Definition.Destination
 		}
-		out = append(out, &routev3.Route{Match: match, Action: &routev3.Route_Route{Route: action}})
+		if err := applyDestination(route, action, dest); err != nil {
+			return nil, invalidf("%s route %d: %v", key, i, err)
+		}
+		if err := b.applyNextNode(action, r.NextNode, dest); err != nil {
+			return nil, invalidf("%s route %d: %v", key, i, err)
+		}
+		out = append(out, route)
 	}
 	return out, nil
+}
+
+// applyNextNode adds to a route action what its next node decides: the
+// hash policies of a hash-based LoadBalancer (a resolver's own, or the one
+// the compiler gave a splitter), and a resolver's RequestTimeout when the
+// route sets none (later Consul's rules, §4.2).
+func (b *builder) applyNextNode(a *routev3.RouteAction, key string, d *chain.ServiceRouteDestination) error {
+	n := b.chain.Nodes[key]
+	if n == nil {
+		return nil // action already reported it
+	}
+	if lb := n.LoadBalancer; lb.IsHashBased() {
+		hp, err := hashPolicies(lb.HashPolicies)
+		if err != nil {
+			return err
+		}
+		a.HashPolicy = hp
+	}
+	if n.Resolver != nil && (d == nil || d.RequestTimeout <= 0) {
+		setRequestTimeout(a, time.Duration(n.Resolver.RequestTimeout))
+	}
+	return nil
+}
+
+// hashPolicies translates a LoadBalancer's hash policies in order: header
+// (honoured by gRPC clients), cookie, query parameter and source IP
+// (ignored by them, kept for Envoy; grpccheck warns).
+func hashPolicies(in []chain.HashPolicy) ([]*routev3.RouteAction_HashPolicy, error) {
+	out := make([]*routev3.RouteAction_HashPolicy, 0, len(in))
+	for i, hp := range in {
+		p := &routev3.RouteAction_HashPolicy{Terminal: hp.Terminal}
+		if err := checkText("hash policy FieldValue", hp.FieldValue); err != nil {
+			return nil, prefixErr("HashPolicy", i, err)
+		}
+		switch {
+		case hp.SourceIP:
+			p.PolicySpecifier = &routev3.RouteAction_HashPolicy_ConnectionProperties_{
+				ConnectionProperties: &routev3.RouteAction_HashPolicy_ConnectionProperties{SourceIp: true},
+			}
+		case hp.FieldValue == "":
+			return nil, prefixErr("HashPolicy", i, errf("has no FieldValue"))
+		case hp.Field == chain.HashPolicyHeader:
+			p.PolicySpecifier = &routev3.RouteAction_HashPolicy_Header_{
+				Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: strings.ToLower(hp.FieldValue)},
+			}
+		case hp.Field == chain.HashPolicyCookie:
+			c := &routev3.RouteAction_HashPolicy_Cookie{Name: hp.FieldValue}
+			if cc := hp.CookieConfig; cc != nil {
+				if err := checkText("cookie Path", cc.Path); err != nil {
+					return nil, prefixErr("HashPolicy", i, err)
+				}
+				c.Path = cc.Path
+				switch {
+				case cc.Session:
+					c.Ttl = durationpb.New(0) // a session cookie
+				case cc.TTL > 0:
+					c.Ttl = durationpb.New(time.Duration(cc.TTL))
+				}
+			}
+			p.PolicySpecifier = &routev3.RouteAction_HashPolicy_Cookie_{Cookie: c}
+		case hp.Field == chain.HashPolicyQueryParam:
+			p.PolicySpecifier = &routev3.RouteAction_HashPolicy_QueryParameter_{
+				QueryParameter: &routev3.RouteAction_HashPolicy_QueryParameter{Name: hp.FieldValue},
+			}
+		default:
+			return nil, prefixErr("HashPolicy", i, errf("has unknown Field %q", hp.Field))
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// setRequestTimeout caps the whole call at t (both max_stream_duration
+// fields, which gRPC clients honour); t <= 0 sets nothing.
+func setRequestTimeout(a *routev3.RouteAction, t time.Duration) {
+	if t <= 0 {
+		return
+	}
+	a.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{
+		MaxStreamDuration:    durationpb.New(t),
+		GrpcTimeoutHeaderMax: durationpb.New(t),
+	}
 }
 
 // action returns the route action that sends traffic to node key: one
@@ -137,11 +229,22 @@ func (b *builder) weightedClusters(key string, n *chain.GraphNode) (*routev3.Wei
 		}
 		total += uint64(w)
 		if i, ok := index[name]; ok {
+			// Merged legs keep the first leg's header modifiers
+			// (grpccheck warns when a later leg's differ).
 			legs[i].Weight = wrapperspb.UInt32(legs[i].GetWeight().GetValue() + uint32(w))
 			continue
 		}
 		index[name] = len(legs)
-		legs = append(legs, &routev3.WeightedCluster_ClusterWeight{Name: name, Weight: wrapperspb.UInt32(uint32(w))})
+		leg := &routev3.WeightedCluster_ClusterWeight{Name: name, Weight: wrapperspb.UInt32(uint32(w))}
+		if d := s.Definition; d != nil {
+			h, err := headerModifiers(d.RequestHeaders, d.ResponseHeaders)
+			if err != nil {
+				return nil, invalidf("%s split %d: %v", key, j, err)
+			}
+			leg.RequestHeadersToAdd, leg.RequestHeadersToRemove = h.reqAdd, h.reqRemove
+			leg.ResponseHeadersToAdd, leg.ResponseHeadersToRemove = h.respAdd, h.respRemove
+		}
+		legs = append(legs, leg)
 	}
 	if total == 0 || total > math.MaxUint32 {
 		return nil, invalidf("%s: the split weights × 100 add up to %d, want 1 to %d", key, total, uint64(math.MaxUint32))
@@ -149,9 +252,9 @@ func (b *builder) weightedClusters(key string, n *chain.GraphNode) (*routev3.Wei
 	return &routev3.WeightedCluster{Clusters: legs}, nil
 }
 
-// applyDestination adds a route's timeout, retry policy and prefix
-// rewrite to its action (§5.2).
-func applyDestination(a *routev3.RouteAction, d *chain.ServiceRouteDestination) error {
+// applyDestination adds a route's timeouts, retry policy, prefix rewrite
+// and header modifiers to the route and its action (§5.2).
+func applyDestination(r *routev3.Route, a *routev3.RouteAction, d *chain.ServiceRouteDestination) error {
 	if d == nil {
 		return nil
 	}
@@ -161,19 +264,86 @@ func applyDestination(a *routev3.RouteAction, d *chain.ServiceRouteDestination) 
 		}
 		a.PrefixRewrite = d.PrefixRewrite
 	}
-	if t := time.Duration(d.RequestTimeout); t > 0 {
-		a.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{
-			MaxStreamDuration:    durationpb.New(t),
-			GrpcTimeoutHeaderMax: durationpb.New(t),
-		}
+	setRequestTimeout(a, time.Duration(d.RequestTimeout))
+	if t := time.Duration(d.IdleTimeout); t > 0 {
+		a.IdleTimeout = durationpb.New(t) // ignored by gRPC clients, kept for Envoy
 	}
-	if slices.Contains(d.RetryOnStatusCodes, grpccheck.HTTPUnavailable) {
-		a.RetryPolicy = &routev3.RetryPolicy{RetryOn: grpccheck.GRPCUnavailable}
+	if on := grpccheck.RetryConditions(d); len(on) > 0 {
+		a.RetryPolicy = &routev3.RetryPolicy{RetryOn: strings.Join(on, ",")}
 		if d.NumRetries > 0 {
 			a.RetryPolicy.NumRetries = wrapperspb.UInt32(d.NumRetries)
 		}
 	}
+	h, err := headerModifiers(d.RequestHeaders, d.ResponseHeaders)
+	if err != nil {
+		return err
+	}
+	r.RequestHeadersToAdd, r.RequestHeadersToRemove = h.reqAdd, h.reqRemove
+	r.ResponseHeadersToAdd, r.ResponseHeadersToRemove = h.respAdd, h.respRemove
 	return nil
+}
+
+// headerOptions is a pair of header modifiers in xDS form.
+type headerOptions struct {
+	reqAdd, respAdd       []*corev3.HeaderValueOption
+	reqRemove, respRemove []string
+}
+
+// headerModifiers translates request and response modifiers (ignored by
+// gRPC clients, kept for Envoy): Add appends (APPEND_IF_EXISTS_OR_ADD),
+// Set overwrites (OVERWRITE_IF_EXISTS_OR_ADD), each sorted by name, Add
+// first; Remove in order.
+func headerModifiers(req, resp *chain.HTTPHeaderModifiers) (headerOptions, error) {
+	var h headerOptions
+	var err error
+	if h.reqAdd, h.reqRemove, err = modifierOptions("RequestHeaders", req); err != nil {
+		return h, err
+	}
+	h.respAdd, h.respRemove, err = modifierOptions("ResponseHeaders", resp)
+	return h, err
+}
+
+func modifierOptions(field string, m *chain.HTTPHeaderModifiers) ([]*corev3.HeaderValueOption, []string, error) {
+	if m.IsZero() {
+		return nil, nil, nil
+	}
+	var add []*corev3.HeaderValueOption
+	for _, set := range []struct {
+		what   string
+		values map[string]string
+		action corev3.HeaderValueOption_HeaderAppendAction
+	}{
+		{"Add", m.Add, corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD},
+		{"Set", m.Set, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD},
+	} {
+		for _, k := range sortedKeys(set.values) {
+			if err := checkHeaderName(field+"."+set.what, k); err != nil {
+				return nil, nil, err
+			}
+			if err := checkText(field+"."+set.what+" value", set.values[k]); err != nil {
+				return nil, nil, err
+			}
+			add = append(add, &corev3.HeaderValueOption{
+				Header:       &corev3.HeaderValue{Key: k, Value: set.values[k]},
+				AppendAction: set.action,
+			})
+		}
+	}
+	for _, k := range m.Remove {
+		if err := checkHeaderName(field+".Remove", k); err != nil {
+			return nil, nil, err
+		}
+	}
+	return add, slices.Clone(m.Remove), nil
+}
+
+// checkHeaderName rejects what Envoy's header-name rule rejects: an empty
+// name or one with NUL, CR or LF.
+func checkHeaderName(field, name string) error {
+	if name == "" {
+		return errf("%s has an empty header name", field)
+	}
+	return checkText(field, name)
 }
 
 // routeMatch translates a route's match (§4.2); no match is the catch-all

@@ -8,6 +8,8 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	aggregatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/clusters/aggregate/v3"
+
+	"github.com/chainstore/chainstore/chain"
 )
 
 // clusterRefs is what a cluster points at: an EDS assignment or the
@@ -80,6 +82,17 @@ func (v *validator) lbPolicy(res string, c *clusterv3.Cluster) {
 	case clusterv3.Cluster_RING_HASH:
 		if rh := c.GetRingHashLbConfig(); rh != nil && rh.GetHashFunction() != clusterv3.Cluster_RingHashLbConfig_XX_HASH {
 			v.add(res, "ring hash must use XX_HASH")
+		}
+		rh := c.GetRingHashLbConfig()
+		minSize, maxSize := uint64(chain.DefaultMinRingSize), uint64(chain.MaxRingSize)
+		if m := rh.GetMinimumRingSize(); m != nil {
+			minSize = m.GetValue()
+		}
+		if m := rh.GetMaximumRingSize(); m != nil {
+			maxSize = m.GetValue()
+		}
+		if minSize > maxSize {
+			v.add(res, "ring hash minimum_ring_size %d is greater than maximum_ring_size %d", minSize, maxSize)
 		}
 	case clusterv3.Cluster_LEAST_REQUEST:
 		if n := c.GetLeastRequestLbConfig().GetChoiceCount(); n != nil && n.GetValue() < 2 {

@@ -9,7 +9,12 @@
 // same warnings, plus those its instances cause (FeatureDuplicateAddress).
 package grpccheck
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+
+	"github.com/chainstore/chainstore/chain"
+)
 
 // The retry mapping gRPC clients honour (§5.2): HTTPUnavailable (503) is
 // the only HTTP status with a gRPC retry condition, GRPCUnavailable.
@@ -47,6 +52,22 @@ const (
 	// FeatureConnectTimeout: connect_timeout is accepted but not used by
 	// gRPC clients (kept for Envoy).
 	FeatureConnectTimeout Feature = "ConnectTimeout"
+	// FeatureRetryOn: an Envoy retry condition (5xx, reset, ...) has no
+	// gRPC status name; gRPC clients do not retry on it.
+	FeatureRetryOn Feature = "RetryOn"
+	// FeatureIdleTimeout: idle_timeout is ignored by gRPC clients (kept for
+	// Envoy).
+	FeatureIdleTimeout Feature = "IdleTimeout"
+	// FeatureHeaderModifiers: request and response header add/set/remove
+	// on routes and split legs are ignored by gRPC clients (kept for
+	// Envoy).
+	FeatureHeaderModifiers Feature = "HeaderModifiers"
+	// FeatureLoadBalancer: a policy gRPC clients NACK (maglev, random) is
+	// published as round robin.
+	FeatureLoadBalancer Feature = "LoadBalancer"
+	// FeatureHashPolicy: cookie, query-parameter and source-IP hashing are
+	// ignored by gRPC clients (header hashing is honoured).
+	FeatureHashPolicy Feature = "HashPolicy"
 	// FeatureDuplicateAddress: two instances of a target share an address
 	// and port; grpc-go NACKs that, so only one is listed. Only xds.Build
 	// reports it: it comes from the instances, not the chain.
@@ -78,4 +99,34 @@ func (w Warning) String() string {
 		return fmt.Sprintf("%s: %s: %s", w.Node, w.Feature, w.Detail)
 	}
 	return fmt.Sprintf("%s route %d (%s): %s: %s", w.Node, w.Route, w.Match, w.Feature, w.Detail)
+}
+
+// grpcRetryOn are the retry conditions gRPC clients honour: gRPC status
+// names (§5.2).
+var grpcRetryOn = map[string]bool{
+	"cancelled": true, "deadline-exceeded": true, "internal": true, "resource-exhausted": true, GRPCUnavailable: true,
+}
+
+// IsGRPCRetryCondition reports whether a RetryOn condition is a gRPC
+// status name gRPC clients retry on.
+func IsGRPCRetryCondition(on string) bool { return grpcRetryOn[on] }
+
+// RetryConditions returns the retry_on conditions of a route destination
+// that gRPC clients honour, in order and without repeats: its RetryOn
+// entries that are gRPC status names, then "unavailable" for
+// RetryOnStatusCodes 503. nil means no retry policy.
+func RetryConditions(d *chain.ServiceRouteDestination) []string {
+	if d == nil {
+		return nil
+	}
+	var out []string
+	for _, on := range d.RetryOn {
+		if grpcRetryOn[on] && !slices.Contains(out, on) {
+			out = append(out, on)
+		}
+	}
+	if slices.Contains(d.RetryOnStatusCodes, HTTPUnavailable) && !slices.Contains(out, GRPCUnavailable) {
+		out = append(out, GRPCUnavailable)
+	}
+	return out
 }
