@@ -48,6 +48,8 @@ subsets { v1 { filter = "Service.Meta.version == v1" } }
 failover { "*" { datacenters = ["dc2"] } }
 connect_timeout = -1`,
 		"kind = \"service-defaults\"\nname = \"\xff\"\nmeta { \"\xfe\" = \"\xfd\" }",
+		laterRouterHCL, laterRouterJSON, laterSplitterHCL, laterSplitterJSON,
+		laterResolverHCL, laterResolverJSON, laterServiceDefaultsHCL, laterServiceDefaultsJSON,
 	} {
 		seeds = append(seeds, []byte(s))
 	}

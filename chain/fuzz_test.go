@@ -38,6 +38,16 @@ var (
 
 // fuzzEntries decodes up to 12 entries from data. Many are invalid on
 // purpose; the caller keeps those that pass Prepare.
+// Later entry fields for the fuzzers: header modifiers and load
+// balancers, some invalid on purpose.
+var (
+	fuzzModifiers     = []*HTTPHeaderModifiers{nil, nil, {}, {Set: map[string]string{"x-a": "1"}, Remove: []string{"x-b"}}, {Add: map[string]string{"x-a": "2"}}}
+	fuzzLoadBalancers = []*LoadBalancer{nil, {Policy: LBPolicyLeastRequest}, {Policy: "bogus"},
+		{Policy: LBPolicyRingHash, HashPolicies: []HashPolicy{{Field: HashPolicyHeader, FieldValue: "x"}}},
+		{Policy: LBPolicyMaglev, HashPolicies: []HashPolicy{{SourceIP: true}}},
+		{Policy: LBPolicyRoundRobin, HashPolicies: []HashPolicy{{SourceIP: true}}}}
+)
+
 func fuzzEntries(data []byte) []Entry {
 	r := &fuzzReader{data: data}
 	var out []Entry
@@ -91,10 +101,12 @@ func fuzzEntries(data []byte) []Entry {
 			e := &ServiceSplitterConfigEntry{Kind: KindServiceSplitter, Name: name}
 			for _, w := range pick(r, fuzzWeights) {
 				e.Splits = append(e.Splits, ServiceSplit{
-					Weight:        w,
-					Service:       pick(r, fuzzNames),
-					ServiceSubset: pick(r, fuzzSubsets),
-					Namespace:     pick(r, fuzzNamespaces),
+					Weight:          w,
+					Service:         pick(r, fuzzNames),
+					ServiceSubset:   pick(r, fuzzSubsets),
+					Namespace:       pick(r, fuzzNamespaces),
+					RequestHeaders:  pick(r, fuzzModifiers),
+					ResponseHeaders: pick(r, fuzzModifiers),
 				})
 			}
 			out = append(out, e)
@@ -131,6 +143,19 @@ func fuzzEntries(data []byte) []Entry {
 			if mask&32 != 0 {
 				e.ConnectTimeout = Duration(time.Duration(r.byte()) * time.Second)
 			}
+			if mask&64 != 0 {
+				e.LoadBalancer = pick(r, fuzzLoadBalancers)
+				e.RequestTimeout = Duration(time.Duration(r.byte()%4) * time.Second)
+			}
+			if mask&128 != 0 {
+				fo := ServiceResolverFailover{}
+				for n := int(r.byte()%3) + 1; n > 0; n-- {
+					fo.Targets = append(fo.Targets, ServiceResolverFailoverTarget{
+						Service: pick(r, fuzzNames), ServiceSubset: pick(r, fuzzSubsets), Datacenter: pick(r, fuzzDCs),
+					})
+				}
+				e.Failover = map[string]ServiceResolverFailover{pick(r, []string{"*", "v1", "v2"}): fo}
+			}
 			out = append(out, e)
 		}
 	}
@@ -149,6 +174,8 @@ func FuzzCompile(f *testing.F) {
 	f.Add([]byte{0, 3, 1, 1, 0, 0, 1, 3, 1, 0, 0, 0, 0, 1, 1, 1})          // nested splitters
 	f.Add([]byte{0, 2, 3, 1, 1, 1, 1, 1, 0, 2, 2, 0, 0, 0, 0, 1, 1, 1, 1}) // router
 	f.Add([]byte("a fairly long input to produce a mixture of entry kinds!!"))
+	f.Add([]byte{0, 4, 192, 3, 1, 2, 1, 2, 0, 1, 1, 0, 2, 4, 3, 3, 1, 1, 0, 0})     // resolver with a load balancer and failover targets
+	f.Add([]byte{0, 3, 1, 3, 1, 0, 3, 4, 2, 1, 0, 3, 0, 1, 1, 0, 1, 2, 3, 3, 3, 1}) // splitters with header modifiers
 	f.Fuzz(func(t *testing.T, data []byte) {
 		store := NewMemStore()
 		var kept []Entry

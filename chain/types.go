@@ -262,7 +262,7 @@ type ServiceResolverConfigEntry struct {
 	// used by a route that sets none.
 	RequestTimeout Duration `json:",omitempty"`
 	// LoadBalancer picks the load-balancing policy for this service.
-	LoadBalancer *LoadBalancer    `json:",omitempty"`
+	LoadBalancer *LoadBalancer     `json:",omitempty"`
 	Meta         map[string]string `json:",omitempty"`
 }
 

@@ -196,7 +196,7 @@ func FuzzBuild(f *testing.F) {
 	f.Add([]byte{0, 2, 9, 1, 1, 1, 0, 2, 4, 5, 0, 1, 2, 3})       // resolver with subsets and failover
 	f.Add([]byte{0, 1, 5, 0, 1, 2, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0}) // negative split weight
 	f.Add([]byte("a fairly long input producing a mixture of routes, splits and instances"))
-	f.Add([]byte{2, 0, 96, 4, 1, 2, 2, 1, 0, 0, 1, 2, 3, 0, 1, 1, 4, 0, 1, 1})                   // resolver with a load balancer and failover targets
+	f.Add([]byte{2, 0, 96, 4, 1, 2, 2, 1, 0, 0, 1, 2, 3, 0, 1, 1, 4, 0, 1, 1})                  // resolver with a load balancer and failover targets
 	f.Add([]byte{0, 1, 3, 2, 1, 2, 3, 0, 1, 2, 1, 1, 1, 3, 4, 1, 2, 4, 3, 3, 2, 1, 4, 2, 0, 1}) // router with header modifiers and retry conditions
 	f.Add([]byte{1, 1, 1, 3, 0, 1, 3, 4, 2, 1, 0, 4, 3, 2, 2, 1, 1, 3, 2, 1})                   // splitter legs with header modifiers
 	f.Fuzz(func(t *testing.T, data []byte) {
