@@ -10,7 +10,7 @@ import (
 )
 
 // Fidelity to Consul 1.6: one named test per behaviour that used to differ
-// (docs/discovery-chain.md, "Consul fidelity notes"). Each asserts the
+// (docs/discovery-chain.md, "Fidelity tests"). Each asserts the
 // exact output Consul gives.
 
 // compileGolden compiles service from entries and compares the chain with

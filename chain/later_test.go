@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -357,5 +358,26 @@ func TestCompileFailoverTargetsGatherAndWrite(t *testing.T) {
 	want := `discovery chain "main" uses inconsistent protocols; service "backup" has "tcp" which is not "http"`
 	if err == nil || err.Error() != want {
 		t.Fatalf("Compile() = %v, want %q", err, want)
+	}
+}
+
+func TestValidateWriteFailoverTargetLink(t *testing.T) {
+	t.Parallel()
+	// The link index learns failover Targets' services from References, so
+	// changing the protocol of a target re-checks the chains failing over
+	// to it.
+	s := NewMemStore(serviceDefaults("main", "http"), serviceDefaults("backup", "http"))
+	fo := resolver("main", func(r *ServiceResolverConfigEntry) {
+		r.Failover = map[string]ServiceResolverFailover{"*": {Targets: []ServiceResolverFailoverTarget{{Service: "backup", Datacenter: "dc2"}}}}
+	})
+	if err := ValidateWrite(s, upsert(fo)); err != nil {
+		t.Fatalf("ValidateWrite(resolver) = %v", err)
+	}
+	s.Upsert(fo)
+	err := ValidateWrite(s, upsert(serviceDefaults("backup", "tcp")))
+	want := `discovery chain "main" uses inconsistent protocols; service "backup" has "tcp" which is not "http"`
+	var ge *GraphError
+	if !errors.As(err, &ge) || err.Error() != want {
+		t.Fatalf("ValidateWrite(backup becomes tcp) = %v, want *GraphError %q", err, want)
 	}
 }

@@ -74,10 +74,18 @@
 // `storectl chain <name> --check grpc` and storectl put's warnings).
 // Resources.Warnings is that list followed by what the instances cause
 // (grpccheck.FeatureDuplicateAddress). Warning and Feature here are
-// aliases of grpccheck's types; see grpccheck.Feature for the list. The
-// 1.6 config-entry model has no header modifiers, IdleTimeout, hash
-// policies or load-balancer policies, so there is nothing to report for
-// them.
+// aliases of grpccheck's types; see grpccheck.Feature for the list.
+//
+// # Later Consul fields
+//
+// Header modifiers (route → the route's request/response headers to
+// add/remove, split leg → the weighted-cluster leg's), IdleTimeout →
+// idle_timeout, RetryOn gRPC status names → retry_on, a resolver's
+// RequestTimeout → max_stream_duration of routes that set none, a
+// hash-based LoadBalancer → route hash_policy, and least_request /
+// ring_hash → the cluster's lb_policy (maglev and random stay round robin:
+// gRPC clients NACK them). docs/xds.md §4.2, §3.3 and §5.2 give the
+// details and what gRPC clients ignore.
 //
 // # Validation
 //
