@@ -381,3 +381,49 @@ func TestValidateWriteFailoverTargetLink(t *testing.T) {
 		t.Fatalf("ValidateWrite(backup becomes tcp) = %v, want *GraphError %q", err, want)
 	}
 }
+
+func TestDecodeLaterFieldsOtherSpellings(t *testing.T) {
+	t.Parallel()
+	want, err := DecodeEntry([]byte(laterResolverJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, doc := range map[string]string{
+		"json snake_case": `{"kind":"service-resolver","name":"web","request_timeout":"20s",
+		  "subsets":{"v1":{"filter":"Service.Meta.version == v1"}},
+		  "failover":{"*":{"targets":[{"service":"web-backup"},{"service_subset":"v1","datacenter":"dc2"}]}},
+		  "load_balancer":{"policy":"ring_hash","ring_hash_config":{"minimum_ring_size":1024,"maximum_ring_size":"8192"},
+		    "hash_policies":[{"field":"header","field_value":"x-user","terminal":true},
+		      {"field":"cookie","field_value":"session","cookie_config":{"ttl":"1h","path":"/"}},
+		      {"field":"query_parameter","field_value":"id"},{"source_ip":true}]}}`,
+		"hcl blocks in CamelCase": `
+Kind = "service-resolver"
+Name = "web"
+RequestTimeout = "20s"
+Subsets { v1 { Filter = "Service.Meta.version == v1" } }
+Failover { "*" { Targets = [{ Service = "web-backup" }, { ServiceSubset = "v1" Datacenter = "dc2" }] } }
+LoadBalancer {
+  Policy = "ring_hash"
+  RingHashConfig { MinimumRingSize = 1024 MaximumRingSize = 8192 }
+  HashPolicies { Field = "header" FieldValue = "x-user" Terminal = true }
+  HashPolicies {
+    Field = "cookie"
+    FieldValue = "session"
+    CookieConfig { TTL = "1h" Path = "/" }
+  }
+  HashPolicies { Field = "query_parameter" FieldValue = "id" }
+  HashPolicies { SourceIP = true }
+}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			got, err := DecodeEntry([]byte(doc))
+			if err != nil {
+				t.Fatalf("DecodeEntry() = %v", err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("decoded entry (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
