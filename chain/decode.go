@@ -534,9 +534,12 @@ func (w *walker) walkValue(t reflect.Type, v any, path string) any {
 		out := make(map[string]any, len(obj))
 		for k, e := range obj {
 			p := joinPath(path, k)
-			if m, ok := w.object(e, p, false); ok {
+			switch m, ok := w.object(e, p, false); {
+			case ok:
 				out[k] = w.walkStruct(et, m, p, false)
-			} else if e != nil {
+			case e == nil:
+				out[k] = nil // a null element is the zero value, as before
+			default:
 				w.expectedMap(p, e)
 			}
 		}
