@@ -42,6 +42,7 @@ import (
 	"github.com/chainstore/chainstore/cluster"
 	"github.com/chainstore/chainstore/fsm"
 	"github.com/chainstore/chainstore/health"
+	"github.com/chainstore/chainstore/httpapi"
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
 	"github.com/chainstore/chainstore/xdsserver"
@@ -64,6 +65,8 @@ type Server struct {
 	rpc     *rpc.Services
 	grpc    *grpc.Server
 	grpcLis net.Listener
+	http    *httpapi.Server // nil without HTTPAddr
+	httpLis net.Listener
 
 	mu            sync.Mutex // protects started, stopped, cancelCluster, cancelHub
 	started       bool
@@ -84,7 +87,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s = &Server{cfg: cfg, logger: logger, errCh: make(chan error, 6)}
+	s = &Server{cfg: cfg, logger: logger, errCh: make(chan error, 7)}
 
 	var closers []func()
 	defer func() {
@@ -168,6 +171,13 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"))
 	rpc.Register(s.grpc, s.rpc)
 	s.xds.Register(s.grpc)
+	if err := s.newHTTP(rpcCfg); err != nil {
+		return nil, err
+	}
+	if s.httpLis != nil {
+		hl := s.httpLis
+		closers = append(closers, func() { _ = hl.Close() })
+	}
 	return s, nil
 }
 
@@ -260,6 +270,15 @@ func (s *Server) Start() {
 			s.errCh <- fmt.Errorf("serve gRPC: %w", err)
 		}
 	}()
+	if s.http != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(s.httpLis); err != nil {
+				s.errCh <- fmt.Errorf("serve HTTP: %w", err)
+			}
+		}()
+	}
 	go func() {
 		defer s.wg.Done()
 		if err := s.cluster.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -267,7 +286,7 @@ func (s *Server) Start() {
 		}
 	}()
 	s.logger.Info("server started", "node_id", s.nodeID, "grpc", s.GRPCAddr(), "raft", s.RaftAddr(),
-		"gossip", s.GossipAddr(), "bootstrap_expect", s.cfg.BootstrapExpect, "join", s.cfg.Join)
+		"gossip", s.GossipAddr(), "http", s.HTTPAddr(), "bootstrap_expect", s.cfg.BootstrapExpect, "join", s.cfg.Join)
 }
 
 // raftFailure is the error Run returns when the Raft node failed.
@@ -327,6 +346,12 @@ func (s *Server) Stop(graceful bool) error {
 
 	var errs []error
 	s.rpc.Close()
+	if s.http != nil {
+		// Blocked queries were released above: in-flight requests end soon.
+		if err := s.http.Shutdown(); err != nil {
+			s.logger.Warn("HTTP shutdown", "error", err)
+		}
+	}
 	if cancelHub != nil {
 		// Stopping the hub ends every Watch stream (agents reconnect to
 		// another server), so GracefulStop does not wait for them.
@@ -356,8 +381,11 @@ func (s *Server) Stop(graceful bool) error {
 	if cancel != nil {
 		cancel()
 	} else {
-		// Never started: Serve never took the listener.
+		// Never started: Serve never took the listeners.
 		_ = s.grpcLis.Close()
+		if s.httpLis != nil {
+			_ = s.httpLis.Close()
+		}
 	}
 	s.wg.Wait()
 	s.stopErr = errors.Join(errs...)
