@@ -110,8 +110,9 @@ type Server struct {
 	mounted map[string]bool
 }
 
-// New builds the HTTP API over backend. It serves nothing until Serve.
-func New(cfg Config, backend Backend, logger hclog.Logger) (*Server, error) {
+// New builds the HTTP API over backend; raft (may be nil) feeds the
+// readiness endpoint. It serves nothing until Serve.
+func New(cfg Config, backend Backend, raft RaftStats, logger hclog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -122,6 +123,7 @@ func New(cfg Config, backend Backend, logger hclog.Logger) (*Server, error) {
 		logger = hclog.NewNullLogger()
 	}
 	s := &Server{cfg: cfg, backend: backend, logger: logger, mux: http.NewServeMux(), mounted: map[string]bool{}}
+	s.readiness.raft = raft
 	s.routes()
 	s.srv = &http.Server{
 		Handler:           s,

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
+	"github.com/chainstore/chainstore/raftnode"
 )
 
 // statusLeader is GET /v1/status/leader: the Raft address of the leader
@@ -49,45 +50,53 @@ func (s *Server) live(w http.ResponseWriter, _ *http.Request) error {
 	return writeJSON(w, map[string]string{"Status": "alive"})
 }
 
+// RaftStats is what readiness reads of this server's Raft node
+// (*raftnode.Node).
+type RaftStats interface {
+	Stats() raftnode.Stats
+}
+
+var _ RaftStats = (*raftnode.Node)(nil)
+
 // readiness remembers the commit index a server must apply before it is
 // ready.
 type readiness struct {
+	raft RaftStats
+
 	mu     sync.Mutex // protects target and set
 	target uint64
 	set    bool
 }
 
 // ready is GET /v1/agent/health/ready: 200 once this server knows a
-// leader and has applied everything up to the commit index it had learned
-// from the leader when it first saw one (the first call that sees a
-// leader records that index); 503 with the reason otherwise (no leader,
-// or still catching up).
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
-	st, err := s.backend.Status(requestContext(r), &chainstorev1.StatusRequest{})
-	if err != nil {
-		return err
+// leader and Raft has applied everything up to the commit index it had
+// learned from the leader when it first saw one (the first call that sees
+// a leader records that index); 503 with the reason otherwise (no leader,
+// or still catching up). Without a RaftStats (New's raft argument) it
+// answers 503.
+func (s *Server) ready(w http.ResponseWriter, _ *http.Request) error {
+	if s.readiness.raft == nil {
+		return &httpError{code: http.StatusServiceUnavailable, msg: "not ready: readiness is not wired to a Raft node"}
 	}
-	body := map[string]any{
-		"Node": st.GetNode(), "Leader": st.GetLeader(), "CommitIndex": st.GetCommitIndex(),
-		"AppliedIndex": st.GetAppliedIndex(),
-	}
-	if st.GetLeaderId() == "" {
+	st := s.readiness.raft.Stats()
+	if st.LeaderID == "" {
 		return &httpError{code: http.StatusServiceUnavailable, msg: "not ready: no leader known"}
 	}
 	s.readiness.mu.Lock()
-	if !s.readiness.set && st.GetCommitIndex() > 0 {
-		s.readiness.target, s.readiness.set = st.GetCommitIndex(), true
+	if !s.readiness.set && st.CommitIndex > 0 {
+		s.readiness.target, s.readiness.set = st.CommitIndex, true
 	}
 	target, set := s.readiness.target, s.readiness.set
 	s.readiness.mu.Unlock()
 	if !set {
 		return &httpError{code: http.StatusServiceUnavailable, msg: "not ready: no commit index learned from the leader yet"}
 	}
-	if st.GetAppliedIndex() < target {
+	if st.AppliedIndex < target {
 		return &httpError{code: http.StatusServiceUnavailable,
-			msg: fmt.Sprintf("not ready: applied index %d is behind the leader's commit index %d", st.GetAppliedIndex(), target)}
+			msg: fmt.Sprintf("not ready: applied index %d is behind the leader's commit index %d", st.AppliedIndex, target)}
 	}
-	body["Status"] = "ready"
-	body["ReadyAt"] = target
-	return writeJSON(w, body)
+	return writeJSON(w, map[string]any{
+		"Status": "ready", "Leader": st.LeaderAddr, "CommitIndex": st.CommitIndex,
+		"AppliedIndex": st.AppliedIndex, "ReadyAt": target,
+	})
 }

@@ -25,7 +25,7 @@ func (s *Server) newHTTP(rpcCfg rpc.ServerConfig) error {
 		hc.WriteTimeout = need
 	}
 	var err error
-	s.http, err = httpapi.New(hc, rpc.NewLocal(rpcCfg, s.rpc, s.logger.Named("http")), s.logger.Named("http"))
+	s.http, err = httpapi.New(hc, rpc.NewLocal(rpcCfg, s.rpc, s.logger.Named("http")), s.raft, s.logger.Named("http"))
 	if err != nil {
 		return err
 	}
