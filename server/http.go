@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/chainstore/chainstore/httpapi"
+	"github.com/chainstore/chainstore/metrics"
 	"github.com/chainstore/chainstore/rpc"
 )
 
@@ -29,12 +30,18 @@ func (s *Server) newHTTP(rpcCfg rpc.ServerConfig) error {
 	if err != nil {
 		return err
 	}
+	s.http.HandleMetrics(s.metrics.Handler())
+	s.http.Observe(s.metrics.ObserveHTTP)
 	s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on HTTP address %s: %w", s.cfg.HTTPAddr, err)
 	}
 	return nil
 }
+
+// Metrics returns the server's metrics registry (served by the HTTP API
+// as /v1/agent/metrics).
+func (s *Server) Metrics() *metrics.Registry { return s.metrics }
 
 // HTTPAddr returns the bound HTTP API address ("" when it serves none).
 func (s *Server) HTTPAddr() string {

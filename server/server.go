@@ -43,6 +43,7 @@ import (
 	"github.com/chainstore/chainstore/fsm"
 	"github.com/chainstore/chainstore/health"
 	"github.com/chainstore/chainstore/httpapi"
+	"github.com/chainstore/chainstore/metrics"
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
 	"github.com/chainstore/chainstore/xdsserver"
@@ -65,6 +66,7 @@ type Server struct {
 	rpc     *rpc.Services
 	grpc    *grpc.Server
 	grpcLis net.Listener
+	metrics *metrics.Registry
 	http    *httpapi.Server // nil without HTTPAddr
 	httpLis net.Listener
 
@@ -168,7 +170,12 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"))
+	s.metrics, err = metrics.New(metrics.Sources{Raft: s.raft, Store: s.fsm, Hub: s.hub, Blocked: s.rpc.Blocked, XDS: s.xds})
+	if err != nil {
+		return nil, err
+	}
+	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"),
+		grpc.ChainUnaryInterceptor(s.metrics.UnaryInterceptor()), grpc.ChainStreamInterceptor(s.metrics.StreamInterceptor()))
 	rpc.Register(s.grpc, s.rpc)
 	s.xds.Register(s.grpc)
 	if err := s.newHTTP(rpcCfg); err != nil {
