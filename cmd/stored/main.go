@@ -74,6 +74,9 @@ func run(ctx context.Context, cfg server.Config, dbg debugOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := mountUI(srv, cfg); err != nil {
+		return err
+	}
 	return srv.Run(ctx)
 }
 

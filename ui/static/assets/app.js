@@ -5,7 +5,7 @@
 // leaves it.
 
 import { connection, token, setToken } from './api.js';
-import { h, empty, code } from './dom.js';
+import { fill, h, empty, code } from './dom.js';
 import { servicesPage } from './services.js';
 import { chainPage } from './chain.js';
 import { entriesPage, entryPage } from './entries.js';
@@ -40,7 +40,7 @@ function route() {
     window.scrollTo(0, 0);
     return;
   }
-  main.replaceChildren(empty(`No page at ${location.pathname}.`, 'Go to the services list: ', h('a', { href: '/ui/services', 'data-nav': true }, '/ui/services')));
+  fill(main, empty(`No page at ${location.pathname}.`, 'Go to the services list: ', h('a', { href: '/ui/services', 'data-nav': true }, '/ui/services')));
 }
 
 export function navigate(href) {
@@ -68,7 +68,7 @@ connection.addEventListener('change', (ev) => {
   if (state === 'down') {
     status.textContent = 'offline';
     banner.hidden = false;
-    banner.replaceChildren(h('strong', {}, 'Server unreachable, retrying. '),
+    fill(banner, h('strong', {}, 'Server unreachable, retrying. '),
       'Is stored running and serving HTTP here? The page keeps the last data it received. ',
       h('span', { class: 'muted' }, `(${error.message})`));
   } else {

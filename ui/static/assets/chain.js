@@ -3,7 +3,7 @@
 // graph each time X-Consul-Index moves, without reloading the page.
 
 import { watch, listAll, describeError, APIError } from './api.js';
-import { h, link, uiPath, empty, code, jsonView, timeText } from './dom.js';
+import { fill, h, link, uiPath, empty, code, jsonView, timeText } from './dom.js';
 import { render } from './graph.js';
 
 const SERVICE_KINDS = ['service-defaults', 'service-router', 'service-splitter', 'service-resolver'];
@@ -54,7 +54,7 @@ export function chainPage(main, { service }, signal) {
     h('p', { class: 'loading' }, `Loading the chain of ${service}…`));
   const used = h('div', { class: 'used' });
   const raw = h('div', { class: 'raw' });
-  main.replaceChildren(
+  fill(main, 
     h('div', { class: 'page-head' },
       h('div', {}, h('p', { class: 'crumbs' }, link('/ui/services', 'Services'), ' / chain'),
         h('h1', {}, service)),
@@ -73,15 +73,32 @@ export function chainPage(main, { service }, signal) {
   const showNotice = (kind, ...content) => {
     notice.hidden = false;
     notice.className = `notice notice-${kind}`;
-    notice.replaceChildren(...content);
+    fill(notice, ...content);
   };
 
+  // drawGraph draws the chain left to right, or stacked when the screen is
+  // too narrow for that; markChanges flags the nodes that differ from the
+  // previous drawing.
+  let last = null;
+  const drawGraph = (chain, markChanges) => {
+    const avail = graph.clientWidth - 18;
+    const before = markChanges ? prev : null;
+    let out = render(chain, entries, before);
+    if (out.model.width > avail && avail < 720) out = render(chain, entries, before, avail);
+    prev = out.signatures;
+    last = chain;
+    fill(graph, out.svg);
+  };
+  let resizeTimer = 0;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => { if (last && !signal.aborted) drawGraph(last, false); }, 150);
+  }, { signal });
+
   const draw = (chain, index) => {
-    const { svg, signatures } = render(chain, entries, prev);
-    prev = signatures;
-    graph.replaceChildren(svg);
+    drawGraph(chain, true);
     haveChain = true;
-    meta.replaceChildren(
+    fill(meta, 
       h('span', { class: `badge proto proto-${chain.Protocol}` }, chain.Protocol || 'tcp'),
       h('span', { class: 'badge' }, `datacenter ${chain.Datacenter}`),
       h('span', { class: 'badge' }, `namespace ${chain.Namespace}`),
@@ -97,12 +114,12 @@ export function chainPage(main, { service }, signal) {
       notice.hidden = true;
     }
     const list = entriesUsed(chain, entries);
-    used.replaceChildren(list.length
+    fill(used, list.length
       ? h('ul', { class: 'entry-list' }, list.map((e) => h('li', {},
         h('span', { class: `kind kind-${e.kind}` }, e.kind), ' ', link(uiPath('entries', e.kind, e.name), e.name),
         e.index ? h('span', { class: 'muted' }, ` @ ${e.index}`) : null)))
       : h('p', { class: 'muted' }, 'None: the chain is built from defaults.'));
-    raw.replaceChildren(h('details', {}, h('summary', {}, `{"Chain": …} at index ${index}`), jsonView({ Chain: chain })));
+    fill(raw, h('details', {}, h('summary', {}, `{"Chain": …} at index ${index}`), jsonView({ Chain: chain })));
     live.dataset.state = 'live';
     live.textContent = `live · index ${index} · updated ${timeText(new Date())}`;
   };
@@ -131,7 +148,7 @@ export function chainPage(main, { service }, signal) {
       } else {
         showNotice('error', describeError(e), haveChain ? ' The graph below is the last one received.' : '');
       }
-      if (!haveChain) graph.replaceChildren(empty('No chain to draw yet.', 'It appears here as soon as the server answers.'));
+      if (!haveChain) fill(graph, empty('No chain to draw yet.', 'It appears here as soon as the server answers.'));
     },
   });
 }

@@ -28,6 +28,12 @@ export function s(tag, attrs, ...children) {
   return build(document.createElementNS(SVG_NS, tag), attrs, children);
 }
 
+// fill replaces el's children, skipping null, undefined and false.
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
 // link is an in-app link: the router intercepts clicks on data-nav.
 export function link(href, ...children) {
   return h('a', { href, 'data-nav': true }, ...children);

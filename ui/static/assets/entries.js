@@ -2,11 +2,11 @@
 // /ui/entries/KIND/NAME (one entry's JSON, followed with a blocking query).
 
 import { watch, KINDS, describeError, APIError } from './api.js';
-import { h, link, uiPath, empty, code, jsonView, timeText } from './dom.js';
-import { watchKinds } from './services.js';
+import { fill, h, link, uiPath, empty, code, jsonView, timeText } from './dom.js';
+import { pollKinds } from './services.js';
 
 function unknownKind(main, kind) {
-  main.replaceChildren(empty(`Unknown kind "${kind}".`, `The kinds are ${KINDS.join(', ')}.`));
+  fill(main, empty(`Unknown kind "${kind}".`, `The kinds are ${KINDS.join(', ')}.`));
 }
 
 export function entriesPage(main, { kind }, signal) {
@@ -14,13 +14,13 @@ export function entriesPage(main, { kind }, signal) {
   document.title = `${kind || 'Entries'} · chainstore`;
   const kinds = kind ? [kind] : KINDS;
   const body = h('div', {}, h('p', { class: 'loading' }, 'Loading entries…'));
-  main.replaceChildren(
+  fill(main, 
     h('div', { class: 'page-head' }, h('div', {},
       kind ? h('p', { class: 'crumbs' }, link('/ui/entries', 'Entries'), ' /') : null,
       h('h1', {}, kind || 'Config entries'))),
     body,
   );
-  watchKinds(kinds, signal, (state, errors) => {
+  pollKinds(kinds, signal, (state, errors) => {
     const sections = [];
     let total = 0;
     for (const k of kinds) {
@@ -36,7 +36,7 @@ export function entriesPage(main, { kind }, signal) {
             k !== 'proxy-defaults' ? h('span', {}, ' · ', link(uiPath('chain', e.Name), 'chain')) : null)))
           : h('p', { class: 'muted' }, 'none')));
     }
-    body.replaceChildren(
+    fill(body, 
       total === 0 && Object.keys(errors).length === 0
         ? empty('No config entries yet.', h('span', {}, 'Write one with ', code('storectl put FILE'), ' (examples in ', code('scripts/examples'), ').'))
         : null,
@@ -50,7 +50,7 @@ export function entryPage(main, { kind, name }, signal) {
   const live = h('span', { class: 'live', 'data-state': 'connecting' }, 'connecting…');
   const body = h('div', {}, h('p', { class: 'loading' }, 'Loading the entry…'));
   const notice = h('p', { class: 'notice notice-error', hidden: true });
-  main.replaceChildren(
+  fill(main, 
     h('div', { class: 'page-head' },
       h('div', {}, h('p', { class: 'crumbs' }, link('/ui/entries', 'Entries'), ' / ', link(uiPath('entries', kind), kind), ' /'),
         h('h1', {}, name)),
@@ -66,14 +66,14 @@ export function entryPage(main, { kind, name }, signal) {
       live.dataset.state = 'live';
       live.textContent = `live · index ${index} · updated ${timeText(new Date())}`;
       notice.hidden = true;
-      body.replaceChildren(jsonView(data));
+      fill(body, jsonView(data));
     },
     onError: (e, retryMs) => {
       if (e instanceof APIError && e.status === 404) {
         live.dataset.state = 'live';
         live.textContent = 'waiting for it to exist';
         notice.hidden = true;
-        body.replaceChildren(empty(`No ${kind} entry named ${name}.`,
+        fill(body, empty(`No ${kind} entry named ${name}.`,
           h('span', {}, 'Write one with ', code('storectl put FILE'), '; this page shows it as soon as it exists.')));
         return;
       }

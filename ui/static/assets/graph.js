@@ -8,15 +8,16 @@ import { s, uiPath } from './dom.js';
 
 const TYPE_COLUMN = { router: 0, splitter: 1, resolver: 2, target: 3 };
 const MARGIN = 16;
-const COL_GAP = 76;
-const NODE_GAP = 22;
-const HEADER_H = 42;
+const COL_GAP = 60;
+const LANE_W = 46; // narrow layout: room right of the nodes for the edges
+const NODE_GAP = 16;
+const HEADER_H = 40;
 const ROW_H = 20;
 const ROW_SUB_H = 34;
 const PAD_X = 12;
 const PAD_BOTTOM = 8;
 const MIN_W = 170;
-const MAX_W = 330;
+const MAX_W = 300;
 const FONT = '12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
 const FONT_BOLD = '600 12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
 const FONT_TITLE = '600 13px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
@@ -168,9 +169,7 @@ export function buildModel(chain, entries = {}) {
     const t = targets[id] || { ID: id };
     const rows = [];
     if (t.Service) rows.push({ strong: 'service', text: t.Service });
-    if (t.ServiceSubset || (t.Subset && (t.Subset.Filter || t.Subset.OnlyPassing))) {
-      rows.push({ strong: 'subset', text: targetSubsetText(t) });
-    }
+    if (t.ServiceSubset) rows.push({ strong: 'subset', text: t.ServiceSubset });
     if (t.Datacenter) rows.push({ strong: 'datacenter', text: t.Datacenter });
     if (t.MeshGateway && t.MeshGateway.Mode) rows.push({ strong: 'mesh gateway', text: t.MeshGateway.Mode });
     if (t.External) rows.push({ strong: 'external SNI', text: t.SNI || '' });
@@ -262,15 +261,19 @@ function portY(node, row) {
 
 // layout places the model's nodes: x by column, y near the mean of the
 // ports that point at the node, without overlaps.
-export function layout(model) {
+export function layout(model, narrowWidth = 0) {
   const byId = new Map(model.nodes.map((n) => [n.id, n]));
   model.nodes.forEach(size);
   const present = [...new Set(model.nodes.map((n) => TYPE_COLUMN[n.type] ?? 4))].sort((a, b) => a - b);
   const columns = present.map((c) => model.nodes.filter((n) => (TYPE_COLUMN[n.type] ?? 4) === c).sort((a, b) => a.order - b.order));
+  if (narrowWidth) return layoutNarrow(model, columns, narrowWidth);
   let x = MARGIN;
   for (const col of columns) {
     const w = Math.max(...col.map((n) => n.w));
-    for (const n of col) n.x = x;
+    for (const n of col) {
+      n.x = x;
+      n.w = w; // one width per column: edges leave from one line
+    }
     x += w + COL_GAP;
   }
   const width = x - COL_GAP + MARGIN;
@@ -299,7 +302,40 @@ export function layout(model) {
   return model;
 }
 
+// layoutNarrow stacks the columns top to bottom (for screens narrower than
+// the graph): every node takes the full width less a lane on the right,
+// where the edges run down from a row to the node they lead to.
+function layoutNarrow(model, columns, width) {
+  const w = Math.max(MIN_W, width - 2 * MARGIN - LANE_W);
+  let y = MARGIN;
+  for (const col of columns) {
+    for (const n of col) {
+      n.w = w;
+      n.x = MARGIN;
+      n.y = y;
+      y += n.h + NODE_GAP;
+    }
+    y += NODE_GAP;
+  }
+  model.narrow = true;
+  model.width = Math.ceil(w + 2 * MARGIN + LANE_W);
+  model.height = Math.ceil(y - 2 * NODE_GAP + MARGIN);
+  return model;
+}
+
 // --- drawing --------------------------------------------------------------
+
+// narrowEdgePath runs from the row's right end out into the lane (further
+// out for longer edges, lane slot i) and back into the target's header.
+function narrowEdgePath(from, row, to, height) {
+  const x1 = from.x + from.w;
+  const y1 = portY(from, row);
+  const x2 = to.x + to.w + 2;
+  const y2 = to.y + HEADER_H / 2;
+  // Longer edges bulge further out, so they nest instead of crossing.
+  const out = 14 + (LANE_W - 8) * 1.25 * Math.min(1, Math.abs(y2 - y1) / Math.max(1, height));
+  return `M${x1},${y1} C${x1 + out},${y1} ${x2 + out},${y2} ${x2},${y2}`;
+}
 
 function edgePath(from, row, to) {
   const x1 = from.x + from.w;
@@ -319,7 +355,7 @@ function drawNode(n, changed) {
     s('rect', { class: 'node-box', width: n.w, height: n.h, rx: 8 }),
     s('rect', { class: 'node-band', width: 5, height: n.h, rx: 2 }),
     s('text', { class: 'node-type', x: PAD_X, y: 16 }, n.type.toUpperCase()),
-    s('text', { class: 'node-name', x: PAD_X, y: 33 }, fit(n.title, FONT_TITLE, inner)),
+    s('text', { class: 'node-name', x: PAD_X, y: 32 }, fit(n.title, FONT_TITLE, inner)),
   );
   if (n.rows.length) g.append(s('line', { class: 'node-sep', x1: 5, x2: n.w, y1: HEADER_H - 2, y2: HEADER_H - 2 }));
   let y = HEADER_H;
@@ -331,7 +367,7 @@ function drawNode(n, changed) {
     if (r.strong) {
       t.append(s('tspan', { class: r.weight ? 'row-strong weight' : 'row-strong' }, r.strong));
       const room = inner - measure(r.strong + ' ', FONT_BOLD);
-      t.append(s('tspan', { dx: 5 }, fit(r.text || '', FONT, room)));
+      t.append(s('tspan', {}, ' ' + fit(r.text || '', FONT, room)));
     } else {
       t.append(fit(r.text || '', FONT, inner));
     }
@@ -358,11 +394,12 @@ function signature(n) {
 // render draws chain into a new <svg>. prev (the signatures returned by the
 // previous render, or null) marks changed and new nodes with class "changed".
 // It returns {svg, signatures}.
-export function render(chain, entries, prev) {
-  const model = layout(buildModel(chain, entries));
+// narrowWidth > 0 stacks the graph in that width (see layoutNarrow).
+export function render(chain, entries, prev, narrowWidth = 0) {
+  const model = layout(buildModel(chain, entries), narrowWidth);
   const byId = new Map(model.nodes.map((n) => [n.id, n]));
   const svg = s('svg', {
-    class: 'chain-graph',
+    class: model.narrow ? 'chain-graph narrow' : 'chain-graph',
     width: model.width,
     height: model.height,
     viewBox: `0 0 ${model.width} ${model.height}`,
@@ -377,16 +414,16 @@ export function render(chain, entries, prev) {
   }
   svg.append(defs);
   const edgeG = s('g', { class: 'edges' });
-  for (const e of model.edges) {
+  model.edges.forEach((e) => {
     const from = byId.get(e.from);
     const to = byId.get(e.to);
-    if (!from || !to) continue;
+    if (!from || !to) return;
     const marker = e.cls.includes('failover') ? 'arrow-failover' : e.cls.includes('zero') ? 'arrow-zero' : 'arrow';
     edgeG.append(s('path', {
-      class: `edge ${e.cls}`, d: edgePath(from, e.row, to), 'marker-end': `url(#${marker})`,
-      'data-from': e.from, 'data-to': e.to,
+      class: `edge ${e.cls}`, d: model.narrow ? narrowEdgePath(from, e.row, to, model.height) : edgePath(from, e.row, to),
+      'marker-end': `url(#${marker})`, 'data-from': e.from, 'data-to': e.to,
     }));
-  }
+  });
   svg.append(edgeG);
   const nodeG = s('g', { class: 'nodes' });
   const signatures = new Map();

@@ -3,7 +3,7 @@
 // endpoints).
 
 import { get, sleep, describeError } from './api.js';
-import { h, empty, timeText } from './dom.js';
+import { fill, h, empty, timeText } from './dom.js';
 
 const POLL_MS = 2000;
 
@@ -11,7 +11,7 @@ export function peersPage(main, _params, signal) {
   document.title = 'Peers · chainstore';
   const live = h('span', { class: 'live', 'data-state': 'connecting' }, 'connecting…');
   const body = h('div', {}, h('p', { class: 'loading' }, 'Loading peers…'));
-  main.replaceChildren(
+  fill(main, 
     h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Raft peers')), live),
     h('p', { class: 'meta-text' }, 'The servers that vote in Raft, by their Raft address, as the server this page talks to knows them.'),
     body,
@@ -42,7 +42,7 @@ export function peersPage(main, _params, signal) {
               h('td', {}, p === l ? h('span', { class: 'badge badge-leader' }, 'leader') : h('span', { class: 'badge' }, 'follower'))))))));
           parts.push(h('p', { class: 'muted' }, `${list.length} voter${list.length === 1 ? '' : 's'}; a quorum is ${Math.floor(list.length / 2) + 1}.`));
         }
-        body.replaceChildren(...parts);
+        fill(body, ...parts);
       } catch (e) {
         if (signal.aborted) return;
         live.dataset.state = 'error';

@@ -1,37 +1,58 @@
 // services.js: the services page (/ui/ and /ui/services) and the shared
 // watcher of every kind's entry list.
 
-import { watch, KINDS, protocolOf, describeError, APIError } from './api.js';
-import { h, link, uiPath, empty, code } from './dom.js';
+import { get, sleep, KINDS, protocolOf, describeError, APIError } from './api.js';
+import { fill, h, link, uiPath, empty, code } from './dom.js';
 
-// watchKinds follows the entry list of each kind in kinds (blocking queries,
-// one per kind) and calls onChange({kind: [entry]}, errors) after every change.
-export function watchKinds(kinds, signal, onChange) {
-  const state = {};
-  const errors = {};
-  let queued = false;
-  const changed = () => {
-    if (queued) return;
-    queued = true;
-    requestAnimationFrame(() => {
-      queued = false;
-      if (!signal.aborted) onChange(state, errors);
-    });
-  };
-  for (const kind of kinds) {
-    watch(`/v1/config/${kind}`, {
-      signal,
-      onData: (data) => {
-        state[kind] = Array.isArray(data) ? data : [];
-        delete errors[kind];
-        changed();
-      },
-      onError: (e) => {
-        errors[kind] = e;
-        changed();
-      },
-    });
-  }
+// LIST_POLL_MS is how often the list pages re-read the entry lists. They
+// poll instead of holding one blocking query per kind: a browser opens at
+// most 6 connections to one server, shared by all its tabs, and five held
+// queries per tab would soon starve every other request.
+export const LIST_POLL_MS = 2000;
+
+// pollKinds reads the entry list of each kind in kinds (and, with
+// withCatalog, /v1/catalog/services) every LIST_POLL_MS until signal aborts,
+// and calls onChange(entries, errors, catalog) whenever anything differs
+// from the previous round. entries is {kind: [entry]}, errors {kind: Error};
+// catalog is {service: [tag]}, or null when the server has no catalog API.
+export function pollKinds(kinds, signal, onChange, withCatalog = false) {
+  (async () => {
+    let last = '';
+    let catalogAPI = withCatalog;
+    while (!signal.aborted) {
+      const entries = {};
+      const errors = {};
+      let catalog = null;
+      const reads = kinds.map(async (kind) => {
+        try {
+          const r = await get(`/v1/config/${kind}`, { signal });
+          entries[kind] = Array.isArray(r.data) ? r.data : [];
+        } catch (e) {
+          errors[kind] = e;
+        }
+      });
+      if (catalogAPI) {
+        reads.push((async () => {
+          try {
+            const r = await get('/v1/catalog/services', { signal });
+            catalog = r.data && typeof r.data === 'object' ? r.data : {};
+          } catch (e) {
+            // A server without the catalog API: stop asking.
+            if (e instanceof APIError && (e.status === 404 || e.status === 405)) catalogAPI = false;
+            else errors.catalog = e;
+          }
+        })());
+      }
+      await Promise.all(reads);
+      if (signal.aborted) return;
+      const key = JSON.stringify([entries, Object.entries(errors).map(([k, e]) => [k, e.message]), catalog]);
+      if (key !== last) {
+        last = key;
+        onChange(entries, errors, catalog);
+      }
+      await sleep(LIST_POLL_MS, signal);
+    }
+  })();
 }
 
 // servicesOf collects service names from entries and the catalog.
@@ -55,27 +76,27 @@ export function servicesPage(main, _params, signal) {
   document.title = 'Services · chainstore';
   const body = h('div', {}, h('p', { class: 'loading' }, 'Loading services…'));
   const global = h('p', { class: 'meta-text' });
-  main.replaceChildren(
+  fill(main, 
     h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Services'))),
     global, body,
   );
   let entries = {};
   let entryErrors = {};
-  let catalog = null; // null: not known (yet, or the server has no catalog API)
+  let catalog = null; // null: the server has no catalog API (or it failed)
   const draw = () => {
     const errs = Object.values(entryErrors);
     const pd = (entries['proxy-defaults'] || []).find((e) => e.Name === 'global');
-    global.replaceChildren(pd
+    fill(global, pd
       ? h('span', {}, 'Services without service-defaults speak ', h('strong', {}, protocolOf('', entries).protocol),
         ' (', link(uiPath('entries', 'proxy-defaults', 'global'), 'proxy-defaults/global'), ').')
       : h('span', {}, 'No proxy-defaults/global: services without service-defaults speak tcp.'));
     if (Object.keys(entries).length === 0 && errs.length) {
-      body.replaceChildren(empty('Cannot list the config entries.', describeError(errs[0])));
+      fill(body, empty('Cannot list the config entries.', describeError(errs[0])));
       return;
     }
     const svcs = servicesOf(entries, catalog);
     if (svcs.length === 0) {
-      body.replaceChildren(empty('No services yet.',
+      fill(body, empty('No services yet.',
         h('span', {}, 'Write a config entry with ', code('storectl put FILE'), ' (examples in ', code('scripts/examples'),
           '), or register an instance with ', code('storectl catalog register'), '. This page updates by itself.')));
       return;
@@ -93,30 +114,17 @@ export function servicesPage(main, _params, signal) {
         h('td', {}, link(uiPath('chain', sv.name), 'chain →')),
       );
     });
-    body.replaceChildren(
+    fill(body, 
       errs.length ? h('p', { class: 'notice notice-error' }, describeError(errs[0])) : null,
       h('div', { class: 'table-scroll' }, h('table', { class: 'services' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Protocol'), h('th', {}, 'Entries'), h('th', {}, 'Catalog'), h('th', {}, ''))),
         h('tbody', {}, rows))),
     );
   };
-  watchKinds(KINDS, signal, (state, errors) => {
+  pollKinds(KINDS, signal, (state, errors, cat) => {
     entries = state;
     entryErrors = errors;
+    catalog = cat;
     draw();
-  });
-  // The catalog is optional: a server without /v1/catalog/services answers
-  // 404, and the column then says "?".
-  const cat = new AbortController();
-  signal.addEventListener('abort', () => cat.abort(), { once: true });
-  watch('/v1/catalog/services', {
-    signal: cat.signal,
-    onData: (data) => {
-      catalog = data && typeof data === 'object' ? data : {};
-      draw();
-    },
-    onError: (e) => {
-      if (e instanceof APIError && (e.status === 404 || e.status === 405)) cat.abort();
-    },
-  });
+  }, true);
 }
