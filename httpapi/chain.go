@@ -166,7 +166,7 @@ func meshGatewayMode(v any) (string, error) {
 		}
 		s, err := weakString(mv)
 		if err != nil {
-			return "", fmt.Errorf("Mode: %w", err)
+			return "", fmt.Errorf("mode: %w", err)
 		}
 		mode = s
 	}

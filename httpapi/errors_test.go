@@ -57,7 +57,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"unknown endpoint outside v1", "GET", "/favicon.ico", nil, 404, "unknown endpoint"},
 		{"wrong method", "POST", "/v1/status/leader", nil, 405, "method POST not allowed on /v1/status/leader"},
 		{"malformed JSON", "PUT", "/v1/config", []byte(`{"Kind":"service-defaults",`), 400, "Request decoding failed: failed to parse config entry"},
-		{"unknown key", "PUT", "/v1/config", []byte(`{"Kind":"service-defaults","Name":"web","Protocl":"http"}`), 400, `Request decoding failed: invalid config key "Protocl"`},
+		{"unknown key", "PUT", "/v1/config", []byte(`{"Kind":"service-defaults","Name":"web","ProtocolX":"http"}`), 400, `Request decoding failed: invalid config key "ProtocolX"`},
 		{"no kind", "PUT", "/v1/config", []byte(`{"Name":"web"}`), 400, "Payload does not contain a kind/Kind key at the top level"},
 		{"body over the entry limit", "PUT", "/v1/config", big, 413, "Request body too large"},
 		{"invalid cas", "PUT", "/v1/config?cas=abc", []byte(`{"Kind":"service-defaults","Name":"web"}`), 400, `Invalid cas "abc"`},
@@ -83,6 +83,7 @@ func TestHTTPErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			r := do(t, tc.method, base+tc.path, tc.body)
 			if r.code != tc.code || !strings.Contains(string(r.body), tc.contains) {
 				t.Fatalf("%s %s = %d %q, want %d containing %q", tc.method, tc.path, r.code, r.body, tc.code, tc.contains)
