@@ -6,6 +6,9 @@ import { watch, listAll, describeError, APIError } from './api.js';
 import { fill, h, link, uiPath, empty, code, jsonView, timeText } from './dom.js';
 import { render } from './graph.js';
 
+// NARROW_BELOW: a graph wider than its box is stacked (graph.js, layoutNarrow)
+// when the box is narrower than this (phones); wider boxes scroll sideways.
+const NARROW_BELOW = 560;
 const SERVICE_KINDS = ['service-defaults', 'service-router', 'service-splitter', 'service-resolver'];
 
 // entriesUsed lists the existing entries the chain's nodes come from.
@@ -84,7 +87,7 @@ export function chainPage(main, { service }, signal) {
     const avail = graph.clientWidth - 18;
     const before = markChanges ? prev : null;
     let out = render(chain, entries, before);
-    if (out.model.width > avail && avail < 720) out = render(chain, entries, before, avail);
+    if (out.model.width > avail && avail < NARROW_BELOW) out = render(chain, entries, before, avail);
     prev = out.signatures;
     last = chain;
     fill(graph, out.svg);

@@ -9,6 +9,7 @@ import { s, uiPath } from './dom.js';
 const TYPE_COLUMN = { router: 0, splitter: 1, resolver: 2, target: 3 };
 const MARGIN = 16;
 const COL_GAP = 60;
+const NARROW_MAX_W = 440;
 const LANE_W = 46; // narrow layout: room right of the nodes for the edges
 const NODE_GAP = 16;
 const HEADER_H = 40;
@@ -306,7 +307,7 @@ export function layout(model, narrowWidth = 0) {
 // the graph): every node takes the full width less a lane on the right,
 // where the edges run down from a row to the node they lead to.
 function layoutNarrow(model, columns, width) {
-  const w = Math.max(MIN_W, width - 2 * MARGIN - LANE_W);
+  const w = Math.max(MIN_W, Math.min(NARROW_MAX_W, width - 2 * MARGIN - LANE_W));
   let y = MARGIN;
   for (const col of columns) {
     for (const n of col) {
