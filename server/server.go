@@ -6,7 +6,8 @@
 //
 // # Goroutines
 //
-// Start starts six goroutines, all joined by Stop:
+// Start starts six goroutines (seven with an HTTP address), all joined by
+// Stop:
 //
 //   - the Raft failure watch: waits for raftnode's Failed channel (a
 //     stalled or failing disk) and reports it to Run;
@@ -18,6 +19,8 @@
 //     gRPC clients ask for and the catalog, and updates the xDS caches),
 //     ended with the hub's context, which also ends its ADS streams;
 //   - the gRPC Serve loop, ended by GracefulStop or Stop;
+//   - the HTTP API's Serve (package httpapi; only with HTTPAddr), ended by
+//     its Shutdown once blocked queries were released;
 //   - cluster.Run (join, bootstrap, reconcile), ended by the gossip leave
 //     or shutdown.
 //
@@ -76,7 +79,7 @@ type Server struct {
 	cancelCluster context.CancelFunc
 	cancelHub     context.CancelFunc
 
-	wg      sync.WaitGroup // the six goroutines of Start
+	wg      sync.WaitGroup // the goroutines of Start
 	errCh   chan error     // failures of those goroutines (one slot each); Run reads the first
 	stopErr error
 }
@@ -226,9 +229,9 @@ func (s *Server) RaftAddr() string { return s.raft.Addr() }
 func (s *Server) GossipAddr() string { return s.cluster.GossipAddr() }
 
 // Start runs the Raft failure watch, the chain hub, the TTL check
-// monitor, the xDS publisher, the gRPC server and the gossip cluster
-// (join, bootstrap, reconcile) in six goroutines that Stop joins (see the
-// package documentation).
+// monitor, the xDS publisher, the gRPC server, the HTTP API (with an HTTP
+// address) and the gossip cluster (join, bootstrap, reconcile) in
+// goroutines that Stop joins (see the package documentation).
 func (s *Server) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
