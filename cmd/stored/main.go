@@ -74,7 +74,7 @@ func run(ctx context.Context, cfg server.Config, dbg debugOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := mountUI(srv, cfg); err != nil {
+	if err := mountUI(srv, cfg); err != nil { //nolint:contextcheck // on failure mountUI stops the server, which bounds its shutdown with its own timeouts
 		return err
 	}
 	return srv.Run(ctx)

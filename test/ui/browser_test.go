@@ -200,7 +200,7 @@ func put(t *testing.T, base, doc string) {
 	if err != nil {
 		t.Fatalf("PUT /v1/config: %v", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(bytes.TrimSpace(body), []byte("true")) {
 		t.Fatalf("PUT /v1/config %s: %d %s", doc, resp.StatusCode, body)

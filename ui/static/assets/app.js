@@ -29,12 +29,16 @@ let current = null;
 function route() {
   if (current) current.abort();
   current = new AbortController();
-  const rel = decodeURI(location.pathname).replace(/^\/ui\/?/, '').replace(/\/$/, '');
+  const rel = location.pathname.replace(/^\/ui\/?/, '').replace(/\/$/, '');
   for (const r of ROUTES) {
     const m = rel.match(r.re);
     if (!m) continue;
     const params = {};
-    (r.params || []).forEach((p, i) => { params[p] = m[i + 1]; });
+    try {
+      (r.params || []).forEach((p, i) => { params[p] = decodeURIComponent(m[i + 1]); });
+    } catch {
+      break; // a malformed %-escape: no such page
+    }
     document.querySelectorAll('nav a').forEach((a) => a.classList.toggle('active', a.dataset.section === r.section));
     r.page(main, params, current.signal);
     window.scrollTo(0, 0);
