@@ -394,3 +394,59 @@ func TestConsulClientCatalog(t *testing.T) {
 		t.Fatalf("register with a critical check = %v, want 400", err)
 	}
 }
+
+func TestConsulClientDiscoveryChainBlocks(t *testing.T) {
+	t.Parallel()
+	s := servertest.StartSingle(t)
+	c := consulClient(t, s.HTTPAddr())
+	if _, _, err := c.ConfigEntries().Set(&capi.ServiceResolverConfigEntry{Kind: capi.ServiceResolver, Name: "api", ConnectTimeout: 3 * time.Second}, nil); err != nil {
+		t.Fatal(err)
+	}
+	first, meta, err := c.DiscoveryChain().Get("api", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscriptions := func() float64 {
+		info, err := c.Agent().Metrics()
+		if err != nil {
+			t.Fatalf("Agent().Metrics(): %v", err)
+		}
+		for _, g := range info.Gauges {
+			if g.Name == "chainstore_chain_subscriptions" {
+				return float64(g.Value)
+			}
+		}
+		t.Fatal("no chainstore_chain_subscriptions gauge")
+		return 0
+	}
+	idle := subscriptions()
+
+	type result struct {
+		resp *capi.DiscoveryChainResponse
+		meta *capi.QueryMeta
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, m, err := c.DiscoveryChain().Get("api", nil, &capi.QueryOptions{WaitIndex: meta.LastIndex, WaitTime: time.Minute})
+		done <- result{r, m, err}
+	}()
+	// The blocked chain read holds a subscription on the hub.
+	testutil.Poll(t, 10*time.Second, "the blocking chain read to subscribe", func() bool { return subscriptions() > idle })
+	if _, _, err := c.ConfigEntries().Set(&capi.ServiceResolverConfigEntry{Kind: capi.ServiceResolver, Name: "api", ConnectTimeout: 9 * time.Second}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("blocking chain read: %v", r.err)
+		}
+		node := r.resp.Chain.Nodes[r.resp.Chain.StartNode]
+		if r.meta.LastIndex <= meta.LastIndex || node.Resolver.ConnectTimeout != 9*time.Second {
+			t.Fatalf("woke with index %d (was %d), timeout %v (was %v)", r.meta.LastIndex, meta.LastIndex,
+				node.Resolver.ConnectTimeout, first.Chain.Nodes[first.Chain.StartNode].Resolver.ConnectTimeout)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("blocking chain read did not return within 20s of the write")
+	}
+}
