@@ -56,12 +56,13 @@ type browser struct {
 	ctx context.Context
 
 	mu         sync.Mutex
-	exceptions []string // uncaught exceptions of the page
+	exceptions []string // uncaught exceptions and CSP refusals of the page
 }
 
 // newBrowser starts chromium with a fresh profile and a width x height
 // viewport. It stops when the test ends, and the test fails if the page
-// threw an uncaught exception.
+// threw an uncaught exception or the browser refused something under the
+// page's Content-Security-Policy.
 func newBrowser(t *testing.T, width, height int) *browser {
 	t.Helper()
 	path := chromium(t)
@@ -97,7 +98,10 @@ func newBrowser(t *testing.T, width, height int) *browser {
 			if err != nil {
 				return
 			}
-			if m.IsException() {
+			// An uncaught exception, or a resource the page's
+			// Content-Security-Policy refused (something the page tried
+			// to load from another origin, or inline).
+			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
 				b.mu.Lock()
 				b.exceptions = append(b.exceptions, fmt.Sprintf("%s (%s:%d)", m.Text, m.URL, m.Line))
 				b.mu.Unlock()
@@ -111,7 +115,7 @@ func newBrowser(t *testing.T, width, height int) *browser {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		for _, e := range b.exceptions {
-			t.Errorf("uncaught exception in the page: %s", e)
+			t.Errorf("the page threw or broke its Content-Security-Policy: %s", e)
 		}
 	})
 	return b

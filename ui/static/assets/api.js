@@ -67,7 +67,7 @@ export async function get(path, { index = 0, wait = '5m', signal } = {}) {
     text = await resp.text();
   } catch (e) {
     if (signal && signal.aborted) throw e;
-    const err = new Unreachable(`server unreachable (${e.message})`);
+    const err = new Unreachable(e.message || 'no answer');
     report('down', { error: err });
     throw err;
   }
