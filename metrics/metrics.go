@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -119,8 +120,16 @@ func New(src Sources) (*Registry, error) {
 // Gatherer returns the registry (for tests and other exporters).
 func (r *Registry) Gatherer() prometheus.Gatherer { return r.reg }
 
-// ObserveHTTP records one HTTP request (the httpapi Observe hook).
+// ObserveHTTP records one HTTP request (the httpapi Observe hook). Methods
+// other than the standard ones are counted as "other", so a client cannot
+// create label values at will (routes are the server's patterns).
 func (r *Registry) ObserveHTTP(route, method string, code int, d time.Duration) {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	default:
+		method = "other"
+	}
 	r.httpLatency.WithLabelValues(route, method, strconv.Itoa(code)).Observe(d.Seconds())
 }
 

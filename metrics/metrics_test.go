@@ -188,6 +188,24 @@ func TestMetricsWatchersAndJSON(t *testing.T) {
 		return v == 0
 	})
 
+	// A made-up method is counted as "other": clients cannot mint labels.
+	req, err := http.NewRequestWithContext(t.Context(), "BREW", "http://"+s.HTTPAddr()+"/v1/status/leader", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	m = scrape(t, s.HTTPAddr())
+	if v, _ := sum(m, "chainstore_http_request_duration_seconds_count", `method="other"`, `code="405"`); v != 1 {
+		t.Errorf("requests with method other and code 405 = %v, want 1", v)
+	}
+	if _, ok := sum(m, "chainstore_http_request_duration_seconds_count", `method="BREW"`); ok {
+		t.Error("the made-up method became a label value")
+	}
+
 	// Consul's JSON form, decoded by the official client.
 	c, err := capi.NewClient(&capi.Config{Address: s.HTTPAddr(), Scheme: "http"})
 	if err != nil {
