@@ -203,6 +203,10 @@ func (s *Server) Shutdown() error {
 	return nil
 }
 
+// Close closes the listener and every connection at once (a server
+// stopping as if it crashed).
+func (s *Server) Close() error { return s.srv.Close() }
+
 // ServeHTTP implements http.Handler: every request goes through panic
 // recovery and the metrics hook, then the route table.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

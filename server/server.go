@@ -358,7 +358,13 @@ func (s *Server) Stop(graceful bool) error {
 	s.rpc.Close()
 	if s.http != nil {
 		// Blocked queries were released above: in-flight requests end soon.
-		if err := s.http.Shutdown(); err != nil {
+		var err error
+		if graceful {
+			err = s.http.Shutdown()
+		} else {
+			err = s.http.Close()
+		}
+		if err != nil {
 			s.logger.Warn("HTTP shutdown", "error", err)
 		}
 	}
