@@ -58,6 +58,11 @@ func webSplitter(v1, v2 int) string {
 		{"Weight": %d, "ServiceSubset": "v1"}, {"Weight": %d, "ServiceSubset": "v2"}]}`, v1, v2)
 }
 
+// webChainDrawn is true (over the graph g) once the page shows the chain
+// with all of writeWebChain's entries: the chain is compiled
+// asynchronously, so the first answer may be an earlier version.
+const webChainDrawn = `g.weights.length === 2 && g.nodes.some((n) => n.id === 'router:web')`
+
 func writeWebChain(t *testing.T, e *env) {
 	t.Helper()
 	for _, doc := range []string{proxyDefaults, webResolver, webSplitter(90, 10), webRouter} {
@@ -125,7 +130,7 @@ func TestChainPageDrawsAndFollowsChanges(t *testing.T) {
 	b := newBrowser(t, 1280, 800)
 	b.open(e.base + "/ui/chain/web")
 
-	g := waitGraph(b, "the chain graph of web", `g.weights.length === 2`)
+	g := waitGraph(b, "the chain graph of web", webChainDrawn)
 	var ids []string
 	for _, n := range g.Nodes {
 		ids = append(ids, n.ID)
@@ -244,12 +249,18 @@ func TestPagesAndEmptyStates(t *testing.T) {
 			t.Errorf("empty-chain notice %q lacks %q", text, want)
 		}
 	}
-	b.open(e.base + "/ui/entries/service-router/orders")
-	waitFor[bool](b, "the missing-entry message", `document.body.innerText.includes('No service-router entry named orders.')`)
+	// A missing entry: the page says so, and shows the entry once written.
+	b.open(e.base + "/ui/entries/service-resolver/orders")
+	waitFor[bool](b, "the missing-entry message", `document.body.innerText.includes('No service-resolver entry named orders.')`)
+	e.put(t, `{"Kind": "service-resolver", "Name": "orders", "ConnectTimeout": "7s"}`)
+	waitFor[bool](b, "the new entry's JSON", `(() => {
+		const p = document.querySelector('pre.json');
+		return p && p.textContent.includes('"ConnectTimeout": "7s"') && !document.body.innerText.includes('No service-resolver entry');
+	})()`)
 
 	// The services page follows writes while it is open.
 	b.open(e.base + "/ui/services")
-	waitFor[bool](b, "the empty services page", `document.body.innerText.includes('No services yet.')`)
+	waitFor[bool](b, "orders on the services page", `document.querySelector('tr[data-service="orders"]') !== null`)
 	writeWebChain(t, e)
 	e.put(t, `{"Kind": "service-defaults", "Name": "admin", "Protocol": "http"}`)
 	e.put(t, `{"Kind": "service-defaults", "Name": "billing", "Protocol": "tcp"}`)
@@ -258,17 +269,21 @@ func TestPagesAndEmptyStates(t *testing.T) {
 		Protocol string   `json:"protocol"`
 		Kinds    []string `json:"kinds"`
 	}
-	rows := waitFor[[]row](b, "three services", `(() => {
+	rows := waitFor[[]row](b, "four services", `(() => {
 		const rows = [...document.querySelectorAll('table.services tbody tr')].map((tr) => ({
 			service: tr.dataset.service,
 			protocol: tr.querySelector('.proto').textContent,
 			kinds: [...tr.querySelectorAll('.kind')].map((k) => k.textContent),
 		}));
-		return rows.length === 3 ? rows : null;
+		// Four rows, and orders's protocol from the proxy-defaults written
+		// before them (a poll round may have read the kinds at different
+		// moments: the page converges on the next round).
+		return rows.length === 4 && rows.some((r) => r.service === 'orders' && r.protocol === 'http') ? rows : null;
 	})()`)
 	want := []row{
 		{Service: "admin", Protocol: "http", Kinds: []string{"defaults"}},
 		{Service: "billing", Protocol: "tcp", Kinds: []string{"defaults"}},
+		{Service: "orders", Protocol: "http", Kinds: []string{"resolver"}}, // proxy-defaults
 		{Service: "web", Protocol: "http", Kinds: []string{"router", "splitter", "resolver"}},
 	}
 	if diff := cmp.Diff(want, rows); diff != "" {
@@ -312,7 +327,7 @@ func TestServerUnreachable(t *testing.T) {
 	writeWebChain(t, e)
 	b := newBrowser(t, 1280, 800)
 	b.open(e.base + "/ui/chain/web")
-	waitGraph(b, "the chain graph", `g.weights.length === 2`)
+	waitGraph(b, "the chain graph", webChainDrawn)
 	if err := e.single.Server().Stop(false); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -356,7 +371,7 @@ func TestScreenshots(t *testing.T) {
 	for _, size := range [][2]int{{1280, 800}, {768, 1024}, {390, 844}} {
 		b := newBrowser(t, size[0], size[1])
 		b.open(e.base + "/ui/chain/web")
-		waitGraph(b, "the chain graph", `g.weights.length === 2`)
+		waitGraph(b, "the chain graph", webChainDrawn)
 		png := b.screenshot()
 		name := filepath.Join(*screenshotDir, fmt.Sprintf("ui-chain-%dx%d.png", size[0], size[1]))
 		if err := os.WriteFile(name, png, 0o644); err != nil {
