@@ -143,6 +143,9 @@ func New(cfg Config, backend Backend, raft RaftStats, logger hclog.Logger) (*Ser
 // it before Serve.
 func (s *Server) Observe(fn func(route, method string, code int, d time.Duration)) { s.observe = fn }
 
+// uiPrefix is where the web UI is mounted; GET / redirects there.
+const uiPrefix = "/ui/"
+
 // Mount serves h under prefix (a path ending in "/" serves the whole
 // subtree, e.g. "/ui/"), on the same listener as the API. Mounting a
 // prefix twice or one that is an API path fails.
@@ -158,12 +161,28 @@ func (s *Server) Mount(prefix string, h http.Handler) error {
 	if s.mounted[prefix] {
 		return fmt.Errorf("http: %q is already mounted", prefix)
 	}
-	s.mounted[prefix] = true
-	s.mux.Handle(prefix, h)
+	if err := s.handleChecked(prefix, h); err != nil {
+		return err
+	}
 	if strings.HasSuffix(prefix, "/") && len(prefix) > 1 {
 		// "/ui" redirects to "/ui/" (ServeMux does that only for GET).
-		s.mux.Handle(strings.TrimSuffix(prefix, "/"), http.RedirectHandler(prefix, http.StatusMovedPermanently))
+		if err := s.handleChecked(strings.TrimSuffix(prefix, "/"), http.RedirectHandler(prefix, http.StatusMovedPermanently)); err != nil {
+			return err
+		}
 	}
+	s.mounted[prefix] = true
+	return nil
+}
+
+// handleChecked registers pattern, turning ServeMux's panic on an invalid
+// or conflicting pattern into an error.
+func (s *Server) handleChecked(pattern string, h http.Handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("http: mount %q: %v", pattern, p)
+		}
+	}()
+	s.mux.Handle(pattern, h)
 	return nil
 }
 
@@ -310,6 +329,17 @@ func (s *Server) routes() {
 	s.route("/v1/health/service/{service...}", map[string]handlerFunc{http.MethodGet: s.healthService})
 	s.route("/v1/agent/health/live", map[string]handlerFunc{http.MethodGet: s.live})
 	s.route("/v1/agent/health/ready", map[string]handlerFunc{http.MethodGet: s.ready})
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		// As Consul: the root goes to the web UI, when there is one.
+		s.mu.Lock()
+		ui := s.mounted[uiPrefix]
+		s.mu.Unlock()
+		if ui {
+			http.Redirect(w, r, uiPrefix, http.StatusFound)
+			return
+		}
+		writeError(w, http.StatusNotFound, "unknown endpoint: GET / (no web UI is mounted; the API is under /v1/, see docs/http-api.md)")
+	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown endpoint: %s %s (see docs/http-api.md for the endpoints chainstore serves)", r.Method, r.URL.Path))
 	})

@@ -180,11 +180,20 @@ func TestMount(t *testing.T) {
 	t.Parallel()
 	_, s := newFake(t, nil)
 	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ui:"+r.URL.Path) })
+	if rec := get(t, s, "/", nil); rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "no web UI is mounted") {
+		t.Fatalf("/ without a UI = %d %q", rec.Code, rec.Body)
+	}
 	if err := s.Mount("/ui/", ui); err != nil {
 		t.Fatal(err)
 	}
+	if rec := get(t, s, "/", nil); rec.Code != http.StatusFound || rec.Header().Get("Location") != "/ui/" {
+		t.Fatalf("/ with a UI = %d %v", rec.Code, rec.Header())
+	}
 	if err := s.Mount("/ui/", ui); err == nil {
 		t.Fatal("mounting /ui/ twice succeeded")
+	}
+	if err := s.Mount("/", ui); err == nil {
+		t.Fatal("mounting / (the API's catch-all) succeeded")
 	}
 	if err := s.Mount("/v1/x", ui); err == nil {
 		t.Fatal("mounting under /v1/ succeeded")
