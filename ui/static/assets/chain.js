@@ -57,7 +57,7 @@ export function chainPage(main, { service }, signal) {
     h('p', { class: 'loading' }, `Loading the chain of ${service}…`));
   const used = h('div', { class: 'used' });
   const raw = h('div', { class: 'raw' });
-  fill(main, 
+  fill(main,
     h('div', { class: 'page-head' },
       h('div', {}, h('p', { class: 'crumbs' }, link('/ui/services', 'Services'), ' / chain'),
         h('h1', {}, service)),
@@ -101,7 +101,7 @@ export function chainPage(main, { service }, signal) {
   const draw = (chain, index) => {
     drawGraph(chain, true);
     haveChain = true;
-    fill(meta, 
+    fill(meta,
       h('span', { class: `badge proto proto-${chain.Protocol}` }, chain.Protocol || 'tcp'),
       h('span', { class: 'badge' }, `datacenter ${chain.Datacenter}`),
       h('span', { class: 'badge' }, `namespace ${chain.Namespace}`),
@@ -136,7 +136,8 @@ export function chainPage(main, { service }, signal) {
         showNotice('error', `The server's answer has no "Chain" (index ${index}).`);
         return;
       }
-      // Entries add redirects and links; the graph is drawn without them.
+      // Entries add redirects and links; when they cannot be read, the
+      // graph is drawn with the last ones read.
       const r = await listAll(signal);
       if (signal.aborted || my !== seq) return;
       if (!r.error) entries = r.entries;

@@ -14,7 +14,7 @@ export function entriesPage(main, { kind }, signal) {
   document.title = `${kind || 'Entries'} · chainstore`;
   const kinds = kind ? [kind] : KINDS;
   const body = h('div', {}, h('p', { class: 'loading' }, 'Loading entries…'));
-  fill(main, 
+  fill(main,
     h('div', { class: 'page-head' }, h('div', {},
       kind ? h('p', { class: 'crumbs' }, link('/ui/entries', 'Entries'), ' /') : null,
       h('h1', {}, kind || 'Config entries'))),
@@ -36,7 +36,7 @@ export function entriesPage(main, { kind }, signal) {
             k !== 'proxy-defaults' ? h('span', {}, ' · ', link(uiPath('chain', e.Name), 'chain')) : null)))
           : h('p', { class: 'muted' }, 'none')));
     }
-    fill(body, 
+    fill(body,
       total === 0 && Object.keys(errors).length === 0
         ? empty('No config entries yet.', h('span', {}, 'Write one with ', code('storectl put FILE'), ' (examples in ', code('scripts/examples'), ').'))
         : null,
@@ -50,7 +50,7 @@ export function entryPage(main, { kind, name }, signal) {
   const live = h('span', { class: 'live', 'data-state': 'connecting' }, 'connecting…');
   const body = h('div', {}, h('p', { class: 'loading' }, 'Loading the entry…'));
   const notice = h('p', { class: 'notice notice-error', hidden: true });
-  fill(main, 
+  fill(main,
     h('div', { class: 'page-head' },
       h('div', {}, h('p', { class: 'crumbs' }, link('/ui/entries', 'Entries'), ' / ', link(uiPath('entries', kind), kind), ' /'),
         h('h1', {}, name)),

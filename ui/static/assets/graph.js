@@ -189,7 +189,7 @@ export function buildModel(chain, entries = {}) {
       nodes.set(key, { id: key, type: 'missing', title: key, rows: [{ text: 'node missing from the chain', cls: 'warn' }], order: nodes.size });
       return key;
     }
-    const node = { id: key, type: n.Type, title: n.Name, rows: [], order: nodes.size };
+    const node = { id: key, type: n.Type || 'unknown', title: n.Name || key, rows: [], order: nodes.size };
     nodes.set(key, node);
     if (n.Type === 'router') {
       if (hasEntry(entries, 'service-router', n.Name)) node.href = uiPath('entries', 'service-router', n.Name);

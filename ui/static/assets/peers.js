@@ -11,7 +11,7 @@ export function peersPage(main, _params, signal) {
   document.title = 'Peers · chainstore';
   const live = h('span', { class: 'live', 'data-state': 'connecting' }, 'connecting…');
   const body = h('div', {}, h('p', { class: 'loading' }, 'Loading peers…'));
-  fill(main, 
+  fill(main,
     h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Raft peers')), live),
     h('p', { class: 'meta-text' }, 'The servers that vote in Raft, by their Raft address, as the server this page talks to knows them.'),
     body,

@@ -76,7 +76,7 @@ export function servicesPage(main, _params, signal) {
   document.title = 'Services · chainstore';
   const body = h('div', {}, h('p', { class: 'loading' }, 'Loading services…'));
   const global = h('p', { class: 'meta-text' });
-  fill(main, 
+  fill(main,
     h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Services'))),
     global, body,
   );
@@ -114,7 +114,7 @@ export function servicesPage(main, _params, signal) {
         h('td', {}, link(uiPath('chain', sv.name), 'chain →')),
       );
     });
-    fill(body, 
+    fill(body,
       errs.length ? h('p', { class: 'notice notice-error' }, describeError(errs[0])) : null,
       h('div', { class: 'table-scroll' }, h('table', { class: 'services' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Protocol'), h('th', {}, 'Entries'), h('th', {}, 'Catalog'), h('th', {}, ''))),
