@@ -189,7 +189,7 @@ cmd_up() {
   local n
   for n in "${NODES[@]}"; do start_node "$n"; done
   wait_ready 3
-  echo "cluster is up: leader elected, 3 voters; STORE_ADDR=$(all_grpc_addrs)"
+  echo "cluster is up: leader elected, 3 voters; STORE_ADDR=$(all_grpc_addrs); HTTP API and UI: http://$HOST:$(http_port 1)/"
 }
 
 cmd_down() {
@@ -244,6 +244,7 @@ cmd_run() {
   wait_ready 3
   echo "cluster is up: leader elected, 3 voters. Try:"
   echo "  export STORE_ADDR=$(all_grpc_addrs)"
+  echo "  export CONSUL_HTTP_ADDR=$HOST:$(http_port 1)   # the Consul-compatible HTTP API; the UI is at /ui/"
   echo "  bin/storectl put scripts/examples/01-proxy-defaults.hcl"
   echo "  bin/storectl peers"
   echo "Following the logs; Ctrl-C stops all three nodes."
