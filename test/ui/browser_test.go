@@ -194,19 +194,26 @@ func (b *browser) screenshot() []byte {
 // put writes an entry (Consul's JSON) with PUT /v1/config.
 func put(t *testing.T, base, doc string) {
 	t.Helper()
+	putJSON(t, base+"/v1/config", doc)
+}
+
+// putJSON sends doc with PUT to url and fails the test unless the answer
+// is 200 with the body true.
+func putJSON(t *testing.T, url, doc string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, base+"/v1/config", strings.NewReader(doc))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("PUT /v1/config: %v", err)
+		t.Fatalf("PUT %s: %v", url, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(bytes.TrimSpace(body), []byte("true")) {
-		t.Fatalf("PUT /v1/config %s: %d %s", doc, resp.StatusCode, body)
+		t.Fatalf("PUT %s %s: %d %s", url, doc, resp.StatusCode, body)
 	}
 }

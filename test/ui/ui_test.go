@@ -1,17 +1,21 @@
 package ui_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chainstore/chainstore/internal/servertest"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 	"github.com/chainstore/chainstore/ui"
 )
 
@@ -288,6 +292,30 @@ func TestPagesAndEmptyStates(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, rows); diff != "" {
 		t.Errorf("services table (-want +got):\n%s", diff)
+	}
+
+	// Instances in the catalog: one passing (HTTP registrations have no
+	// check) and, on our own server, one whose TTL check starts critical.
+	putJSON(t, e.base+"/v1/catalog/register", `{"Node": "n1", "Address": "10.0.0.1",
+		"Service": {"ID": "web-1", "Service": "web", "Port": 8080}}`)
+	wantHealth, wantClass := "1 instance · 1 passing", "health-ok"
+	if e.single != nil {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		_, err := servertest.NewClient(t, e.single.Addr()).Register(ctx, &chainstorev1.RegisterRequest{Instance: &chainstorev1.Instance{
+			Id: "web-2", Service: "web", Address: "10.0.0.2", Port: 8080, Ttl: durationpb.New(time.Minute),
+		}})
+		if err != nil {
+			t.Fatalf("register web-2: %v", err)
+		}
+		wantHealth, wantClass = "2 instances · 1 passing", "health-warn"
+	}
+	waitFor[bool](b, "web's instances on the services page", `(() => {
+		const c = document.querySelector('tr[data-service="web"] .health');
+		return c !== null && c.textContent === '`+wantHealth+`' && c.classList.contains('`+wantClass+`');
+	})()`)
+	if got := eval[string](b, `document.querySelector('tr[data-service="admin"] td.catalog').textContent`); got != "no" {
+		t.Errorf("admin's catalog cell %q, want no", got)
 	}
 
 	// An entry's JSON, reached by clicking through (no reload).

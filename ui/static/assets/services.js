@@ -12,9 +12,21 @@ export const LIST_POLL_MS = 2000;
 
 // pollKinds reads the entry list of each kind in kinds (and, with
 // withCatalog, /v1/catalog/services) every LIST_POLL_MS until signal aborts,
-// and calls onChange(entries, errors, catalog) whenever anything differs
-// from the previous round. entries is {kind: [entry]}, errors {kind: Error};
-// catalog is {service: [tag]}, or null when the server has no catalog API.
+// and calls onChange(entries, errors, catalog, health) whenever anything
+// differs from the previous round. entries is {kind: [entry]}, errors
+// {kind: Error}; catalog is {service: [tag]}, or null when the server has no
+// catalog API; health is {service: {total, passing}} for the first
+// MAX_HEALTH services of the catalog (from /v1/health/service/NAME).
+const MAX_HEALTH = 50;
+
+// healthOf counts the instances of service and those whose checks all pass.
+async function healthOf(service, signal) {
+  const r = await get(`/v1/health/service/${encodeURIComponent(service)}`, { signal });
+  const list = Array.isArray(r.data) ? r.data : [];
+  const passing = list.filter((e) => (e.Checks || []).every((c) => c.Status === 'passing')).length;
+  return { total: list.length, passing };
+}
+
 export function pollKinds(kinds, signal, onChange, withCatalog = false) {
   (async () => {
     let last = '';
@@ -23,6 +35,7 @@ export function pollKinds(kinds, signal, onChange, withCatalog = false) {
       const entries = {};
       const errors = {};
       let catalog = null;
+      const health = {};
       const reads = kinds.map(async (kind) => {
         try {
           const r = await get(`/v1/config/${kind}`, { signal });
@@ -36,6 +49,13 @@ export function pollKinds(kinds, signal, onChange, withCatalog = false) {
           try {
             const r = await get('/v1/catalog/services', { signal });
             catalog = r.data && typeof r.data === 'object' ? r.data : {};
+            await Promise.all(Object.keys(catalog).sort().slice(0, MAX_HEALTH).map(async (name) => {
+              try {
+                health[name] = await healthOf(name, signal);
+              } catch {
+                // no counts for this one this round
+              }
+            }));
           } catch (e) {
             // A server without the catalog API: stop asking.
             if (e instanceof APIError && (e.status === 404 || e.status === 405)) catalogAPI = false;
@@ -45,10 +65,10 @@ export function pollKinds(kinds, signal, onChange, withCatalog = false) {
       }
       await Promise.all(reads);
       if (signal.aborted) return;
-      const key = JSON.stringify([entries, Object.entries(errors).map(([k, e]) => [k, e.message]), catalog]);
+      const key = JSON.stringify([entries, Object.entries(errors).map(([k, e]) => [k, e.message]), catalog, health]);
       if (key !== last) {
         last = key;
-        onChange(entries, errors, catalog);
+        onChange(entries, errors, catalog, health);
       }
       await sleep(LIST_POLL_MS, signal);
     }
@@ -72,6 +92,17 @@ function servicesOf(entries, catalog) {
 
 const SHORT = { 'service-defaults': 'defaults', 'service-router': 'router', 'service-splitter': 'splitter', 'service-resolver': 'resolver' };
 
+// catalogCell says whether a service is in the catalog and how healthy its
+// instances are.
+function catalogCell(sv, catalog, hl) {
+  if (sv.catalog === null) return h('span', { class: 'muted' }, catalog === null ? '?' : 'no');
+  const tags = sv.catalog.length ? h('span', { class: 'muted' }, ` · tags ${sv.catalog.join(', ')}`) : null;
+  if (!hl) return h('span', {}, 'registered', tags);
+  const cls = hl.total > 0 && hl.passing === hl.total ? 'health-ok' : hl.passing === 0 ? 'health-bad' : 'health-warn';
+  return h('span', {}, h('span', { class: `health ${cls}` },
+    `${hl.total} instance${hl.total === 1 ? '' : 's'} · ${hl.passing} passing`), tags);
+}
+
 export function servicesPage(main, _params, signal) {
   document.title = 'Services · chainstore';
   const body = h('div', {}, h('p', { class: 'loading' }, 'Loading services…'));
@@ -83,6 +114,7 @@ export function servicesPage(main, _params, signal) {
   let entries = {};
   let entryErrors = {};
   let catalog = null; // null: the server has no catalog API (or it failed)
+  let health = {};
   const draw = () => {
     const errs = Object.values(entryErrors);
     const pd = (entries['proxy-defaults'] || []).find((e) => e.Name === 'global');
@@ -109,8 +141,7 @@ export function servicesPage(main, _params, signal) {
         h('td', { class: 'kinds' }, sv.kinds.length
           ? sv.kinds.map((k) => link(uiPath('entries', k, sv.name), h('span', { class: `kind kind-${k}` }, SHORT[k])))
           : h('span', { class: 'muted' }, 'none')),
-        h('td', {}, sv.catalog === null ? h('span', { class: 'muted' }, catalog === null ? '?' : 'no')
-          : h('span', {}, 'registered', sv.catalog.length ? h('span', { class: 'muted' }, ` · tags ${sv.catalog.join(', ')}`) : '')),
+        h('td', { class: 'catalog' }, catalogCell(sv, catalog, health[sv.name])),
         h('td', {}, link(uiPath('chain', sv.name), 'chain →')),
       );
     });
@@ -121,10 +152,11 @@ export function servicesPage(main, _params, signal) {
         h('tbody', {}, rows))),
     );
   };
-  pollKinds(KINDS, signal, (state, errors, cat) => {
+  pollKinds(KINDS, signal, (state, errors, cat, hl) => {
     entries = state;
     entryErrors = errors;
     catalog = cat;
+    health = hl;
     draw();
   }, true);
 }
