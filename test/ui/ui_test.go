@@ -203,8 +203,10 @@ func TestChainPageDrawsAndFollowsChanges(t *testing.T) {
 	// A change arrives through the blocking query: same document, new
 	// weights, and the changed node is marked.
 	eval[bool](b, `window.__sameDocument = true`)
+	wrote := time.Now()
 	e.put(t, webSplitter(25, 75))
 	g = waitGraph(b, "the new weights 25/75", `g.weights.join(',') === '25%,75%'`)
+	t.Logf("the page showed the new weights %s after the PUT was sent", time.Since(wrote).Round(time.Millisecond))
 	if !eval[bool](b, `window.__sameDocument === true`) {
 		t.Fatal("the page reloaded to show the change")
 	}
