@@ -23,7 +23,7 @@ GOIMPORTS_VERSION       := v0.52.0
 # Import grouping enforced by goimports (here and in .golangci.yml).
 LOCAL_PREFIX := github.com/chainstore/chainstore
 
-.PHONY: build test test-short verify vet fmt-check tidy-check lint proto verify-proto cluster bench chaos fuzz demo clean
+.PHONY: build test test-short verify vet fmt-check tidy-check lint proto verify-proto cluster bench chaos fuzz demo clean ui-screenshots
 
 build: ## build stored, storectl, storeagent and tools into bin/
 	@mkdir -p $(BIN)
@@ -123,6 +123,12 @@ fuzz: ## run every native fuzz target in the repo for FUZZTIME each (seeds and c
 	    done; \
 	  done; \
 	  echo; echo "fuzz summary ($(FUZZTIME) per target):"; printf '%s' "$$summary"
+
+# The web UI's browser tests (test/ui) run in `make test` and need Debian's
+# chromium (.ci/run installs it; without it they skip). This target redraws
+# the README's screenshots of the chain page at three sizes.
+ui-screenshots: ## docs/ui-chain-{1280x800,768x1024,390x844}.png from a real server in headless chromium
+	$(GO) test -count=1 -run '^TestScreenshots$$' ./test/ui/ -args -screenshots=$(CURDIR)/docs
 
 clean:
 	rm -rf $(BIN) .cluster

@@ -39,6 +39,13 @@ type Hub struct {
 	publishes    atomic.Uint64
 	bytesEncoded atomic.Uint64
 	numChains    atomic.Int64
+	// Read by Stats for metrics: compile time, open subscriptions and
+	// watchers, and what watchers delivered or skipped.
+	compileNanos  atomic.Int64
+	subscriptions atomic.Int64
+	watchers      atomic.Int64
+	deliveries    atomic.Uint64
+	skipped       atomic.Uint64
 
 	// The fields below are owned by the Run goroutine: only it reads or
 	// writes them, so they need no lock.
@@ -183,6 +190,16 @@ type Stats struct {
 	BytesEncoded uint64
 	// Chains is the number of chains tracked now (watched or warm).
 	Chains int
+	// CompileTime is the total time spent in the compiler.
+	CompileTime time.Duration
+	// Subscriptions is the number of open subscriptions (watch-stream
+	// subscriptions and blocking GetChain reads); Watchers the number of
+	// open Watchers (one per watch stream).
+	Subscriptions, Watchers int
+	// Deliveries counts chain versions Watchers handed to their streams;
+	// Skipped counts versions a Watcher never delivered because a newer
+	// one was published before its stream took it.
+	Deliveries, Skipped uint64
 }
 
 // Stats returns the hub's counters.
@@ -192,6 +209,12 @@ func (h *Hub) Stats() Stats {
 		Publishes:    h.publishes.Load(),
 		BytesEncoded: h.bytesEncoded.Load(),
 		Chains:       int(h.numChains.Load()),
+		CompileTime:  time.Duration(h.compileNanos.Load()),
+
+		Subscriptions: int(h.subscriptions.Load()),
+		Watchers:      int(h.watchers.Load()),
+		Deliveries:    h.deliveries.Load(),
+		Skipped:       h.skipped.Load(),
 	}
 }
 
@@ -215,6 +238,7 @@ func (s *Subscription) Close() {
 	s.once.Do(func() {
 		s.c.idleSince.Store(time.Now().UnixNano())
 		s.c.refs.Add(-1)
+		s.h.subscriptions.Add(-1)
 	})
 }
 
@@ -326,6 +350,7 @@ func (h *Hub) acquire(r *acquireReq, view *View) acquireResp {
 		h.refresh(c, v)
 	}
 	c.refs.Add(1)
+	h.subscriptions.Add(1)
 	return acquireResp{c: c}
 }
 
@@ -458,6 +483,7 @@ type built struct {
 	errText   string
 	hash      string
 	viewIndex uint64
+	took      time.Duration // time in the compiler
 }
 
 // compile compiles c against view and installs the result.
@@ -466,8 +492,9 @@ func (h *Hub) compile(c *chainState, view View) { h.install(c, h.build(c.key, vi
 // build compiles and encodes one chain. It only reads view and the
 // hub's immutable config, so workers may run it concurrently.
 func (h *Hub) build(key ChainKey, view View) built {
+	start := time.Now()
 	res, err := chain.Compile(h.cfg.compileRequest(key, view))
-	b := built{viewIndex: view.Index()}
+	b := built{viewIndex: view.Index(), took: time.Since(start)}
 	if res != nil {
 		b.reads = res.Reads
 	}
@@ -493,6 +520,7 @@ func (h *Hub) install(c *chainState, b built) {
 	c.freshAt.Store(b.viewIndex)
 	c.stale = false
 	h.compiles.Add(1)
+	h.compileNanos.Add(int64(b.took))
 	h.bytesEncoded.Add(uint64(len(b.body)))
 	if h.opts.onCompile != nil {
 		h.opts.onCompile(c.key)
@@ -519,6 +547,9 @@ func (h *Hub) publish(c *chainState, b built) {
 		index = max(index, old.Index)
 	}
 	v := newVersion(index, b.hash, b.body, b.errText, h.epoch)
+	if old != nil {
+		v.seq = old.seq + 1
+	}
 	c.current.Store(v)
 	h.publishes.Add(1)
 	if old != nil {

@@ -221,6 +221,16 @@ func TestSlowWatcherSkipsVersions(t *testing.T) {
 	if v := nextUpdate(t, slow, 1); v.Index != marker {
 		t.Errorf("slow watcher after catching up: index %d, want %d (no intermediate version)", v.Index, marker)
 	}
+	// The metrics counters: fast got 1+5 versions, slow 1+1+1 and skipped
+	// the 4 in between.
+	st := h.Stats()
+	if st.Deliveries != 9 || st.Skipped != 4 || st.Watchers != 2 || st.Subscriptions != 2 || st.CompileTime <= 0 {
+		t.Errorf("Stats() = %+v, want 9 deliveries, 4 skipped, 2 watchers, 2 subscriptions, some compile time", st)
+	}
+	slow.Close()
+	if st := h.Stats(); st.Watchers != 1 || st.Subscriptions != 1 {
+		t.Errorf("after closing a watcher: Stats() = %+v, want 1 watcher and 1 subscription", st)
+	}
 }
 
 func TestInvalidWriteSendsNothing(t *testing.T) {

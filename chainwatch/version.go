@@ -25,6 +25,7 @@ type Version struct {
 	// epoch than a watcher has seen tells it to reset.
 	Epoch uint64
 
+	seq        uint64                     // publishes of the chain before this one (counts skipped versions)
 	superseded chan struct{}              // closed when a newer version replaced this one
 	pb         *chainstorev1.ChainVersion // built once, shared by every stream; read-only
 }

@@ -117,6 +117,7 @@ func NewWatcher(hub *Hub, cfg WatcherConfig) (*Watcher, error) {
 		wake: make(chan struct{}, 1),
 	}
 	w.timer = time.NewTimer(w.progressDelay())
+	hub.watchers.Add(1)
 	return w, nil
 }
 
@@ -249,6 +250,7 @@ func (w *Watcher) Close() {
 		return
 	}
 	w.closed = true
+	w.hub.watchers.Add(-1)
 	order := w.order
 	w.order, w.control = nil, nil
 	w.mu.Unlock()
@@ -363,12 +365,16 @@ func (w *Watcher) popLocked() (Event, bool) {
 			w.next = j
 			return Event{Kind: EventReset, ID: wt.id}, true
 		}
+		if wt.seen != nil && v.seq > wt.seen.seq+1 {
+			w.hub.skipped.Add(v.seq - wt.seen.seq - 1)
+		}
 		wt.seen = v
 		if v.Hash == wt.hash {
 			continue
 		}
 		wt.hash = v.Hash
 		w.next = (j + 1) % n
+		w.hub.deliveries.Add(1)
 		return Event{Kind: EventUpdate, ID: wt.id, Version: v}, true
 	}
 	return Event{}, false

@@ -123,14 +123,22 @@ func NewGRPCServer(cfg ServerConfig, logger hclog.Logger, opts ...grpc.ServerOpt
 			Time:    cfg.KeepaliveTime,
 			Timeout: cfg.KeepaliveTimeout,
 		}),
-		grpc.ChainUnaryInterceptor(
-			recoverUnary(logger),
-			admission(cfg),
-			defaultDeadline(cfg),
-		),
+		grpc.ChainUnaryInterceptor(unaryInterceptors(cfg, logger)...),
 		grpc.ChainStreamInterceptor(recoverStream(logger)),
 	}
 	return grpc.NewServer(append(base, opts...)...)
+}
+
+// unaryInterceptors are the interceptors every unary call runs through,
+// in order: panic recovery, admission control, default deadline. The gRPC
+// server and the in-process front door (Local) each build their own set,
+// so each has its own admission slots.
+func unaryInterceptors(cfg ServerConfig, logger hclog.Logger) []grpc.UnaryServerInterceptor {
+	return []grpc.UnaryServerInterceptor{
+		recoverUnary(logger),
+		admission(cfg),
+		defaultDeadline(cfg),
+	}
 }
 
 // blockingRequest is implemented by the requests that take QueryOptions.

@@ -12,8 +12,9 @@
 #   scripts/cluster.sh run       start all three in the foreground, follow
 #                                their logs, stop them all on Ctrl-C
 #
-# Ports: node i (1..3) uses Raft BASE_PORT+10(i-1), gossip +1, gRPC +2, so
-# the default BASE_PORT=8500 gives gRPC on 8502, 8512 and 8522.
+# Ports: node i (1..3) uses Raft BASE_PORT+10(i-1), gossip +1, gRPC +2,
+# HTTP +3, so the default BASE_PORT=8500 gives gRPC on 8502, 8512 and 8522
+# and the HTTP API on 8503, 8513 and 8523.
 #
 # Environment:
 #   CLUSTER_DIR  data, logs and pid files (default .cluster in the repo root)
@@ -40,6 +41,7 @@ raft_port()   { echo $((BASE_PORT + 10 * ($1 - 1))); }
 gossip_port() { echo $((BASE_PORT + 10 * ($1 - 1) + 1)); }
 grpc_port()   { echo $((BASE_PORT + 10 * ($1 - 1) + 2)); }
 grpc_addr()   { echo "$HOST:$(grpc_port "$1")"; }
+http_port()   { echo $((BASE_PORT + 10 * ($1 - 1) + 3)); }
 node_dir()    { echo "$CLUSTER_DIR/n$1"; }
 pid_file()    { echo "$(node_dir "$1")/stored.pid"; }
 log_file()    { echo "$(node_dir "$1")/stored.log"; }
@@ -91,12 +93,13 @@ start_node() {
     --raft-addr "$HOST:$(raft_port "$n")" \
     --gossip-addr "$HOST:$(gossip_port "$n")" \
     --grpc-addr "$(grpc_addr "$n")" \
+    --http-addr "$HOST:$(http_port "$n")" \
     --join "$join" \
     --bootstrap-expect 3 \
     --log-level "$LOG_LEVEL" \
     >>"$(log_file "$n")" 2>&1 </dev/null &
   echo $! >"$(pid_file "$n")"
-  echo "n$n started (pid $!, gRPC $(grpc_addr "$n"), log $(log_file "$n"))"
+  echo "n$n started (pid $!, gRPC $(grpc_addr "$n"), HTTP $HOST:$(http_port "$n"), log $(log_file "$n"))"
 }
 
 # wait_exit PID SECONDS: wait for a process to exit; 1 if it is still alive.
@@ -186,7 +189,7 @@ cmd_up() {
   local n
   for n in "${NODES[@]}"; do start_node "$n"; done
   wait_ready 3
-  echo "cluster is up: leader elected, 3 voters; STORE_ADDR=$(all_grpc_addrs)"
+  echo "cluster is up: leader elected, 3 voters; STORE_ADDR=$(all_grpc_addrs); HTTP API and UI: http://$HOST:$(http_port 1)/"
 }
 
 cmd_down() {
@@ -241,6 +244,7 @@ cmd_run() {
   wait_ready 3
   echo "cluster is up: leader elected, 3 voters. Try:"
   echo "  export STORE_ADDR=$(all_grpc_addrs)"
+  echo "  export CONSUL_HTTP_ADDR=$HOST:$(http_port 1)   # the Consul-compatible HTTP API; the UI is at /ui/"
   echo "  bin/storectl put scripts/examples/01-proxy-defaults.hcl"
   echo "  bin/storectl peers"
   echo "Following the logs; Ctrl-C stops all three nodes."

@@ -12,6 +12,7 @@ import (
 	"github.com/chainstore/chainstore/cluster"
 	"github.com/chainstore/chainstore/fsm"
 	"github.com/chainstore/chainstore/health"
+	"github.com/chainstore/chainstore/httpapi"
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
 	"github.com/chainstore/chainstore/xdsserver"
@@ -29,6 +30,9 @@ type Config struct {
 	RaftAddr, RaftAdvertise     string
 	GossipAddr, GossipAdvertise string
 	GRPCAddr, GRPCAdvertise     string
+	// HTTPAddr is where the Consul-compatible HTTP API (package httpapi)
+	// listens; empty serves no HTTP.
+	HTTPAddr string
 	// Join lists gossip addresses of servers to join.
 	Join []string
 	// BootstrapExpect is the number of servers to wait for before
@@ -52,6 +56,9 @@ type Config struct {
 	// version prefix defaults to one derived from NodeName).
 	XDS    xdsserver.Config
 	Chains rpc.ChainServerConfig
+	// HTTP configures the HTTP API (New sets its Datacenter and body limit
+	// from Datacenter and RPC.MaxEntrySize).
+	HTTP httpapi.Config
 	// FSMOptions are extra FSM options (the test hooks of cmd/stored).
 	FSMOptions []fsm.Option
 }
@@ -76,6 +83,7 @@ func DefaultConfig() Config {
 		Health:          health.DefaultConfig(),
 		XDS:             xdsserver.DefaultConfig(),
 		Chains:          rpc.DefaultChainServerConfig(),
+		HTTP:            httpapi.DefaultConfig(),
 	}
 }
 
@@ -97,6 +105,11 @@ func (c Config) Validate() error {
 	for name, a := range map[string]string{"--raft-addr": c.RaftAddr, "--gossip-addr": c.GossipAddr, "--grpc-addr": c.GRPCAddr} {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("%s %q: %w", name, a, err)
+		}
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return fmt.Errorf("--http-addr %q: %w", c.HTTPAddr, err)
 		}
 	}
 	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {

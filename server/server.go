@@ -6,7 +6,8 @@
 //
 // # Goroutines
 //
-// Start starts six goroutines, all joined by Stop:
+// Start starts six goroutines (seven with an HTTP address), all joined by
+// Stop:
 //
 //   - the Raft failure watch: waits for raftnode's Failed channel (a
 //     stalled or failing disk) and reports it to Run;
@@ -18,6 +19,8 @@
 //     gRPC clients ask for and the catalog, and updates the xDS caches),
 //     ended with the hub's context, which also ends its ADS streams;
 //   - the gRPC Serve loop, ended by GracefulStop or Stop;
+//   - the HTTP API's Serve (package httpapi; only with HTTPAddr), ended by
+//     its Shutdown once blocked queries were released;
 //   - cluster.Run (join, bootstrap, reconcile), ended by the gossip leave
 //     or shutdown.
 //
@@ -42,6 +45,8 @@ import (
 	"github.com/chainstore/chainstore/cluster"
 	"github.com/chainstore/chainstore/fsm"
 	"github.com/chainstore/chainstore/health"
+	"github.com/chainstore/chainstore/httpapi"
+	"github.com/chainstore/chainstore/metrics"
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
 	"github.com/chainstore/chainstore/xdsserver"
@@ -64,6 +69,9 @@ type Server struct {
 	rpc     *rpc.Services
 	grpc    *grpc.Server
 	grpcLis net.Listener
+	metrics *metrics.Registry
+	http    *httpapi.Server // nil without HTTPAddr
+	httpLis net.Listener
 
 	mu            sync.Mutex // protects started, stopped, cancelCluster, cancelHub
 	started       bool
@@ -71,7 +79,7 @@ type Server struct {
 	cancelCluster context.CancelFunc
 	cancelHub     context.CancelFunc
 
-	wg      sync.WaitGroup // the six goroutines of Start
+	wg      sync.WaitGroup // the goroutines of Start
 	errCh   chan error     // failures of those goroutines (one slot each); Run reads the first
 	stopErr error
 }
@@ -84,7 +92,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s = &Server{cfg: cfg, logger: logger, errCh: make(chan error, 6)}
+	s = &Server{cfg: cfg, logger: logger, errCh: make(chan error, 7)}
 
 	var closers []func()
 	defer func() {
@@ -165,9 +173,21 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"))
+	s.metrics, err = metrics.New(metrics.Sources{Raft: s.raft, Store: s.fsm, Hub: s.hub, Blocked: s.rpc.Blocked, XDS: s.xds})
+	if err != nil {
+		return nil, err
+	}
+	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"),
+		grpc.ChainUnaryInterceptor(s.metrics.UnaryInterceptor()), grpc.ChainStreamInterceptor(s.metrics.StreamInterceptor()))
 	rpc.Register(s.grpc, s.rpc)
 	s.xds.Register(s.grpc)
+	if err := s.newHTTP(rpcCfg); err != nil {
+		return nil, err
+	}
+	if s.httpLis != nil {
+		hl := s.httpLis
+		closers = append(closers, func() { _ = hl.Close() })
+	}
 	return s, nil
 }
 
@@ -209,9 +229,9 @@ func (s *Server) RaftAddr() string { return s.raft.Addr() }
 func (s *Server) GossipAddr() string { return s.cluster.GossipAddr() }
 
 // Start runs the Raft failure watch, the chain hub, the TTL check
-// monitor, the xDS publisher, the gRPC server and the gossip cluster
-// (join, bootstrap, reconcile) in six goroutines that Stop joins (see the
-// package documentation).
+// monitor, the xDS publisher, the gRPC server, the HTTP API (with an HTTP
+// address) and the gossip cluster (join, bootstrap, reconcile) in
+// goroutines that Stop joins (see the package documentation).
 func (s *Server) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -260,6 +280,15 @@ func (s *Server) Start() {
 			s.errCh <- fmt.Errorf("serve gRPC: %w", err)
 		}
 	}()
+	if s.http != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(s.httpLis); err != nil {
+				s.errCh <- fmt.Errorf("serve HTTP: %w", err)
+			}
+		}()
+	}
 	go func() {
 		defer s.wg.Done()
 		if err := s.cluster.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -267,7 +296,7 @@ func (s *Server) Start() {
 		}
 	}()
 	s.logger.Info("server started", "node_id", s.nodeID, "grpc", s.GRPCAddr(), "raft", s.RaftAddr(),
-		"gossip", s.GossipAddr(), "bootstrap_expect", s.cfg.BootstrapExpect, "join", s.cfg.Join)
+		"gossip", s.GossipAddr(), "http", s.HTTPAddr(), "bootstrap_expect", s.cfg.BootstrapExpect, "join", s.cfg.Join)
 }
 
 // raftFailure is the error Run returns when the Raft node failed.
@@ -327,6 +356,18 @@ func (s *Server) Stop(graceful bool) error {
 
 	var errs []error
 	s.rpc.Close()
+	if s.http != nil {
+		// Blocked queries were released above: in-flight requests end soon.
+		var err error
+		if graceful {
+			err = s.http.Shutdown()
+		} else {
+			err = s.http.Close()
+		}
+		if err != nil {
+			s.logger.Warn("HTTP shutdown", "error", err)
+		}
+	}
 	if cancelHub != nil {
 		// Stopping the hub ends every Watch stream (agents reconnect to
 		// another server), so GracefulStop does not wait for them.
@@ -356,8 +397,11 @@ func (s *Server) Stop(graceful bool) error {
 	if cancel != nil {
 		cancel()
 	} else {
-		// Never started: Serve never took the listener.
+		// Never started: Serve never took the listeners.
 		_ = s.grpcLis.Close()
+		if s.httpLis != nil {
+			_ = s.httpLis.Close()
+		}
 	}
 	s.wg.Wait()
 	s.stopErr = errors.Join(errs...)

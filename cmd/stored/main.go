@@ -74,6 +74,9 @@ func run(ctx context.Context, cfg server.Config, dbg debugOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := mountUI(srv, cfg); err != nil { //nolint:contextcheck // on failure mountUI stops the server, which bounds its shutdown with its own timeouts
+		return err
+	}
 	return srv.Run(ctx)
 }
 
@@ -103,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 	fs.StringVar(&cfg.GossipAdvertise, "gossip-advertise", "", "gossip address other servers use (default: --gossip-addr)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "gRPC bind address host:port")
 	fs.StringVar(&cfg.GRPCAdvertise, "grpc-advertise", "", "gRPC address other servers forward to (default: --grpc-addr)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "", "Consul-compatible HTTP API bind address host:port (docs/http-api.md; off when empty)")
 	fs.StringVar(&join, "join", "", "comma-separated gossip addresses of servers to join")
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "number of servers to wait for before bootstrapping a new cluster (0: never bootstrap)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")

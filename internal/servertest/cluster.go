@@ -63,6 +63,10 @@ func (nd *Node) Server() *server.Server {
 // pinned: a restarted node serves on the same address.
 func (nd *Node) GRPCAddr() string { return nd.cfg.GRPCAddr }
 
+// HTTPAddr returns the node's HTTP API address ("" when a mutate function
+// turned HTTP off), pinned like GRPCAddr.
+func (nd *Node) HTTPAddr() string { return nd.cfg.HTTPAddr }
+
 // Config returns the node's configuration (its addresses pinned after the
 // first start).
 func (nd *Node) Config() server.Config { return nd.cfg }
@@ -84,6 +88,7 @@ func Config(name, dataDir string) server.Config {
 	cfg := server.DefaultConfig()
 	cfg.NodeName, cfg.DataDir = name, dataDir
 	cfg.RaftAddr, cfg.GossipAddr, cfg.GRPCAddr = addr(), addr(), addr()
+	cfg.HTTPAddr = addr()
 	cfg.BootstrapExpect = 3
 	cfg.GRPCStopTimeout, cfg.LeaveTimeout = 2*time.Second, 2*time.Second
 
@@ -172,6 +177,7 @@ func (c *Cluster) Start(nd *Node) {
 	c.links.setIsolated(nd.name, false)
 	// Pin the bound ports for restarts.
 	nd.cfg.RaftAddr, nd.cfg.GRPCAddr, nd.cfg.GossipAddr = srv.RaftAddr(), srv.GRPCAddr(), srv.GossipAddr()
+	nd.cfg.HTTPAddr = srv.HTTPAddr()
 	srv.Start()
 	c.mu.Lock()
 	nd.srv = srv

@@ -89,5 +89,8 @@ func newServer(tb testing.TB, cfg *server.Config, logger hclog.Logger, first boo
 		}
 		tb.Logf("start %s failed (%v); retrying with other ports", cfg.NodeName, err)
 		cfg.RaftAddr, cfg.GossipAddr, cfg.GRPCAddr = addr(), addr(), addr()
+		if cfg.HTTPAddr != "" {
+			cfg.HTTPAddr = addr()
+		}
 	}
 }

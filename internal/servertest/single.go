@@ -63,6 +63,9 @@ func StartSingle(tb testing.TB, mutate ...func(*server.Config)) *Single {
 // Addr returns the server's gRPC address.
 func (s *Single) Addr() string { return s.srv.GRPCAddr() }
 
+// HTTPAddr returns the server's HTTP API address.
+func (s *Single) HTTPAddr() string { return s.srv.HTTPAddr() }
+
 // Server returns the server.
 func (s *Single) Server() *server.Server { return s.srv }
 

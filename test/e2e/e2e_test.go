@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,8 +44,8 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, root: root, dir: t.TempDir(), basePort: freeBasePort(t)}
 }
 
-// freeBasePort finds a base port whose nine cluster ports (TCP, and UDP for
-// gossip) are free.
+// freeBasePort finds a base port whose twelve cluster ports (TCP, and UDP
+// for gossip; Raft, gossip, gRPC and HTTP per node) are free.
 func freeBasePort(t *testing.T) int {
 	t.Helper()
 	for range 50 {
@@ -58,7 +60,7 @@ func freeBasePort(t *testing.T) int {
 
 func portsFree(base int) bool {
 	for n := range 3 {
-		for off := range 3 {
+		for off := range 4 {
 			addr := fmt.Sprintf("127.0.0.1:%d", base+10*n+off)
 			l, err := net.Listen("tcp", addr)
 			if err != nil {
@@ -74,6 +76,8 @@ func portsFree(base int) bool {
 	}
 	return true
 }
+
+func (e *env) httpAddr(n int) string { return fmt.Sprintf("127.0.0.1:%d", e.basePort+10*(n-1)+3) }
 
 func (e *env) grpcAddr(n int) string { return fmt.Sprintf("127.0.0.1:%d", e.basePort+10*(n-1)+2) }
 
@@ -223,6 +227,8 @@ func TestClusterScript(t *testing.T) {
 		t.Errorf("graph-invalid put (web is routed, so it must stay http): exit %d, stderr %q", code, errOut)
 	}
 
+	checkHTTP(t, e)
+
 	out = e.mustCtl("peers")
 	if strings.Count(out, "true") != 3 || strings.Count(out, "leader") != 1 {
 		t.Errorf("peers output does not show 3 voters and one leader:\n%s", out)
@@ -269,4 +275,43 @@ func TestClusterScript(t *testing.T) {
 	}
 	e.cluster("status")
 	e.cluster("down")
+}
+
+// checkHTTP reads what storectl wrote through every node's HTTP API
+// (--http-addr from cluster.sh), and writes through one of them.
+func checkHTTP(t *testing.T, e *env) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	call := func(method, url, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for n := 1; n <= 3; n++ {
+		base := "http://" + e.httpAddr(n)
+		if code, body := call("GET", base+"/v1/config/service-router/web", ""); code != 200 || !strings.Contains(body, `"Kind":"service-router"`) {
+			t.Errorf("n%d GET /v1/config/service-router/web = %d %s", n, code, body)
+		}
+		if code, body := call("GET", base+"/v1/status/leader", ""); code != 200 || len(body) < 10 {
+			t.Errorf("n%d GET /v1/status/leader = %d %s", n, code, body)
+		}
+	}
+	if code, body := call("PUT", "http://"+e.httpAddr(2)+"/v1/config", `{"Kind":"service-defaults","Name":"billing","Protocol":"http"}`); code != 200 || body != "true" {
+		t.Errorf("PUT /v1/config on n2 = %d %s", code, body)
+	}
+	if code, body := call("GET", "http://"+e.httpAddr(3)+"/v1/config/service-defaults/billing", ""); code != 200 || !strings.Contains(body, `"Protocol":"http"`) {
+		t.Errorf("GET the HTTP-written entry on n3 = %d %s", code, body)
+	}
+	if code, body := call("DELETE", "http://"+e.httpAddr(1)+"/v1/config/service-defaults/billing", ""); code != 200 {
+		t.Errorf("DELETE /v1/config/service-defaults/billing = %d %s", code, body)
+	}
 }
