@@ -147,6 +147,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 
 	rpcCfg := cfg.RPC
 	rpcCfg.NodeName, rpcCfg.NodeID, rpcCfg.Datacenter = cfg.NodeName, s.nodeID, cfg.Datacenter
+	rpcCfg.ACL = aclConfig(cfg)
 	hubCfg := cfg.Hub
 	hubCfg.Datacenter = cfg.Datacenter
 	s.hub, err = chainwatch.New(hubCfg, chainwatch.FSMSource(s.fsm), logger)
