@@ -266,3 +266,23 @@ func allowedAll(az acl.Authorizer, perms []acl.Permission) bool {
 	}
 	return true
 }
+
+// ACLResolver resolves tokens for other servers of the process (the xDS
+// server) with the same rules and cache as the gRPC services.
+type ACLResolver struct{ r *aclResolver }
+
+// NewACLResolver returns a resolver over f's state with cfg's settings.
+func NewACLResolver(cfg ACLConfig, f FSM) *ACLResolver {
+	return &ACLResolver{r: newACLResolver(cfg, f)}
+}
+
+// ServiceReader resolves secret ("" for the anonymous token) to the test
+// of service:read; it fails with ErrACLNotFound for an unknown token. Its
+// signature is xdsserver.Authorizer's.
+func (a *ACLResolver) ServiceReader(secret string) (func(service string) bool, error) {
+	az, err := a.r.resolve(secret)
+	if err != nil {
+		return nil, err
+	}
+	return func(service string) bool { return az.Allowed(acl.ServiceRead(service)) }, nil
+}

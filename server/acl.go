@@ -3,7 +3,9 @@ package server
 import (
 	"path/filepath"
 
+	"github.com/chainstore/chainstore/fsm"
 	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/xdsserver"
 )
 
 // ACLBootstrapResetFile is the name, in the data directory, of the file an
@@ -21,4 +23,13 @@ func aclConfig(cfg Config) rpc.ACLConfig {
 		DefaultPolicy:      policy,
 		BootstrapResetFile: filepath.Join(cfg.DataDir, ACLBootstrapResetFile),
 	}
+}
+
+// xdsACL returns the xDS server's options for cfg: with ACLs on, clients
+// see only what the token in their node metadata may read.
+func xdsACL(cfg rpc.ACLConfig, f *fsm.FSM) []xdsserver.Option {
+	if !cfg.Enabled {
+		return nil
+	}
+	return []xdsserver.Option{xdsserver.WithAuthorizer(rpc.NewACLResolver(cfg, f).ServiceReader)}
 }

@@ -158,7 +158,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.xds, err = xdsserver.New(cfg.XDS, s.hub, xdsserver.FSMStore(s.fsm), cfg.NodeName, logger)
+	s.xds, err = xdsserver.New(cfg.XDS, s.hub, xdsserver.FSMStore(s.fsm), cfg.NodeName, logger, xdsACL(rpcCfg.ACL, s.fsm)...)
 	if err != nil {
 		return nil, err
 	}
