@@ -43,9 +43,10 @@ type Permission struct {
 	Level Level
 }
 
-// ServiceRead, ServiceWrite, OperatorRead, OperatorWrite, ACLRead and
-// ACLWrite build the permissions requests check.
-func ServiceRead(name string) Permission  { return Permission{ResourceService, name, Read} }
+// ServiceRead is service:read on the service name.
+func ServiceRead(name string) Permission { return Permission{ResourceService, name, Read} }
+
+// ServiceWrite is service:write on the service name.
 func ServiceWrite(name string) Permission { return Permission{ResourceService, name, Write} }
 
 // OperatorRead and friends are the permissions without a name.

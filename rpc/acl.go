@@ -47,10 +47,10 @@ func (c ACLConfig) Validate() error {
 }
 
 var (
-	// ErrACLNotFound: the request carries a token that no stored token
-	// matches (wrong or deleted). Consul's text; PermissionDenied.
+	// ErrACLNotFound reports a request whose token matches no stored token
+	// (wrong or deleted). Consul's text; PermissionDenied.
 	ErrACLNotFound = errors.New("ACL not found")
-	// ErrACLDisabled: an ACL call on a server without ACLs.
+	// ErrACLDisabled reports an ACL call on a server without ACLs.
 	ErrACLDisabled = errors.New("ACL support disabled")
 )
 
@@ -235,26 +235,27 @@ func deletePerms(kind chain.Kind, name string) []acl.Permission {
 	return []acl.Permission{acl.ServiceWrite(name)}
 }
 
-// aclStatus translates the ACL errors for statusOf.
-func aclStatus(err error) (error, bool) {
+// aclStatus translates the ACL errors for statusOf; nil for any other
+// error.
+func aclStatus(err error) error {
 	var denied *acl.DeniedError
 	var ae *fsm.ACLError
 	switch {
 	case errors.As(err, &denied):
 		return withInfo(codes.PermissionDenied, denied.Error(), api.ReasonPermissionDenied,
-			map[string]string{api.MetaPermission: denied.Perm.String(), api.MetaName: denied.Perm.Name}), true
+			map[string]string{api.MetaPermission: denied.Perm.String(), api.MetaName: denied.Perm.Name})
 	case errors.Is(err, ErrACLNotFound):
-		return withInfo(codes.PermissionDenied, ErrACLNotFound.Error(), api.ReasonACLNotFound, nil), true
+		return withInfo(codes.PermissionDenied, ErrACLNotFound.Error(), api.ReasonACLNotFound, nil)
 	case errors.Is(err, ErrACLDisabled):
-		return status.Error(codes.FailedPrecondition, ErrACLDisabled.Error()), true
+		return status.Error(codes.FailedPrecondition, ErrACLDisabled.Error())
 	case errors.As(err, &ae) && ae.Bootstrapped:
-		return status.Error(codes.FailedPrecondition, ae.Error()), true
+		return status.Error(codes.FailedPrecondition, ae.Error())
 	case errors.As(err, &ae):
-		return status.Error(codes.InvalidArgument, ae.Error()), true
+		return status.Error(codes.InvalidArgument, ae.Error())
 	case errors.Is(err, acl.ErrInvalidRules):
-		return status.Error(codes.InvalidArgument, err.Error()), true
+		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	return nil, false
+	return nil
 }
 
 // allowedAll reports whether az allows every permission in perms.

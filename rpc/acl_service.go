@@ -73,8 +73,8 @@ func newSecret() (string, error) {
 }
 
 // Bootstrap implements chainstorev1.ACLServiceServer.
-func (s *ACLServer) Bootstrap(ctx context.Context, req *chainstorev1.ACLBootstrapRequest) (*chainstorev1.ACLBootstrapResponse, error) {
-	var resp *chainstorev1.ACLBootstrapResponse
+func (s *ACLServer) Bootstrap(ctx context.Context, req *chainstorev1.BootstrapRequest) (*chainstorev1.BootstrapResponse, error) {
+	var resp *chainstorev1.BootstrapResponse
 	err := s.onLeader(ctx, true, nil, func(ctx context.Context) error {
 		reset, err := s.resetIndex()
 		if err != nil {
@@ -99,7 +99,7 @@ func (s *ACLServer) Bootstrap(ctx context.Context, req *chainstorev1.ACLBootstra
 			}
 		}
 		s.logger.Info("ACL system bootstrapped", "accessor_id", accessor, "index", res.Index)
-		resp = &chainstorev1.ACLBootstrapResponse{Token: &chainstorev1.ACLToken{
+		resp = &chainstorev1.BootstrapResponse{Token: &chainstorev1.ACLToken{
 			AccessorId: accessor, SecretId: secret, Description: "Bootstrap Token (Global Management)",
 			Policies:    []*chainstorev1.ACLPolicyLink{{Id: acl.GlobalManagementPolicyID, Name: acl.GlobalManagementPolicyName}},
 			CreateIndex: res.Index, ModifyIndex: res.Index,
@@ -146,14 +146,14 @@ func checkACLName(what, name, description string) error {
 }
 
 // PolicyCreate implements chainstorev1.ACLServiceServer.
-func (s *ACLServer) PolicyCreate(ctx context.Context, req *chainstorev1.ACLPolicyCreateRequest) (*chainstorev1.ACLPolicyResponse, error) {
+func (s *ACLServer) PolicyCreate(ctx context.Context, req *chainstorev1.PolicyCreateRequest) (*chainstorev1.PolicyCreateResponse, error) {
 	if err := checkACLName("policy", req.GetName(), req.GetDescription()); err != nil {
 		return nil, s.router.status(err)
 	}
 	if _, err := acl.Parse(req.GetRules()); err != nil {
 		return nil, s.router.status(err)
 	}
-	var resp *chainstorev1.ACLPolicyResponse
+	var resp *chainstorev1.PolicyCreateResponse
 	err := s.onLeader(ctx, true, &acl.ACLWrite, func(ctx context.Context) error {
 		id, err := newSecret()
 		if err != nil {
@@ -165,7 +165,7 @@ func (s *ACLServer) PolicyCreate(ctx context.Context, req *chainstorev1.ACLPolic
 			return err
 		}
 		p.CreateIndex, p.ModifyIndex = res.Index, res.Index
-		resp = &chainstorev1.ACLPolicyResponse{Policy: policyToProto(p)}
+		resp = &chainstorev1.PolicyCreateResponse{Policy: policyToProto(p)}
 		return nil
 	}, func(ctx context.Context, c chainstorev1.ACLServiceClient) (err error) {
 		resp, err = c.PolicyCreate(ctx, req)
@@ -205,13 +205,13 @@ func findPolicy(v *fsm.View, id, name string) (*chainstorev1.ACLPolicy, error) {
 }
 
 // PolicyList implements chainstorev1.ACLServiceServer.
-func (s *ACLServer) PolicyList(ctx context.Context, req *chainstorev1.ACLPolicyListRequest) (*chainstorev1.ACLPolicyListResponse, error) {
-	var resp *chainstorev1.ACLPolicyListResponse
+func (s *ACLServer) PolicyList(ctx context.Context, req *chainstorev1.PolicyListRequest) (*chainstorev1.PolicyListResponse, error) {
+	var resp *chainstorev1.PolicyListResponse
 	err := s.onLeader(ctx, false, &acl.ACLRead, func(ctx context.Context) error {
 		if err := s.router.consistentRead(ctx); err != nil {
 			return err
 		}
-		r := &chainstorev1.ACLPolicyListResponse{Policies: []*chainstorev1.ACLPolicy{globalManagement()}}
+		r := &chainstorev1.PolicyListResponse{Policies: []*chainstorev1.ACLPolicy{globalManagement()}}
 		for _, p := range s.router.fsm.Store().View().ACLPolicies() {
 			r.Policies = append(r.Policies, policyToProto(p))
 		}
@@ -226,8 +226,8 @@ func (s *ACLServer) PolicyList(ctx context.Context, req *chainstorev1.ACLPolicyL
 }
 
 // PolicyRead implements chainstorev1.ACLServiceServer.
-func (s *ACLServer) PolicyRead(ctx context.Context, req *chainstorev1.ACLPolicyReadRequest) (*chainstorev1.ACLPolicyResponse, error) {
-	var resp *chainstorev1.ACLPolicyResponse
+func (s *ACLServer) PolicyRead(ctx context.Context, req *chainstorev1.PolicyReadRequest) (*chainstorev1.PolicyReadResponse, error) {
+	var resp *chainstorev1.PolicyReadResponse
 	err := s.onLeader(ctx, false, &acl.ACLRead, func(ctx context.Context) error {
 		if err := s.router.consistentRead(ctx); err != nil {
 			return err
@@ -236,7 +236,7 @@ func (s *ACLServer) PolicyRead(ctx context.Context, req *chainstorev1.ACLPolicyR
 		if err != nil {
 			return err
 		}
-		resp = &chainstorev1.ACLPolicyResponse{Policy: p}
+		resp = &chainstorev1.PolicyReadResponse{Policy: p}
 		return nil
 	}, func(ctx context.Context, c chainstorev1.ACLServiceClient) (err error) {
 		resp, err = c.PolicyRead(ctx, req)
@@ -246,8 +246,8 @@ func (s *ACLServer) PolicyRead(ctx context.Context, req *chainstorev1.ACLPolicyR
 }
 
 // PolicyDelete implements chainstorev1.ACLServiceServer.
-func (s *ACLServer) PolicyDelete(ctx context.Context, req *chainstorev1.ACLPolicyDeleteRequest) (*chainstorev1.ACLDeleteResponse, error) {
-	var resp *chainstorev1.ACLDeleteResponse
+func (s *ACLServer) PolicyDelete(ctx context.Context, req *chainstorev1.PolicyDeleteRequest) (*chainstorev1.PolicyDeleteResponse, error) {
+	var resp *chainstorev1.PolicyDeleteResponse
 	err := s.onLeader(ctx, true, &acl.ACLWrite, func(ctx context.Context) error {
 		if err := s.router.consistentRead(ctx); err != nil {
 			return err
@@ -260,7 +260,7 @@ func (s *ACLServer) PolicyDelete(ctx context.Context, req *chainstorev1.ACLPolic
 		if err != nil {
 			return err
 		}
-		resp = &chainstorev1.ACLDeleteResponse{Deleted: true, Index: res.Index}
+		resp = &chainstorev1.PolicyDeleteResponse{Deleted: true, Index: res.Index}
 		return nil
 	}, func(ctx context.Context, c chainstorev1.ACLServiceClient) (err error) {
 		resp, err = c.PolicyDelete(ctx, req)
@@ -272,14 +272,14 @@ func (s *ACLServer) PolicyDelete(ctx context.Context, req *chainstorev1.ACLPolic
 // TokenCreate implements chainstorev1.ACLServiceServer. With Consul's
 // model, acl:write is what it takes to create any token, so a token
 // without it cannot mint one broader than itself.
-func (s *ACLServer) TokenCreate(ctx context.Context, req *chainstorev1.ACLTokenCreateRequest) (*chainstorev1.ACLTokenResponse, error) {
+func (s *ACLServer) TokenCreate(ctx context.Context, req *chainstorev1.TokenCreateRequest) (*chainstorev1.TokenCreateResponse, error) {
 	if len(req.GetDescription()) > maxACLDescriptionLen {
 		return nil, s.router.status(&fsm.ACLError{Msg: fmt.Sprintf("token description longer than %d bytes", maxACLDescriptionLen)})
 	}
 	if len(req.GetPolicyNames()) > maxTokenPolicies {
 		return nil, s.router.status(&fsm.ACLError{Msg: fmt.Sprintf("more than %d policies", maxTokenPolicies)})
 	}
-	var resp *chainstorev1.ACLTokenResponse
+	var resp *chainstorev1.TokenCreateResponse
 	err := s.onLeader(ctx, true, &acl.ACLWrite, func(ctx context.Context) error {
 		if err := s.router.consistentRead(ctx); err != nil {
 			return err
@@ -308,7 +308,7 @@ func (s *ACLServer) TokenCreate(ctx context.Context, req *chainstorev1.ACLTokenC
 		if err != nil {
 			return err
 		}
-		resp = &chainstorev1.ACLTokenResponse{Token: &chainstorev1.ACLToken{AccessorId: accessor, SecretId: secret,
+		resp = &chainstorev1.TokenCreateResponse{Token: &chainstorev1.ACLToken{AccessorId: accessor, SecretId: secret,
 			Description: t.Description, Policies: links, CreateIndex: res.Index, ModifyIndex: res.Index}}
 		return nil
 	}, func(ctx context.Context, c chainstorev1.ACLServiceClient) (err error) {
@@ -337,14 +337,14 @@ func anonymousToken() *chainstorev1.ACLToken {
 }
 
 // TokenList implements chainstorev1.ACLServiceServer.
-func (s *ACLServer) TokenList(ctx context.Context, req *chainstorev1.ACLTokenListRequest) (*chainstorev1.ACLTokenListResponse, error) {
-	var resp *chainstorev1.ACLTokenListResponse
+func (s *ACLServer) TokenList(ctx context.Context, req *chainstorev1.TokenListRequest) (*chainstorev1.TokenListResponse, error) {
+	var resp *chainstorev1.TokenListResponse
 	err := s.onLeader(ctx, false, &acl.ACLRead, func(ctx context.Context) error {
 		if err := s.router.consistentRead(ctx); err != nil {
 			return err
 		}
 		v := s.router.fsm.Store().View()
-		r := &chainstorev1.ACLTokenListResponse{Tokens: []*chainstorev1.ACLToken{anonymousToken()}}
+		r := &chainstorev1.TokenListResponse{Tokens: []*chainstorev1.ACLToken{anonymousToken()}}
 		for _, t := range v.ACLTokens() {
 			r.Tokens = append(r.Tokens, tokenToProto(v, t))
 		}
@@ -359,14 +359,14 @@ func (s *ACLServer) TokenList(ctx context.Context, req *chainstorev1.ACLTokenLis
 }
 
 // TokenRead implements chainstorev1.ACLServiceServer.
-func (s *ACLServer) TokenRead(ctx context.Context, req *chainstorev1.ACLTokenReadRequest) (*chainstorev1.ACLTokenResponse, error) {
-	var resp *chainstorev1.ACLTokenResponse
+func (s *ACLServer) TokenRead(ctx context.Context, req *chainstorev1.TokenReadRequest) (*chainstorev1.TokenReadResponse, error) {
+	var resp *chainstorev1.TokenReadResponse
 	err := s.onLeader(ctx, false, &acl.ACLRead, func(ctx context.Context) error {
 		if err := s.router.consistentRead(ctx); err != nil {
 			return err
 		}
 		if req.GetAccessorId() == acl.AnonymousTokenID {
-			resp = &chainstorev1.ACLTokenResponse{Token: anonymousToken()}
+			resp = &chainstorev1.TokenReadResponse{Token: anonymousToken()}
 			return nil
 		}
 		v := s.router.fsm.Store().View()
@@ -374,7 +374,7 @@ func (s *ACLServer) TokenRead(ctx context.Context, req *chainstorev1.ACLTokenRea
 		if t == nil {
 			return &fsm.ACLError{Msg: fmt.Sprintf("no token with AccessorID %q", req.GetAccessorId())}
 		}
-		resp = &chainstorev1.ACLTokenResponse{Token: tokenToProto(v, t)}
+		resp = &chainstorev1.TokenReadResponse{Token: tokenToProto(v, t)}
 		return nil
 	}, func(ctx context.Context, c chainstorev1.ACLServiceClient) (err error) {
 		resp, err = c.TokenRead(ctx, req)
@@ -384,17 +384,17 @@ func (s *ACLServer) TokenRead(ctx context.Context, req *chainstorev1.ACLTokenRea
 }
 
 // TokenDelete implements chainstorev1.ACLServiceServer.
-func (s *ACLServer) TokenDelete(ctx context.Context, req *chainstorev1.ACLTokenDeleteRequest) (*chainstorev1.ACLDeleteResponse, error) {
+func (s *ACLServer) TokenDelete(ctx context.Context, req *chainstorev1.TokenDeleteRequest) (*chainstorev1.TokenDeleteResponse, error) {
 	if req.GetAccessorId() == "" || req.GetAccessorId() == acl.AnonymousTokenID {
 		return nil, s.router.status(&fsm.ACLError{Msg: "give the AccessorID of a token other than the anonymous token"})
 	}
-	var resp *chainstorev1.ACLDeleteResponse
+	var resp *chainstorev1.TokenDeleteResponse
 	err := s.onLeader(ctx, true, &acl.ACLWrite, func(ctx context.Context) error {
 		res, err := s.proposer.Apply(ctx, fsm.Command{Op: fsm.OpACLTokenDelete, ACLID: req.GetAccessorId()})
 		if err != nil {
 			return err
 		}
-		resp = &chainstorev1.ACLDeleteResponse{Deleted: true, Index: res.Index}
+		resp = &chainstorev1.TokenDeleteResponse{Deleted: true, Index: res.Index}
 		return nil
 	}, func(ctx context.Context, c chainstorev1.ACLServiceClient) (err error) {
 		resp, err = c.TokenDelete(ctx, req)

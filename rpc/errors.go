@@ -78,7 +78,7 @@ func statusOf(err error, hint leaderHint) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	if st, ok := aclStatus(err); ok {
+	if st := aclStatus(err); st != nil {
 		return st
 	}
 	// md names the entry; entryMD adds the exact chain error text, for the

@@ -28,16 +28,16 @@ func aclBenchServer(b *testing.B, acls bool) (*api.Client, context.Context) {
 	if !acls {
 		return client, ctx
 	}
-	boot, err := client.ACL().Bootstrap(ctx, &chainstorev1.ACLBootstrapRequest{})
+	boot, err := client.ACL().Bootstrap(ctx, &chainstorev1.BootstrapRequest{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	root := api.WithToken(ctx, boot.GetToken().GetSecretId())
 	rules := "service_prefix \"\" { policy = \"write\" }\nservice \"admin\" { policy = \"deny\" }\noperator = \"read\""
-	if _, err := client.ACL().PolicyCreate(root, &chainstorev1.ACLPolicyCreateRequest{Name: "bench", Rules: rules}); err != nil {
+	if _, err := client.ACL().PolicyCreate(root, &chainstorev1.PolicyCreateRequest{Name: "bench", Rules: rules}); err != nil {
 		b.Fatal(err)
 	}
-	tk, err := client.ACL().TokenCreate(root, &chainstorev1.ACLTokenCreateRequest{PolicyNames: []string{"bench"}})
+	tk, err := client.ACL().TokenCreate(root, &chainstorev1.TokenCreateRequest{PolicyNames: []string{"bench"}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,6 +45,7 @@ func aclBenchServer(b *testing.B, acls bool) (*api.Client, context.Context) {
 }
 
 func aclModes(b *testing.B, fn func(b *testing.B, acls bool)) {
+	b.Helper()
 	for _, acls := range []bool{false, true} {
 		name := "off"
 		if acls {
@@ -57,6 +58,7 @@ func aclModes(b *testing.B, fn func(b *testing.B, acls bool)) {
 // BenchmarkACLPut: sequential upserts of new entries.
 func BenchmarkACLPut(b *testing.B) {
 	aclModes(b, func(b *testing.B, acls bool) {
+		b.Helper()
 		client, ctx := aclBenchServer(b, acls)
 		lat := make([]time.Duration, 0, b.N)
 		b.ResetTimer()
@@ -76,6 +78,7 @@ func BenchmarkACLPut(b *testing.B) {
 // part of the server's work besides gRPC.
 func BenchmarkACLGetStale(b *testing.B) {
 	aclModes(b, func(b *testing.B, acls bool) {
+		b.Helper()
 		client, ctx := aclBenchServer(b, acls)
 		if _, err := client.Apply(ctx, &chainstorev1.ApplyRequest{Entry: []byte(serviceDefaults("web", "http"))}); err != nil {
 			b.Fatal(err)
@@ -95,6 +98,7 @@ func BenchmarkACLGetStale(b *testing.B) {
 // against the token before it is sent).
 func BenchmarkACLWatch(b *testing.B) {
 	aclModes(b, func(b *testing.B, acls bool) {
+		b.Helper()
 		client, ctx := aclBenchServer(b, acls)
 		if _, err := client.Apply(ctx, &chainstorev1.ApplyRequest{Entry: []byte(serviceDefaults("web", "http"))}); err != nil {
 			b.Fatal(err)

@@ -40,7 +40,7 @@ func startACL(t *testing.T, mutate ...func(*server.Config)) *aclEnv {
 	var dir string
 	s := servertest.StartSingle(t, append([]func(*server.Config){withACLs, func(c *server.Config) { dir = c.DataDir }}, mutate...)...)
 	e := &aclEnv{t: t, single: s, client: servertest.NewClient(t, s.Addr()), dir: dir}
-	resp, err := e.client.ACL().Bootstrap(e.ctx(""), &chainstorev1.ACLBootstrapRequest{})
+	resp, err := e.client.ACL().Bootstrap(e.ctx(""), &chainstorev1.BootstrapRequest{})
 	if err != nil {
 		t.Fatalf("Bootstrap: %v", err)
 	}
@@ -64,10 +64,10 @@ func (e *aclEnv) token(rules string) (secret, accessor string) {
 	e.t.Helper()
 	e.n++
 	name := "p" + strconv.Itoa(e.n)
-	if _, err := e.client.ACL().PolicyCreate(e.ctx(e.root), &chainstorev1.ACLPolicyCreateRequest{Name: name, Rules: rules}); err != nil {
+	if _, err := e.client.ACL().PolicyCreate(e.ctx(e.root), &chainstorev1.PolicyCreateRequest{Name: name, Rules: rules}); err != nil {
 		e.t.Fatalf("PolicyCreate(%q): %v", rules, err)
 	}
-	resp, err := e.client.ACL().TokenCreate(e.ctx(e.root), &chainstorev1.ACLTokenCreateRequest{PolicyNames: []string{name}})
+	resp, err := e.client.ACL().TokenCreate(e.ctx(e.root), &chainstorev1.TokenCreateRequest{PolicyNames: []string{name}})
 	if err != nil {
 		e.t.Fatalf("TokenCreate: %v", err)
 	}
@@ -232,7 +232,7 @@ func TestACLEveryRPC(t *testing.T) {
 		{
 			name: "PolicyCreate",
 			call: func(ctx context.Context) error {
-				_, err := c.ACL().PolicyCreate(ctx, &chainstorev1.ACLPolicyCreateRequest{Name: "x" + strconv.FormatInt(time.Now().UnixNano(), 10), Rules: `service_prefix "" { policy = "write" }`})
+				_, err := c.ACL().PolicyCreate(ctx, &chainstorev1.PolicyCreateRequest{Name: "x" + strconv.FormatInt(time.Now().UnixNano(), 10), Rules: `service_prefix "" { policy = "write" }`})
 				return err
 			},
 			right: `acl = "write"`, short: "acl = \"read\"\noperator = \"write\"\nservice_prefix \"\" { policy = \"write\" }",
@@ -241,7 +241,7 @@ func TestACLEveryRPC(t *testing.T) {
 		{
 			name: "TokenCreate",
 			call: func(ctx context.Context) error {
-				_, err := c.ACL().TokenCreate(ctx, &chainstorev1.ACLTokenCreateRequest{PolicyNames: []string{"global-management"}})
+				_, err := c.ACL().TokenCreate(ctx, &chainstorev1.TokenCreateRequest{PolicyNames: []string{"global-management"}})
 				return err
 			},
 			right: `acl = "write"`, short: "acl = \"read\"\noperator = \"write\"",
@@ -250,7 +250,7 @@ func TestACLEveryRPC(t *testing.T) {
 		{
 			name: "TokenList",
 			call: func(ctx context.Context) error {
-				_, err := c.ACL().TokenList(ctx, &chainstorev1.ACLTokenListRequest{})
+				_, err := c.ACL().TokenList(ctx, &chainstorev1.TokenListRequest{})
 				return err
 			},
 			right: `acl = "read"`, short: `operator = "write"`,
@@ -259,7 +259,7 @@ func TestACLEveryRPC(t *testing.T) {
 		{
 			name: "PolicyList",
 			call: func(ctx context.Context) error {
-				_, err := c.ACL().PolicyList(ctx, &chainstorev1.ACLPolicyListRequest{})
+				_, err := c.ACL().PolicyList(ctx, &chainstorev1.PolicyListRequest{})
 				return err
 			},
 			right: `acl = "read"`, short: `acl = "deny"`,
@@ -270,7 +270,7 @@ func TestACLEveryRPC(t *testing.T) {
 		right, _ := e.token(tc.right)
 		short, _ := e.token(tc.short)
 		deleted, deletedAccessor := e.token(tc.right)
-		if _, err := c.ACL().TokenDelete(e.ctx(e.root), &chainstorev1.ACLTokenDeleteRequest{AccessorId: deletedAccessor}); err != nil {
+		if _, err := c.ACL().TokenDelete(e.ctx(e.root), &chainstorev1.TokenDeleteRequest{AccessorId: deletedAccessor}); err != nil {
 			t.Fatalf("TokenDelete: %v", err)
 		}
 		anon := tc.deniedText
@@ -286,7 +286,7 @@ func TestACLEveryRPC(t *testing.T) {
 		}
 	}
 	// The secret never comes back from a read.
-	toks, err := c.ACL().TokenList(e.ctx(e.root), &chainstorev1.ACLTokenListRequest{})
+	toks, err := c.ACL().TokenList(e.ctx(e.root), &chainstorev1.TokenListRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func TestACLBootstrapOnceAndReset(t *testing.T) {
 	skipInShort(t)
 	t.Parallel()
 	e := startACL(t)
-	_, err := e.client.ACL().Bootstrap(e.ctx(""), &chainstorev1.ACLBootstrapRequest{})
+	_, err := e.client.ACL().Bootstrap(e.ctx(""), &chainstorev1.BootstrapRequest{})
 	st, _ := status.FromError(err)
 	if st.Code() != codes.FailedPrecondition || !strings.HasPrefix(st.Message(), "ACL bootstrap no longer allowed (reset index: ") {
 		t.Fatalf("second Bootstrap = %v, want refused with the reset index", err)
@@ -380,7 +380,7 @@ func TestACLBootstrapOnceAndReset(t *testing.T) {
 	if err := os.WriteFile(reset, []byte(idx+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := e.client.ACL().Bootstrap(e.ctx(""), &chainstorev1.ACLBootstrapRequest{})
+	resp, err := e.client.ACL().Bootstrap(e.ctx(""), &chainstorev1.BootstrapRequest{})
 	if err != nil || resp.GetToken().GetSecretId() == "" {
 		t.Fatalf("Bootstrap after reset = %v, %v", resp, err)
 	}
@@ -390,7 +390,7 @@ func TestACLBootstrapOnceAndReset(t *testing.T) {
 	if _, err := e.client.Members(e.ctx(resp.GetToken().GetSecretId()), &chainstorev1.MembersRequest{}); err != nil {
 		t.Fatalf("the new management token does not work: %v", err)
 	}
-	if _, err := e.client.ACL().Bootstrap(e.ctx(""), &chainstorev1.ACLBootstrapRequest{}); status.Code(err) != codes.FailedPrecondition {
+	if _, err := e.client.ACL().Bootstrap(e.ctx(""), &chainstorev1.BootstrapRequest{}); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("third Bootstrap = %v, want refused", err)
 	}
 }
@@ -402,11 +402,11 @@ func TestACLNoEscalation(t *testing.T) {
 	t.Parallel()
 	e := startACL(t)
 	tok, _ := e.token("service_prefix \"\" { policy = \"write\" }\noperator = \"write\"\nacl = \"read\"")
-	_, err := e.client.ACL().PolicyCreate(e.ctx(tok), &chainstorev1.ACLPolicyCreateRequest{Name: "mine", Rules: `acl = "write"`})
+	_, err := e.client.ACL().PolicyCreate(e.ctx(tok), &chainstorev1.PolicyCreateRequest{Name: "mine", Rules: `acl = "write"`})
 	wantDenied(t, "PolicyCreate", err, denied("acl:write", ""))
-	_, err = e.client.ACL().TokenCreate(e.ctx(tok), &chainstorev1.ACLTokenCreateRequest{PolicyNames: []string{"global-management"}})
+	_, err = e.client.ACL().TokenCreate(e.ctx(tok), &chainstorev1.TokenCreateRequest{PolicyNames: []string{"global-management"}})
 	wantDenied(t, "TokenCreate", err, denied("acl:write", ""))
-	_, err = e.client.ACL().PolicyDelete(e.ctx(tok), &chainstorev1.ACLPolicyDeleteRequest{Name: "p1"})
+	_, err = e.client.ACL().PolicyDelete(e.ctx(tok), &chainstorev1.PolicyDeleteRequest{Name: "p1"})
 	wantDenied(t, "PolicyDelete", err, denied("acl:write", ""))
 }
 
@@ -469,7 +469,7 @@ func TestACLForwardedToken(t *testing.T) {
 	cl := c.Client(fol)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	boot, err := cl.ACL().Bootstrap(ctx, &chainstorev1.ACLBootstrapRequest{})
+	boot, err := cl.ACL().Bootstrap(ctx, &chainstorev1.BootstrapRequest{})
 	if err != nil {
 		t.Fatalf("Bootstrap via follower: %v", err)
 	}
@@ -482,7 +482,7 @@ func TestACLForwardedToken(t *testing.T) {
 		t.Fatalf("Apply via follower with the management token: %v", err)
 	}
 	// A token created through the follower works there once replicated.
-	tk, err := cl.ACL().TokenCreate(api.WithToken(ctx, root), &chainstorev1.ACLTokenCreateRequest{PolicyNames: []string{"global-management"}})
+	tk, err := cl.ACL().TokenCreate(api.WithToken(ctx, root), &chainstorev1.TokenCreateRequest{PolicyNames: []string{"global-management"}})
 	if err != nil {
 		t.Fatal(err)
 	}

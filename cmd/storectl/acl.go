@@ -120,7 +120,7 @@ func runACLBootstrap(ctx context.Context, args []string, stdout, stderr io.Write
 	return aclQuery(ctx, args, stdout, stderr, "acl bootstrap", "Failed ACL bootstrapping",
 		func(*flag.FlagSet) func() error { return noCheck },
 		func(ctx context.Context, c chainstorev1.ACLServiceClient) (output, error) {
-			resp, err := c.Bootstrap(ctx, &chainstorev1.ACLBootstrapRequest{})
+			resp, err := c.Bootstrap(ctx, &chainstorev1.BootstrapRequest{})
 			if err != nil {
 				return output{}, err
 			}
@@ -210,7 +210,7 @@ func runACLPolicyCreate(ctx context.Context, args []string, stdout, stderr io.Wr
 			}
 		},
 		func(ctx context.Context, c chainstorev1.ACLServiceClient) (output, error) {
-			resp, err := c.PolicyCreate(ctx, &chainstorev1.ACLPolicyCreateRequest{Name: name, Description: description, Rules: rules})
+			resp, err := c.PolicyCreate(ctx, &chainstorev1.PolicyCreateRequest{Name: name, Description: description, Rules: rules})
 			if err != nil {
 				return output{}, err
 			}
@@ -223,7 +223,7 @@ func runACLPolicyList(ctx context.Context, args []string, stdout, stderr io.Writ
 	return aclQuery(ctx, args, stdout, stderr, "acl policy list", "Failed to retrieve the policy list",
 		func(fs *flag.FlagSet) func() error { asJSON = cli.JSONFlag(fs); return noCheck },
 		func(ctx context.Context, c chainstorev1.ACLServiceClient) (output, error) {
-			resp, err := c.PolicyList(ctx, &chainstorev1.ACLPolicyListRequest{})
+			resp, err := c.PolicyList(ctx, &chainstorev1.PolicyListRequest{})
 			if err != nil {
 				return output{}, err
 			}
@@ -259,7 +259,7 @@ func runACLPolicyRead(ctx context.Context, args []string, stdout, stderr io.Writ
 	return aclQuery(ctx, args, stdout, stderr, "acl policy read", "Error reading policy",
 		func(fs *flag.FlagSet) func() error { asJSON = cli.JSONFlag(fs); return policyRef(fs, &name, &id) },
 		func(ctx context.Context, c chainstorev1.ACLServiceClient) (output, error) {
-			resp, err := c.PolicyRead(ctx, &chainstorev1.ACLPolicyReadRequest{Name: name, Id: id})
+			resp, err := c.PolicyRead(ctx, &chainstorev1.PolicyReadRequest{Name: name, Id: id})
 			if err != nil {
 				return output{}, err
 			}
@@ -275,7 +275,7 @@ func runACLPolicyDelete(ctx context.Context, args []string, stdout, stderr io.Wr
 	return aclQuery(ctx, args, stdout, stderr, "acl policy delete", "Error deleting policy",
 		func(fs *flag.FlagSet) func() error { return policyRef(fs, &name, &id) },
 		func(ctx context.Context, c chainstorev1.ACLServiceClient) (output, error) {
-			if _, err := c.PolicyDelete(ctx, &chainstorev1.ACLPolicyDeleteRequest{Name: name, Id: id}); err != nil {
+			if _, err := c.PolicyDelete(ctx, &chainstorev1.PolicyDeleteRequest{Name: name, Id: id}); err != nil {
 				return output{}, err
 			}
 			what := name
@@ -301,7 +301,7 @@ func runACLTokenCreate(ctx context.Context, args []string, stdout, stderr io.Wri
 			}
 		},
 		func(ctx context.Context, c chainstorev1.ACLServiceClient) (output, error) {
-			resp, err := c.TokenCreate(ctx, &chainstorev1.ACLTokenCreateRequest{Description: description, PolicyNames: policies})
+			resp, err := c.TokenCreate(ctx, &chainstorev1.TokenCreateRequest{Description: description, PolicyNames: policies})
 			if err != nil {
 				return output{}, err
 			}
@@ -314,7 +314,7 @@ func runACLTokenList(ctx context.Context, args []string, stdout, stderr io.Write
 	return aclQuery(ctx, args, stdout, stderr, "acl token list", "Failed to retrieve the token list",
 		func(fs *flag.FlagSet) func() error { asJSON = cli.JSONFlag(fs); return noCheck },
 		func(ctx context.Context, c chainstorev1.ACLServiceClient) (output, error) {
-			resp, err := c.TokenList(ctx, &chainstorev1.ACLTokenListRequest{})
+			resp, err := c.TokenList(ctx, &chainstorev1.TokenListRequest{})
 			if err != nil {
 				return output{}, err
 			}
@@ -349,7 +349,7 @@ func runACLTokenRead(ctx context.Context, args []string, stdout, stderr io.Write
 	return aclQuery(ctx, args, stdout, stderr, "acl token read", "Error reading token",
 		func(fs *flag.FlagSet) func() error { asJSON = cli.JSONFlag(fs); return tokenRef(fs, &id) },
 		func(ctx context.Context, c chainstorev1.ACLServiceClient) (output, error) {
-			resp, err := c.TokenRead(ctx, &chainstorev1.ACLTokenReadRequest{AccessorId: id})
+			resp, err := c.TokenRead(ctx, &chainstorev1.TokenReadRequest{AccessorId: id})
 			if err != nil {
 				return output{}, err
 			}
@@ -365,7 +365,7 @@ func runACLTokenDelete(ctx context.Context, args []string, stdout, stderr io.Wri
 	return aclQuery(ctx, args, stdout, stderr, "acl token delete", "Error deleting token",
 		func(fs *flag.FlagSet) func() error { return tokenRef(fs, &id) },
 		func(ctx context.Context, c chainstorev1.ACLServiceClient) (output, error) {
-			if _, err := c.TokenDelete(ctx, &chainstorev1.ACLTokenDeleteRequest{AccessorId: id}); err != nil {
+			if _, err := c.TokenDelete(ctx, &chainstorev1.TokenDeleteRequest{AccessorId: id}); err != nil {
 				return output{}, err
 			}
 			return output{text: fmt.Appendf(nil, "Token %q deleted successfully\n", id)}, nil

@@ -70,7 +70,7 @@ func TestXDSClientSeesOnlyReadableServices(t *testing.T) {
 	client := servertest.NewClient(t, srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	boot, err := client.ACL().Bootstrap(ctx, &chainstorev1.ACLBootstrapRequest{})
+	boot, err := client.ACL().Bootstrap(ctx, &chainstorev1.BootstrapRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,10 +80,10 @@ func TestXDSClientSeesOnlyReadableServices(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := client.ACL().PolicyCreate(rootCtx, &chainstorev1.ACLPolicyCreateRequest{Name: "web-read", Rules: `service "web" { policy = "read" }`}); err != nil {
+	if _, err := client.ACL().PolicyCreate(rootCtx, &chainstorev1.PolicyCreateRequest{Name: "web-read", Rules: `service "web" { policy = "read" }`}); err != nil {
 		t.Fatal(err)
 	}
-	tk, err := client.ACL().TokenCreate(rootCtx, &chainstorev1.ACLTokenCreateRequest{PolicyNames: []string{"web-read"}})
+	tk, err := client.ACL().TokenCreate(rootCtx, &chainstorev1.TokenCreateRequest{PolicyNames: []string{"web-read"}})
 	if err != nil {
 		t.Fatal(err)
 	}

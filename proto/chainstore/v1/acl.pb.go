@@ -252,26 +252,26 @@ func (x *ACLToken) GetModifyIndex() uint64 {
 	return 0
 }
 
-type ACLBootstrapRequest struct {
+type BootstrapRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLBootstrapRequest) Reset() {
-	*x = ACLBootstrapRequest{}
+func (x *BootstrapRequest) Reset() {
+	*x = BootstrapRequest{}
 	mi := &file_chainstore_v1_acl_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLBootstrapRequest) String() string {
+func (x *BootstrapRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLBootstrapRequest) ProtoMessage() {}
+func (*BootstrapRequest) ProtoMessage() {}
 
-func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
+func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_chainstore_v1_acl_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -283,32 +283,32 @@ func (x *ACLBootstrapRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLBootstrapRequest.ProtoReflect.Descriptor instead.
-func (*ACLBootstrapRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
+func (*BootstrapRequest) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{3}
 }
 
-type ACLBootstrapResponse struct {
+type BootstrapResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLBootstrapResponse) Reset() {
-	*x = ACLBootstrapResponse{}
+func (x *BootstrapResponse) Reset() {
+	*x = BootstrapResponse{}
 	mi := &file_chainstore_v1_acl_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLBootstrapResponse) String() string {
+func (x *BootstrapResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLBootstrapResponse) ProtoMessage() {}
+func (*BootstrapResponse) ProtoMessage() {}
 
-func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
+func (x *BootstrapResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_chainstore_v1_acl_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -320,19 +320,19 @@ func (x *ACLBootstrapResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLBootstrapResponse.ProtoReflect.Descriptor instead.
-func (*ACLBootstrapResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use BootstrapResponse.ProtoReflect.Descriptor instead.
+func (*BootstrapResponse) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *ACLBootstrapResponse) GetToken() *ACLToken {
+func (x *BootstrapResponse) GetToken() *ACLToken {
 	if x != nil {
 		return x.Token
 	}
 	return nil
 }
 
-type ACLPolicyCreateRequest struct {
+type PolicyCreateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
@@ -341,20 +341,20 @@ type ACLPolicyCreateRequest struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLPolicyCreateRequest) Reset() {
-	*x = ACLPolicyCreateRequest{}
+func (x *PolicyCreateRequest) Reset() {
+	*x = PolicyCreateRequest{}
 	mi := &file_chainstore_v1_acl_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLPolicyCreateRequest) String() string {
+func (x *PolicyCreateRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLPolicyCreateRequest) ProtoMessage() {}
+func (*PolicyCreateRequest) ProtoMessage() {}
 
-func (x *ACLPolicyCreateRequest) ProtoReflect() protoreflect.Message {
+func (x *PolicyCreateRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_chainstore_v1_acl_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -366,53 +366,53 @@ func (x *ACLPolicyCreateRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLPolicyCreateRequest.ProtoReflect.Descriptor instead.
-func (*ACLPolicyCreateRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use PolicyCreateRequest.ProtoReflect.Descriptor instead.
+func (*PolicyCreateRequest) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *ACLPolicyCreateRequest) GetName() string {
+func (x *PolicyCreateRequest) GetName() string {
 	if x != nil {
 		return x.Name
 	}
 	return ""
 }
 
-func (x *ACLPolicyCreateRequest) GetDescription() string {
+func (x *PolicyCreateRequest) GetDescription() string {
 	if x != nil {
 		return x.Description
 	}
 	return ""
 }
 
-func (x *ACLPolicyCreateRequest) GetRules() string {
+func (x *PolicyCreateRequest) GetRules() string {
 	if x != nil {
 		return x.Rules
 	}
 	return ""
 }
 
-type ACLPolicyResponse struct {
+type PolicyCreateResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Policy        *ACLPolicy             `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLPolicyResponse) Reset() {
-	*x = ACLPolicyResponse{}
+func (x *PolicyCreateResponse) Reset() {
+	*x = PolicyCreateResponse{}
 	mi := &file_chainstore_v1_acl_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLPolicyResponse) String() string {
+func (x *PolicyCreateResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLPolicyResponse) ProtoMessage() {}
+func (*PolicyCreateResponse) ProtoMessage() {}
 
-func (x *ACLPolicyResponse) ProtoReflect() protoreflect.Message {
+func (x *PolicyCreateResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_chainstore_v1_acl_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -424,38 +424,38 @@ func (x *ACLPolicyResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLPolicyResponse.ProtoReflect.Descriptor instead.
-func (*ACLPolicyResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use PolicyCreateResponse.ProtoReflect.Descriptor instead.
+func (*PolicyCreateResponse) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{6}
 }
 
-func (x *ACLPolicyResponse) GetPolicy() *ACLPolicy {
+func (x *PolicyCreateResponse) GetPolicy() *ACLPolicy {
 	if x != nil {
 		return x.Policy
 	}
 	return nil
 }
 
-type ACLPolicyListRequest struct {
+type PolicyListRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLPolicyListRequest) Reset() {
-	*x = ACLPolicyListRequest{}
+func (x *PolicyListRequest) Reset() {
+	*x = PolicyListRequest{}
 	mi := &file_chainstore_v1_acl_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLPolicyListRequest) String() string {
+func (x *PolicyListRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLPolicyListRequest) ProtoMessage() {}
+func (*PolicyListRequest) ProtoMessage() {}
 
-func (x *ACLPolicyListRequest) ProtoReflect() protoreflect.Message {
+func (x *PolicyListRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_chainstore_v1_acl_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -467,32 +467,32 @@ func (x *ACLPolicyListRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLPolicyListRequest.ProtoReflect.Descriptor instead.
-func (*ACLPolicyListRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use PolicyListRequest.ProtoReflect.Descriptor instead.
+func (*PolicyListRequest) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{7}
 }
 
-type ACLPolicyListResponse struct {
+type PolicyListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Policies      []*ACLPolicy           `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLPolicyListResponse) Reset() {
-	*x = ACLPolicyListResponse{}
+func (x *PolicyListResponse) Reset() {
+	*x = PolicyListResponse{}
 	mi := &file_chainstore_v1_acl_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLPolicyListResponse) String() string {
+func (x *PolicyListResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLPolicyListResponse) ProtoMessage() {}
+func (*PolicyListResponse) ProtoMessage() {}
 
-func (x *ACLPolicyListResponse) ProtoReflect() protoreflect.Message {
+func (x *PolicyListResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_chainstore_v1_acl_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -504,12 +504,12 @@ func (x *ACLPolicyListResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLPolicyListResponse.ProtoReflect.Descriptor instead.
-func (*ACLPolicyListResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use PolicyListResponse.ProtoReflect.Descriptor instead.
+func (*PolicyListResponse) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{8}
 }
 
-func (x *ACLPolicyListResponse) GetPolicies() []*ACLPolicy {
+func (x *PolicyListResponse) GetPolicies() []*ACLPolicy {
 	if x != nil {
 		return x.Policies
 	}
@@ -517,7 +517,7 @@ func (x *ACLPolicyListResponse) GetPolicies() []*ACLPolicy {
 }
 
 // PolicyRead and PolicyDelete name the policy by ID or by name.
-type ACLPolicyReadRequest struct {
+type PolicyReadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
@@ -525,20 +525,20 @@ type ACLPolicyReadRequest struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLPolicyReadRequest) Reset() {
-	*x = ACLPolicyReadRequest{}
+func (x *PolicyReadRequest) Reset() {
+	*x = PolicyReadRequest{}
 	mi := &file_chainstore_v1_acl_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLPolicyReadRequest) String() string {
+func (x *PolicyReadRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLPolicyReadRequest) ProtoMessage() {}
+func (*PolicyReadRequest) ProtoMessage() {}
 
-func (x *ACLPolicyReadRequest) ProtoReflect() protoreflect.Message {
+func (x *PolicyReadRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_chainstore_v1_acl_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -550,47 +550,46 @@ func (x *ACLPolicyReadRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLPolicyReadRequest.ProtoReflect.Descriptor instead.
-func (*ACLPolicyReadRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use PolicyReadRequest.ProtoReflect.Descriptor instead.
+func (*PolicyReadRequest) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{9}
 }
 
-func (x *ACLPolicyReadRequest) GetId() string {
+func (x *PolicyReadRequest) GetId() string {
 	if x != nil {
 		return x.Id
 	}
 	return ""
 }
 
-func (x *ACLPolicyReadRequest) GetName() string {
+func (x *PolicyReadRequest) GetName() string {
 	if x != nil {
 		return x.Name
 	}
 	return ""
 }
 
-type ACLPolicyDeleteRequest struct {
+type PolicyReadResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Policy        *ACLPolicy             `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLPolicyDeleteRequest) Reset() {
-	*x = ACLPolicyDeleteRequest{}
+func (x *PolicyReadResponse) Reset() {
+	*x = PolicyReadResponse{}
 	mi := &file_chainstore_v1_acl_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLPolicyDeleteRequest) String() string {
+func (x *PolicyReadResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLPolicyDeleteRequest) ProtoMessage() {}
+func (*PolicyReadResponse) ProtoMessage() {}
 
-func (x *ACLPolicyDeleteRequest) ProtoReflect() protoreflect.Message {
+func (x *PolicyReadResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_chainstore_v1_acl_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -602,26 +601,71 @@ func (x *ACLPolicyDeleteRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLPolicyDeleteRequest.ProtoReflect.Descriptor instead.
-func (*ACLPolicyDeleteRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use PolicyReadResponse.ProtoReflect.Descriptor instead.
+func (*PolicyReadResponse) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{10}
 }
 
-func (x *ACLPolicyDeleteRequest) GetId() string {
+func (x *PolicyReadResponse) GetPolicy() *ACLPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type PolicyDeleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyDeleteRequest) Reset() {
+	*x = PolicyDeleteRequest{}
+	mi := &file_chainstore_v1_acl_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyDeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyDeleteRequest) ProtoMessage() {}
+
+func (x *PolicyDeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_acl_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyDeleteRequest.ProtoReflect.Descriptor instead.
+func (*PolicyDeleteRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PolicyDeleteRequest) GetId() string {
 	if x != nil {
 		return x.Id
 	}
 	return ""
 }
 
-func (x *ACLPolicyDeleteRequest) GetName() string {
+func (x *PolicyDeleteRequest) GetName() string {
 	if x != nil {
 		return x.Name
 	}
 	return ""
 }
 
-type ACLDeleteResponse struct {
+type PolicyDeleteResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Deleted       bool                   `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
@@ -629,21 +673,21 @@ type ACLDeleteResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLDeleteResponse) Reset() {
-	*x = ACLDeleteResponse{}
-	mi := &file_chainstore_v1_acl_proto_msgTypes[11]
+func (x *PolicyDeleteResponse) Reset() {
+	*x = PolicyDeleteResponse{}
+	mi := &file_chainstore_v1_acl_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLDeleteResponse) String() string {
+func (x *PolicyDeleteResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLDeleteResponse) ProtoMessage() {}
+func (*PolicyDeleteResponse) ProtoMessage() {}
 
-func (x *ACLDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_acl_proto_msgTypes[11]
+func (x *PolicyDeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_acl_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,26 +698,26 @@ func (x *ACLDeleteResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLDeleteResponse.ProtoReflect.Descriptor instead.
-func (*ACLDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{11}
+// Deprecated: Use PolicyDeleteResponse.ProtoReflect.Descriptor instead.
+func (*PolicyDeleteResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *ACLDeleteResponse) GetDeleted() bool {
+func (x *PolicyDeleteResponse) GetDeleted() bool {
 	if x != nil {
 		return x.Deleted
 	}
 	return false
 }
 
-func (x *ACLDeleteResponse) GetIndex() uint64 {
+func (x *PolicyDeleteResponse) GetIndex() uint64 {
 	if x != nil {
 		return x.Index
 	}
 	return 0
 }
 
-type ACLTokenCreateRequest struct {
+type TokenCreateRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Description string                 `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
 	// Policies by name (global-management is allowed).
@@ -682,21 +726,21 @@ type ACLTokenCreateRequest struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLTokenCreateRequest) Reset() {
-	*x = ACLTokenCreateRequest{}
-	mi := &file_chainstore_v1_acl_proto_msgTypes[12]
+func (x *TokenCreateRequest) Reset() {
+	*x = TokenCreateRequest{}
+	mi := &file_chainstore_v1_acl_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLTokenCreateRequest) String() string {
+func (x *TokenCreateRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLTokenCreateRequest) ProtoMessage() {}
+func (*TokenCreateRequest) ProtoMessage() {}
 
-func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_acl_proto_msgTypes[12]
+func (x *TokenCreateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_acl_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,47 +751,47 @@ func (x *ACLTokenCreateRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLTokenCreateRequest.ProtoReflect.Descriptor instead.
-func (*ACLTokenCreateRequest) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{12}
+// Deprecated: Use TokenCreateRequest.ProtoReflect.Descriptor instead.
+func (*TokenCreateRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{13}
 }
 
-func (x *ACLTokenCreateRequest) GetDescription() string {
+func (x *TokenCreateRequest) GetDescription() string {
 	if x != nil {
 		return x.Description
 	}
 	return ""
 }
 
-func (x *ACLTokenCreateRequest) GetPolicyNames() []string {
+func (x *TokenCreateRequest) GetPolicyNames() []string {
 	if x != nil {
 		return x.PolicyNames
 	}
 	return nil
 }
 
-type ACLTokenResponse struct {
+type TokenCreateResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLTokenResponse) Reset() {
-	*x = ACLTokenResponse{}
-	mi := &file_chainstore_v1_acl_proto_msgTypes[13]
+func (x *TokenCreateResponse) Reset() {
+	*x = TokenCreateResponse{}
+	mi := &file_chainstore_v1_acl_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLTokenResponse) String() string {
+func (x *TokenCreateResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLTokenResponse) ProtoMessage() {}
+func (*TokenCreateResponse) ProtoMessage() {}
 
-func (x *ACLTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_acl_proto_msgTypes[13]
+func (x *TokenCreateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_acl_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,39 +802,39 @@ func (x *ACLTokenResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLTokenResponse.ProtoReflect.Descriptor instead.
-func (*ACLTokenResponse) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{13}
+// Deprecated: Use TokenCreateResponse.ProtoReflect.Descriptor instead.
+func (*TokenCreateResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *ACLTokenResponse) GetToken() *ACLToken {
+func (x *TokenCreateResponse) GetToken() *ACLToken {
 	if x != nil {
 		return x.Token
 	}
 	return nil
 }
 
-type ACLTokenListRequest struct {
+type TokenListRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLTokenListRequest) Reset() {
-	*x = ACLTokenListRequest{}
-	mi := &file_chainstore_v1_acl_proto_msgTypes[14]
+func (x *TokenListRequest) Reset() {
+	*x = TokenListRequest{}
+	mi := &file_chainstore_v1_acl_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLTokenListRequest) String() string {
+func (x *TokenListRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLTokenListRequest) ProtoMessage() {}
+func (*TokenListRequest) ProtoMessage() {}
 
-func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_acl_proto_msgTypes[14]
+func (x *TokenListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_acl_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,33 +845,33 @@ func (x *ACLTokenListRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLTokenListRequest.ProtoReflect.Descriptor instead.
-func (*ACLTokenListRequest) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{14}
+// Deprecated: Use TokenListRequest.ProtoReflect.Descriptor instead.
+func (*TokenListRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{15}
 }
 
-type ACLTokenListResponse struct {
+type TokenListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tokens        []*ACLToken            `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLTokenListResponse) Reset() {
-	*x = ACLTokenListResponse{}
-	mi := &file_chainstore_v1_acl_proto_msgTypes[15]
+func (x *TokenListResponse) Reset() {
+	*x = TokenListResponse{}
+	mi := &file_chainstore_v1_acl_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLTokenListResponse) String() string {
+func (x *TokenListResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLTokenListResponse) ProtoMessage() {}
+func (*TokenListResponse) ProtoMessage() {}
 
-func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_acl_proto_msgTypes[15]
+func (x *TokenListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_acl_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,83 +882,39 @@ func (x *ACLTokenListResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLTokenListResponse.ProtoReflect.Descriptor instead.
-func (*ACLTokenListResponse) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{15}
+// Deprecated: Use TokenListResponse.ProtoReflect.Descriptor instead.
+func (*TokenListResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{16}
 }
 
-func (x *ACLTokenListResponse) GetTokens() []*ACLToken {
+func (x *TokenListResponse) GetTokens() []*ACLToken {
 	if x != nil {
 		return x.Tokens
 	}
 	return nil
 }
 
-type ACLTokenReadRequest struct {
+type TokenReadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccessorId    string                 `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ACLTokenReadRequest) Reset() {
-	*x = ACLTokenReadRequest{}
-	mi := &file_chainstore_v1_acl_proto_msgTypes[16]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ACLTokenReadRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ACLTokenReadRequest) ProtoMessage() {}
-
-func (x *ACLTokenReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_acl_proto_msgTypes[16]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ACLTokenReadRequest.ProtoReflect.Descriptor instead.
-func (*ACLTokenReadRequest) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *ACLTokenReadRequest) GetAccessorId() string {
-	if x != nil {
-		return x.AccessorId
-	}
-	return ""
-}
-
-type ACLTokenDeleteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccessorId    string                 `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ACLTokenDeleteRequest) Reset() {
-	*x = ACLTokenDeleteRequest{}
+func (x *TokenReadRequest) Reset() {
+	*x = TokenReadRequest{}
 	mi := &file_chainstore_v1_acl_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ACLTokenDeleteRequest) String() string {
+func (x *TokenReadRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ACLTokenDeleteRequest) ProtoMessage() {}
+func (*TokenReadRequest) ProtoMessage() {}
 
-func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
+func (x *TokenReadRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_chainstore_v1_acl_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -926,16 +926,156 @@ func (x *ACLTokenDeleteRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ACLTokenDeleteRequest.ProtoReflect.Descriptor instead.
-func (*ACLTokenDeleteRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use TokenReadRequest.ProtoReflect.Descriptor instead.
+func (*TokenReadRequest) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{17}
 }
 
-func (x *ACLTokenDeleteRequest) GetAccessorId() string {
+func (x *TokenReadRequest) GetAccessorId() string {
 	if x != nil {
 		return x.AccessorId
 	}
 	return ""
+}
+
+type TokenReadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *ACLToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenReadResponse) Reset() {
+	*x = TokenReadResponse{}
+	mi := &file_chainstore_v1_acl_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenReadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenReadResponse) ProtoMessage() {}
+
+func (x *TokenReadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_acl_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenReadResponse.ProtoReflect.Descriptor instead.
+func (*TokenReadResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *TokenReadResponse) GetToken() *ACLToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+type TokenDeleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccessorId    string                 `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenDeleteRequest) Reset() {
+	*x = TokenDeleteRequest{}
+	mi := &file_chainstore_v1_acl_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenDeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenDeleteRequest) ProtoMessage() {}
+
+func (x *TokenDeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_acl_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenDeleteRequest.ProtoReflect.Descriptor instead.
+func (*TokenDeleteRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TokenDeleteRequest) GetAccessorId() string {
+	if x != nil {
+		return x.AccessorId
+	}
+	return ""
+}
+
+type TokenDeleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       bool                   `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenDeleteResponse) Reset() {
+	*x = TokenDeleteResponse{}
+	mi := &file_chainstore_v1_acl_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenDeleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenDeleteResponse) ProtoMessage() {}
+
+func (x *TokenDeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_acl_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenDeleteResponse.ProtoReflect.Descriptor instead.
+func (*TokenDeleteResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_acl_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TokenDeleteResponse) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+func (x *TokenDeleteResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 var File_chainstore_v1_acl_proto protoreflect.FileDescriptor
@@ -960,55 +1100,62 @@ const file_chainstore_v1_acl_proto_rawDesc = "" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x128\n" +
 	"\bpolicies\x18\x04 \x03(\v2\x1c.chainstore.v1.ACLPolicyLinkR\bpolicies\x12!\n" +
 	"\fcreate_index\x18\x05 \x01(\x04R\vcreateIndex\x12!\n" +
-	"\fmodify_index\x18\x06 \x01(\x04R\vmodifyIndex\"\x15\n" +
-	"\x13ACLBootstrapRequest\"E\n" +
-	"\x14ACLBootstrapResponse\x12-\n" +
-	"\x05token\x18\x01 \x01(\v2\x17.chainstore.v1.ACLTokenR\x05token\"d\n" +
-	"\x16ACLPolicyCreateRequest\x12\x12\n" +
+	"\fmodify_index\x18\x06 \x01(\x04R\vmodifyIndex\"\x12\n" +
+	"\x10BootstrapRequest\"B\n" +
+	"\x11BootstrapResponse\x12-\n" +
+	"\x05token\x18\x01 \x01(\v2\x17.chainstore.v1.ACLTokenR\x05token\"a\n" +
+	"\x13PolicyCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
-	"\x05rules\x18\x03 \x01(\tR\x05rules\"E\n" +
-	"\x11ACLPolicyResponse\x120\n" +
-	"\x06policy\x18\x01 \x01(\v2\x18.chainstore.v1.ACLPolicyR\x06policy\"\x16\n" +
-	"\x14ACLPolicyListRequest\"M\n" +
-	"\x15ACLPolicyListResponse\x124\n" +
-	"\bpolicies\x18\x01 \x03(\v2\x18.chainstore.v1.ACLPolicyR\bpolicies\":\n" +
-	"\x14ACLPolicyReadRequest\x12\x0e\n" +
+	"\x05rules\x18\x03 \x01(\tR\x05rules\"H\n" +
+	"\x14PolicyCreateResponse\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.chainstore.v1.ACLPolicyR\x06policy\"\x13\n" +
+	"\x11PolicyListRequest\"J\n" +
+	"\x12PolicyListResponse\x124\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x18.chainstore.v1.ACLPolicyR\bpolicies\"7\n" +
+	"\x11PolicyReadRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"<\n" +
-	"\x16ACLPolicyDeleteRequest\x12\x0e\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"F\n" +
+	"\x12PolicyReadResponse\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.chainstore.v1.ACLPolicyR\x06policy\"9\n" +
+	"\x13PolicyDeleteRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
-	"\x11ACLDeleteResponse\x12\x18\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"F\n" +
+	"\x14PolicyDeleteResponse\x12\x18\n" +
 	"\adeleted\x18\x01 \x01(\bR\adeleted\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"\\\n" +
-	"\x15ACLTokenCreateRequest\x12 \n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"Y\n" +
+	"\x12TokenCreateRequest\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x12!\n" +
-	"\fpolicy_names\x18\x02 \x03(\tR\vpolicyNames\"A\n" +
-	"\x10ACLTokenResponse\x12-\n" +
-	"\x05token\x18\x01 \x01(\v2\x17.chainstore.v1.ACLTokenR\x05token\"\x15\n" +
-	"\x13ACLTokenListRequest\"G\n" +
-	"\x14ACLTokenListResponse\x12/\n" +
-	"\x06tokens\x18\x01 \x03(\v2\x17.chainstore.v1.ACLTokenR\x06tokens\"6\n" +
-	"\x13ACLTokenReadRequest\x12\x1f\n" +
+	"\fpolicy_names\x18\x02 \x03(\tR\vpolicyNames\"D\n" +
+	"\x13TokenCreateResponse\x12-\n" +
+	"\x05token\x18\x01 \x01(\v2\x17.chainstore.v1.ACLTokenR\x05token\"\x12\n" +
+	"\x10TokenListRequest\"D\n" +
+	"\x11TokenListResponse\x12/\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x17.chainstore.v1.ACLTokenR\x06tokens\"3\n" +
+	"\x10TokenReadRequest\x12\x1f\n" +
 	"\vaccessor_id\x18\x01 \x01(\tR\n" +
-	"accessorId\"8\n" +
-	"\x15ACLTokenDeleteRequest\x12\x1f\n" +
+	"accessorId\"B\n" +
+	"\x11TokenReadResponse\x12-\n" +
+	"\x05token\x18\x01 \x01(\v2\x17.chainstore.v1.ACLTokenR\x05token\"5\n" +
+	"\x12TokenDeleteRequest\x12\x1f\n" +
 	"\vaccessor_id\x18\x01 \x01(\tR\n" +
-	"accessorId2\x97\x06\n" +
+	"accessorId\"E\n" +
+	"\x13TokenDeleteResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\bR\adeleted\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index2\x80\x06\n" +
 	"\n" +
-	"ACLService\x12T\n" +
-	"\tBootstrap\x12\".chainstore.v1.ACLBootstrapRequest\x1a#.chainstore.v1.ACLBootstrapResponse\x12W\n" +
-	"\fPolicyCreate\x12%.chainstore.v1.ACLPolicyCreateRequest\x1a .chainstore.v1.ACLPolicyResponse\x12W\n" +
+	"ACLService\x12N\n" +
+	"\tBootstrap\x12\x1f.chainstore.v1.BootstrapRequest\x1a .chainstore.v1.BootstrapResponse\x12W\n" +
+	"\fPolicyCreate\x12\".chainstore.v1.PolicyCreateRequest\x1a#.chainstore.v1.PolicyCreateResponse\x12Q\n" +
 	"\n" +
-	"PolicyList\x12#.chainstore.v1.ACLPolicyListRequest\x1a$.chainstore.v1.ACLPolicyListResponse\x12S\n" +
+	"PolicyList\x12 .chainstore.v1.PolicyListRequest\x1a!.chainstore.v1.PolicyListResponse\x12Q\n" +
 	"\n" +
-	"PolicyRead\x12#.chainstore.v1.ACLPolicyReadRequest\x1a .chainstore.v1.ACLPolicyResponse\x12W\n" +
-	"\fPolicyDelete\x12%.chainstore.v1.ACLPolicyDeleteRequest\x1a .chainstore.v1.ACLDeleteResponse\x12T\n" +
-	"\vTokenCreate\x12$.chainstore.v1.ACLTokenCreateRequest\x1a\x1f.chainstore.v1.ACLTokenResponse\x12T\n" +
-	"\tTokenList\x12\".chainstore.v1.ACLTokenListRequest\x1a#.chainstore.v1.ACLTokenListResponse\x12P\n" +
-	"\tTokenRead\x12\".chainstore.v1.ACLTokenReadRequest\x1a\x1f.chainstore.v1.ACLTokenResponse\x12U\n" +
-	"\vTokenDelete\x12$.chainstore.v1.ACLTokenDeleteRequest\x1a .chainstore.v1.ACLDeleteResponseBCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
+	"PolicyRead\x12 .chainstore.v1.PolicyReadRequest\x1a!.chainstore.v1.PolicyReadResponse\x12W\n" +
+	"\fPolicyDelete\x12\".chainstore.v1.PolicyDeleteRequest\x1a#.chainstore.v1.PolicyDeleteResponse\x12T\n" +
+	"\vTokenCreate\x12!.chainstore.v1.TokenCreateRequest\x1a\".chainstore.v1.TokenCreateResponse\x12N\n" +
+	"\tTokenList\x12\x1f.chainstore.v1.TokenListRequest\x1a .chainstore.v1.TokenListResponse\x12N\n" +
+	"\tTokenRead\x12\x1f.chainstore.v1.TokenReadRequest\x1a .chainstore.v1.TokenReadResponse\x12T\n" +
+	"\vTokenDelete\x12!.chainstore.v1.TokenDeleteRequest\x1a\".chainstore.v1.TokenDeleteResponseBCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
 
 var (
 	file_chainstore_v1_acl_proto_rawDescOnce sync.Once
@@ -1022,57 +1169,62 @@ func file_chainstore_v1_acl_proto_rawDescGZIP() []byte {
 	return file_chainstore_v1_acl_proto_rawDescData
 }
 
-var file_chainstore_v1_acl_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_chainstore_v1_acl_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_chainstore_v1_acl_proto_goTypes = []any{
-	(*ACLPolicy)(nil),              // 0: chainstore.v1.ACLPolicy
-	(*ACLPolicyLink)(nil),          // 1: chainstore.v1.ACLPolicyLink
-	(*ACLToken)(nil),               // 2: chainstore.v1.ACLToken
-	(*ACLBootstrapRequest)(nil),    // 3: chainstore.v1.ACLBootstrapRequest
-	(*ACLBootstrapResponse)(nil),   // 4: chainstore.v1.ACLBootstrapResponse
-	(*ACLPolicyCreateRequest)(nil), // 5: chainstore.v1.ACLPolicyCreateRequest
-	(*ACLPolicyResponse)(nil),      // 6: chainstore.v1.ACLPolicyResponse
-	(*ACLPolicyListRequest)(nil),   // 7: chainstore.v1.ACLPolicyListRequest
-	(*ACLPolicyListResponse)(nil),  // 8: chainstore.v1.ACLPolicyListResponse
-	(*ACLPolicyReadRequest)(nil),   // 9: chainstore.v1.ACLPolicyReadRequest
-	(*ACLPolicyDeleteRequest)(nil), // 10: chainstore.v1.ACLPolicyDeleteRequest
-	(*ACLDeleteResponse)(nil),      // 11: chainstore.v1.ACLDeleteResponse
-	(*ACLTokenCreateRequest)(nil),  // 12: chainstore.v1.ACLTokenCreateRequest
-	(*ACLTokenResponse)(nil),       // 13: chainstore.v1.ACLTokenResponse
-	(*ACLTokenListRequest)(nil),    // 14: chainstore.v1.ACLTokenListRequest
-	(*ACLTokenListResponse)(nil),   // 15: chainstore.v1.ACLTokenListResponse
-	(*ACLTokenReadRequest)(nil),    // 16: chainstore.v1.ACLTokenReadRequest
-	(*ACLTokenDeleteRequest)(nil),  // 17: chainstore.v1.ACLTokenDeleteRequest
+	(*ACLPolicy)(nil),            // 0: chainstore.v1.ACLPolicy
+	(*ACLPolicyLink)(nil),        // 1: chainstore.v1.ACLPolicyLink
+	(*ACLToken)(nil),             // 2: chainstore.v1.ACLToken
+	(*BootstrapRequest)(nil),     // 3: chainstore.v1.BootstrapRequest
+	(*BootstrapResponse)(nil),    // 4: chainstore.v1.BootstrapResponse
+	(*PolicyCreateRequest)(nil),  // 5: chainstore.v1.PolicyCreateRequest
+	(*PolicyCreateResponse)(nil), // 6: chainstore.v1.PolicyCreateResponse
+	(*PolicyListRequest)(nil),    // 7: chainstore.v1.PolicyListRequest
+	(*PolicyListResponse)(nil),   // 8: chainstore.v1.PolicyListResponse
+	(*PolicyReadRequest)(nil),    // 9: chainstore.v1.PolicyReadRequest
+	(*PolicyReadResponse)(nil),   // 10: chainstore.v1.PolicyReadResponse
+	(*PolicyDeleteRequest)(nil),  // 11: chainstore.v1.PolicyDeleteRequest
+	(*PolicyDeleteResponse)(nil), // 12: chainstore.v1.PolicyDeleteResponse
+	(*TokenCreateRequest)(nil),   // 13: chainstore.v1.TokenCreateRequest
+	(*TokenCreateResponse)(nil),  // 14: chainstore.v1.TokenCreateResponse
+	(*TokenListRequest)(nil),     // 15: chainstore.v1.TokenListRequest
+	(*TokenListResponse)(nil),    // 16: chainstore.v1.TokenListResponse
+	(*TokenReadRequest)(nil),     // 17: chainstore.v1.TokenReadRequest
+	(*TokenReadResponse)(nil),    // 18: chainstore.v1.TokenReadResponse
+	(*TokenDeleteRequest)(nil),   // 19: chainstore.v1.TokenDeleteRequest
+	(*TokenDeleteResponse)(nil),  // 20: chainstore.v1.TokenDeleteResponse
 }
 var file_chainstore_v1_acl_proto_depIdxs = []int32{
 	1,  // 0: chainstore.v1.ACLToken.policies:type_name -> chainstore.v1.ACLPolicyLink
-	2,  // 1: chainstore.v1.ACLBootstrapResponse.token:type_name -> chainstore.v1.ACLToken
-	0,  // 2: chainstore.v1.ACLPolicyResponse.policy:type_name -> chainstore.v1.ACLPolicy
-	0,  // 3: chainstore.v1.ACLPolicyListResponse.policies:type_name -> chainstore.v1.ACLPolicy
-	2,  // 4: chainstore.v1.ACLTokenResponse.token:type_name -> chainstore.v1.ACLToken
-	2,  // 5: chainstore.v1.ACLTokenListResponse.tokens:type_name -> chainstore.v1.ACLToken
-	3,  // 6: chainstore.v1.ACLService.Bootstrap:input_type -> chainstore.v1.ACLBootstrapRequest
-	5,  // 7: chainstore.v1.ACLService.PolicyCreate:input_type -> chainstore.v1.ACLPolicyCreateRequest
-	7,  // 8: chainstore.v1.ACLService.PolicyList:input_type -> chainstore.v1.ACLPolicyListRequest
-	9,  // 9: chainstore.v1.ACLService.PolicyRead:input_type -> chainstore.v1.ACLPolicyReadRequest
-	10, // 10: chainstore.v1.ACLService.PolicyDelete:input_type -> chainstore.v1.ACLPolicyDeleteRequest
-	12, // 11: chainstore.v1.ACLService.TokenCreate:input_type -> chainstore.v1.ACLTokenCreateRequest
-	14, // 12: chainstore.v1.ACLService.TokenList:input_type -> chainstore.v1.ACLTokenListRequest
-	16, // 13: chainstore.v1.ACLService.TokenRead:input_type -> chainstore.v1.ACLTokenReadRequest
-	17, // 14: chainstore.v1.ACLService.TokenDelete:input_type -> chainstore.v1.ACLTokenDeleteRequest
-	4,  // 15: chainstore.v1.ACLService.Bootstrap:output_type -> chainstore.v1.ACLBootstrapResponse
-	6,  // 16: chainstore.v1.ACLService.PolicyCreate:output_type -> chainstore.v1.ACLPolicyResponse
-	8,  // 17: chainstore.v1.ACLService.PolicyList:output_type -> chainstore.v1.ACLPolicyListResponse
-	6,  // 18: chainstore.v1.ACLService.PolicyRead:output_type -> chainstore.v1.ACLPolicyResponse
-	11, // 19: chainstore.v1.ACLService.PolicyDelete:output_type -> chainstore.v1.ACLDeleteResponse
-	13, // 20: chainstore.v1.ACLService.TokenCreate:output_type -> chainstore.v1.ACLTokenResponse
-	15, // 21: chainstore.v1.ACLService.TokenList:output_type -> chainstore.v1.ACLTokenListResponse
-	13, // 22: chainstore.v1.ACLService.TokenRead:output_type -> chainstore.v1.ACLTokenResponse
-	11, // 23: chainstore.v1.ACLService.TokenDelete:output_type -> chainstore.v1.ACLDeleteResponse
-	15, // [15:24] is the sub-list for method output_type
-	6,  // [6:15] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	2,  // 1: chainstore.v1.BootstrapResponse.token:type_name -> chainstore.v1.ACLToken
+	0,  // 2: chainstore.v1.PolicyCreateResponse.policy:type_name -> chainstore.v1.ACLPolicy
+	0,  // 3: chainstore.v1.PolicyListResponse.policies:type_name -> chainstore.v1.ACLPolicy
+	0,  // 4: chainstore.v1.PolicyReadResponse.policy:type_name -> chainstore.v1.ACLPolicy
+	2,  // 5: chainstore.v1.TokenCreateResponse.token:type_name -> chainstore.v1.ACLToken
+	2,  // 6: chainstore.v1.TokenListResponse.tokens:type_name -> chainstore.v1.ACLToken
+	2,  // 7: chainstore.v1.TokenReadResponse.token:type_name -> chainstore.v1.ACLToken
+	3,  // 8: chainstore.v1.ACLService.Bootstrap:input_type -> chainstore.v1.BootstrapRequest
+	5,  // 9: chainstore.v1.ACLService.PolicyCreate:input_type -> chainstore.v1.PolicyCreateRequest
+	7,  // 10: chainstore.v1.ACLService.PolicyList:input_type -> chainstore.v1.PolicyListRequest
+	9,  // 11: chainstore.v1.ACLService.PolicyRead:input_type -> chainstore.v1.PolicyReadRequest
+	11, // 12: chainstore.v1.ACLService.PolicyDelete:input_type -> chainstore.v1.PolicyDeleteRequest
+	13, // 13: chainstore.v1.ACLService.TokenCreate:input_type -> chainstore.v1.TokenCreateRequest
+	15, // 14: chainstore.v1.ACLService.TokenList:input_type -> chainstore.v1.TokenListRequest
+	17, // 15: chainstore.v1.ACLService.TokenRead:input_type -> chainstore.v1.TokenReadRequest
+	19, // 16: chainstore.v1.ACLService.TokenDelete:input_type -> chainstore.v1.TokenDeleteRequest
+	4,  // 17: chainstore.v1.ACLService.Bootstrap:output_type -> chainstore.v1.BootstrapResponse
+	6,  // 18: chainstore.v1.ACLService.PolicyCreate:output_type -> chainstore.v1.PolicyCreateResponse
+	8,  // 19: chainstore.v1.ACLService.PolicyList:output_type -> chainstore.v1.PolicyListResponse
+	10, // 20: chainstore.v1.ACLService.PolicyRead:output_type -> chainstore.v1.PolicyReadResponse
+	12, // 21: chainstore.v1.ACLService.PolicyDelete:output_type -> chainstore.v1.PolicyDeleteResponse
+	14, // 22: chainstore.v1.ACLService.TokenCreate:output_type -> chainstore.v1.TokenCreateResponse
+	16, // 23: chainstore.v1.ACLService.TokenList:output_type -> chainstore.v1.TokenListResponse
+	18, // 24: chainstore.v1.ACLService.TokenRead:output_type -> chainstore.v1.TokenReadResponse
+	20, // 25: chainstore.v1.ACLService.TokenDelete:output_type -> chainstore.v1.TokenDeleteResponse
+	17, // [17:26] is the sub-list for method output_type
+	8,  // [8:17] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_chainstore_v1_acl_proto_init() }
@@ -1086,7 +1238,7 @@ func file_chainstore_v1_acl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chainstore_v1_acl_proto_rawDesc), len(file_chainstore_v1_acl_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,15 +48,24 @@ type ACLServiceClient interface {
 	// After it succeeded it fails with "ACL bootstrap no longer allowed
 	// (reset index: N)" until the reset file in the leader's data directory
 	// holds N.
-	Bootstrap(ctx context.Context, in *ACLBootstrapRequest, opts ...grpc.CallOption) (*ACLBootstrapResponse, error)
-	PolicyCreate(ctx context.Context, in *ACLPolicyCreateRequest, opts ...grpc.CallOption) (*ACLPolicyResponse, error)
-	PolicyList(ctx context.Context, in *ACLPolicyListRequest, opts ...grpc.CallOption) (*ACLPolicyListResponse, error)
-	PolicyRead(ctx context.Context, in *ACLPolicyReadRequest, opts ...grpc.CallOption) (*ACLPolicyResponse, error)
-	PolicyDelete(ctx context.Context, in *ACLPolicyDeleteRequest, opts ...grpc.CallOption) (*ACLDeleteResponse, error)
-	TokenCreate(ctx context.Context, in *ACLTokenCreateRequest, opts ...grpc.CallOption) (*ACLTokenResponse, error)
-	TokenList(ctx context.Context, in *ACLTokenListRequest, opts ...grpc.CallOption) (*ACLTokenListResponse, error)
-	TokenRead(ctx context.Context, in *ACLTokenReadRequest, opts ...grpc.CallOption) (*ACLTokenResponse, error)
-	TokenDelete(ctx context.Context, in *ACLTokenDeleteRequest, opts ...grpc.CallOption) (*ACLDeleteResponse, error)
+	Bootstrap(ctx context.Context, in *BootstrapRequest, opts ...grpc.CallOption) (*BootstrapResponse, error)
+	// PolicyCreate creates a policy (acl:write).
+	PolicyCreate(ctx context.Context, in *PolicyCreateRequest, opts ...grpc.CallOption) (*PolicyCreateResponse, error)
+	// PolicyList lists the policies, the built-in one included (acl:read).
+	PolicyList(ctx context.Context, in *PolicyListRequest, opts ...grpc.CallOption) (*PolicyListResponse, error)
+	// PolicyRead shows one policy by ID or name (acl:read).
+	PolicyRead(ctx context.Context, in *PolicyReadRequest, opts ...grpc.CallOption) (*PolicyReadResponse, error)
+	// PolicyDelete deletes a policy by ID or name (acl:write).
+	PolicyDelete(ctx context.Context, in *PolicyDeleteRequest, opts ...grpc.CallOption) (*PolicyDeleteResponse, error)
+	// TokenCreate creates a token holding the named policies and returns its
+	// SecretID, the only time it is shown (acl:write).
+	TokenCreate(ctx context.Context, in *TokenCreateRequest, opts ...grpc.CallOption) (*TokenCreateResponse, error)
+	// TokenList lists the tokens without secrets (acl:read).
+	TokenList(ctx context.Context, in *TokenListRequest, opts ...grpc.CallOption) (*TokenListResponse, error)
+	// TokenRead shows one token without its secret (acl:read).
+	TokenRead(ctx context.Context, in *TokenReadRequest, opts ...grpc.CallOption) (*TokenReadResponse, error)
+	// TokenDelete deletes a token by AccessorID (acl:write).
+	TokenDelete(ctx context.Context, in *TokenDeleteRequest, opts ...grpc.CallOption) (*TokenDeleteResponse, error)
 }
 
 type aCLServiceClient struct {
@@ -67,9 +76,9 @@ func NewACLServiceClient(cc grpc.ClientConnInterface) ACLServiceClient {
 	return &aCLServiceClient{cc}
 }
 
-func (c *aCLServiceClient) Bootstrap(ctx context.Context, in *ACLBootstrapRequest, opts ...grpc.CallOption) (*ACLBootstrapResponse, error) {
+func (c *aCLServiceClient) Bootstrap(ctx context.Context, in *BootstrapRequest, opts ...grpc.CallOption) (*BootstrapResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ACLBootstrapResponse)
+	out := new(BootstrapResponse)
 	err := c.cc.Invoke(ctx, ACLService_Bootstrap_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -77,9 +86,9 @@ func (c *aCLServiceClient) Bootstrap(ctx context.Context, in *ACLBootstrapReques
 	return out, nil
 }
 
-func (c *aCLServiceClient) PolicyCreate(ctx context.Context, in *ACLPolicyCreateRequest, opts ...grpc.CallOption) (*ACLPolicyResponse, error) {
+func (c *aCLServiceClient) PolicyCreate(ctx context.Context, in *PolicyCreateRequest, opts ...grpc.CallOption) (*PolicyCreateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ACLPolicyResponse)
+	out := new(PolicyCreateResponse)
 	err := c.cc.Invoke(ctx, ACLService_PolicyCreate_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -87,9 +96,9 @@ func (c *aCLServiceClient) PolicyCreate(ctx context.Context, in *ACLPolicyCreate
 	return out, nil
 }
 
-func (c *aCLServiceClient) PolicyList(ctx context.Context, in *ACLPolicyListRequest, opts ...grpc.CallOption) (*ACLPolicyListResponse, error) {
+func (c *aCLServiceClient) PolicyList(ctx context.Context, in *PolicyListRequest, opts ...grpc.CallOption) (*PolicyListResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ACLPolicyListResponse)
+	out := new(PolicyListResponse)
 	err := c.cc.Invoke(ctx, ACLService_PolicyList_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -97,9 +106,9 @@ func (c *aCLServiceClient) PolicyList(ctx context.Context, in *ACLPolicyListRequ
 	return out, nil
 }
 
-func (c *aCLServiceClient) PolicyRead(ctx context.Context, in *ACLPolicyReadRequest, opts ...grpc.CallOption) (*ACLPolicyResponse, error) {
+func (c *aCLServiceClient) PolicyRead(ctx context.Context, in *PolicyReadRequest, opts ...grpc.CallOption) (*PolicyReadResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ACLPolicyResponse)
+	out := new(PolicyReadResponse)
 	err := c.cc.Invoke(ctx, ACLService_PolicyRead_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -107,9 +116,9 @@ func (c *aCLServiceClient) PolicyRead(ctx context.Context, in *ACLPolicyReadRequ
 	return out, nil
 }
 
-func (c *aCLServiceClient) PolicyDelete(ctx context.Context, in *ACLPolicyDeleteRequest, opts ...grpc.CallOption) (*ACLDeleteResponse, error) {
+func (c *aCLServiceClient) PolicyDelete(ctx context.Context, in *PolicyDeleteRequest, opts ...grpc.CallOption) (*PolicyDeleteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ACLDeleteResponse)
+	out := new(PolicyDeleteResponse)
 	err := c.cc.Invoke(ctx, ACLService_PolicyDelete_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -117,9 +126,9 @@ func (c *aCLServiceClient) PolicyDelete(ctx context.Context, in *ACLPolicyDelete
 	return out, nil
 }
 
-func (c *aCLServiceClient) TokenCreate(ctx context.Context, in *ACLTokenCreateRequest, opts ...grpc.CallOption) (*ACLTokenResponse, error) {
+func (c *aCLServiceClient) TokenCreate(ctx context.Context, in *TokenCreateRequest, opts ...grpc.CallOption) (*TokenCreateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ACLTokenResponse)
+	out := new(TokenCreateResponse)
 	err := c.cc.Invoke(ctx, ACLService_TokenCreate_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -127,9 +136,9 @@ func (c *aCLServiceClient) TokenCreate(ctx context.Context, in *ACLTokenCreateRe
 	return out, nil
 }
 
-func (c *aCLServiceClient) TokenList(ctx context.Context, in *ACLTokenListRequest, opts ...grpc.CallOption) (*ACLTokenListResponse, error) {
+func (c *aCLServiceClient) TokenList(ctx context.Context, in *TokenListRequest, opts ...grpc.CallOption) (*TokenListResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ACLTokenListResponse)
+	out := new(TokenListResponse)
 	err := c.cc.Invoke(ctx, ACLService_TokenList_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -137,9 +146,9 @@ func (c *aCLServiceClient) TokenList(ctx context.Context, in *ACLTokenListReques
 	return out, nil
 }
 
-func (c *aCLServiceClient) TokenRead(ctx context.Context, in *ACLTokenReadRequest, opts ...grpc.CallOption) (*ACLTokenResponse, error) {
+func (c *aCLServiceClient) TokenRead(ctx context.Context, in *TokenReadRequest, opts ...grpc.CallOption) (*TokenReadResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ACLTokenResponse)
+	out := new(TokenReadResponse)
 	err := c.cc.Invoke(ctx, ACLService_TokenRead_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -147,9 +156,9 @@ func (c *aCLServiceClient) TokenRead(ctx context.Context, in *ACLTokenReadReques
 	return out, nil
 }
 
-func (c *aCLServiceClient) TokenDelete(ctx context.Context, in *ACLTokenDeleteRequest, opts ...grpc.CallOption) (*ACLDeleteResponse, error) {
+func (c *aCLServiceClient) TokenDelete(ctx context.Context, in *TokenDeleteRequest, opts ...grpc.CallOption) (*TokenDeleteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ACLDeleteResponse)
+	out := new(TokenDeleteResponse)
 	err := c.cc.Invoke(ctx, ACLService_TokenDelete_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -167,15 +176,24 @@ type ACLServiceServer interface {
 	// After it succeeded it fails with "ACL bootstrap no longer allowed
 	// (reset index: N)" until the reset file in the leader's data directory
 	// holds N.
-	Bootstrap(context.Context, *ACLBootstrapRequest) (*ACLBootstrapResponse, error)
-	PolicyCreate(context.Context, *ACLPolicyCreateRequest) (*ACLPolicyResponse, error)
-	PolicyList(context.Context, *ACLPolicyListRequest) (*ACLPolicyListResponse, error)
-	PolicyRead(context.Context, *ACLPolicyReadRequest) (*ACLPolicyResponse, error)
-	PolicyDelete(context.Context, *ACLPolicyDeleteRequest) (*ACLDeleteResponse, error)
-	TokenCreate(context.Context, *ACLTokenCreateRequest) (*ACLTokenResponse, error)
-	TokenList(context.Context, *ACLTokenListRequest) (*ACLTokenListResponse, error)
-	TokenRead(context.Context, *ACLTokenReadRequest) (*ACLTokenResponse, error)
-	TokenDelete(context.Context, *ACLTokenDeleteRequest) (*ACLDeleteResponse, error)
+	Bootstrap(context.Context, *BootstrapRequest) (*BootstrapResponse, error)
+	// PolicyCreate creates a policy (acl:write).
+	PolicyCreate(context.Context, *PolicyCreateRequest) (*PolicyCreateResponse, error)
+	// PolicyList lists the policies, the built-in one included (acl:read).
+	PolicyList(context.Context, *PolicyListRequest) (*PolicyListResponse, error)
+	// PolicyRead shows one policy by ID or name (acl:read).
+	PolicyRead(context.Context, *PolicyReadRequest) (*PolicyReadResponse, error)
+	// PolicyDelete deletes a policy by ID or name (acl:write).
+	PolicyDelete(context.Context, *PolicyDeleteRequest) (*PolicyDeleteResponse, error)
+	// TokenCreate creates a token holding the named policies and returns its
+	// SecretID, the only time it is shown (acl:write).
+	TokenCreate(context.Context, *TokenCreateRequest) (*TokenCreateResponse, error)
+	// TokenList lists the tokens without secrets (acl:read).
+	TokenList(context.Context, *TokenListRequest) (*TokenListResponse, error)
+	// TokenRead shows one token without its secret (acl:read).
+	TokenRead(context.Context, *TokenReadRequest) (*TokenReadResponse, error)
+	// TokenDelete deletes a token by AccessorID (acl:write).
+	TokenDelete(context.Context, *TokenDeleteRequest) (*TokenDeleteResponse, error)
 	mustEmbedUnimplementedACLServiceServer()
 }
 
@@ -186,31 +204,31 @@ type ACLServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedACLServiceServer struct{}
 
-func (UnimplementedACLServiceServer) Bootstrap(context.Context, *ACLBootstrapRequest) (*ACLBootstrapResponse, error) {
+func (UnimplementedACLServiceServer) Bootstrap(context.Context, *BootstrapRequest) (*BootstrapResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Bootstrap not implemented")
 }
-func (UnimplementedACLServiceServer) PolicyCreate(context.Context, *ACLPolicyCreateRequest) (*ACLPolicyResponse, error) {
+func (UnimplementedACLServiceServer) PolicyCreate(context.Context, *PolicyCreateRequest) (*PolicyCreateResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PolicyCreate not implemented")
 }
-func (UnimplementedACLServiceServer) PolicyList(context.Context, *ACLPolicyListRequest) (*ACLPolicyListResponse, error) {
+func (UnimplementedACLServiceServer) PolicyList(context.Context, *PolicyListRequest) (*PolicyListResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PolicyList not implemented")
 }
-func (UnimplementedACLServiceServer) PolicyRead(context.Context, *ACLPolicyReadRequest) (*ACLPolicyResponse, error) {
+func (UnimplementedACLServiceServer) PolicyRead(context.Context, *PolicyReadRequest) (*PolicyReadResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PolicyRead not implemented")
 }
-func (UnimplementedACLServiceServer) PolicyDelete(context.Context, *ACLPolicyDeleteRequest) (*ACLDeleteResponse, error) {
+func (UnimplementedACLServiceServer) PolicyDelete(context.Context, *PolicyDeleteRequest) (*PolicyDeleteResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PolicyDelete not implemented")
 }
-func (UnimplementedACLServiceServer) TokenCreate(context.Context, *ACLTokenCreateRequest) (*ACLTokenResponse, error) {
+func (UnimplementedACLServiceServer) TokenCreate(context.Context, *TokenCreateRequest) (*TokenCreateResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method TokenCreate not implemented")
 }
-func (UnimplementedACLServiceServer) TokenList(context.Context, *ACLTokenListRequest) (*ACLTokenListResponse, error) {
+func (UnimplementedACLServiceServer) TokenList(context.Context, *TokenListRequest) (*TokenListResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method TokenList not implemented")
 }
-func (UnimplementedACLServiceServer) TokenRead(context.Context, *ACLTokenReadRequest) (*ACLTokenResponse, error) {
+func (UnimplementedACLServiceServer) TokenRead(context.Context, *TokenReadRequest) (*TokenReadResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method TokenRead not implemented")
 }
-func (UnimplementedACLServiceServer) TokenDelete(context.Context, *ACLTokenDeleteRequest) (*ACLDeleteResponse, error) {
+func (UnimplementedACLServiceServer) TokenDelete(context.Context, *TokenDeleteRequest) (*TokenDeleteResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method TokenDelete not implemented")
 }
 func (UnimplementedACLServiceServer) mustEmbedUnimplementedACLServiceServer() {}
@@ -235,7 +253,7 @@ func RegisterACLServiceServer(s grpc.ServiceRegistrar, srv ACLServiceServer) {
 }
 
 func _ACLService_Bootstrap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ACLBootstrapRequest)
+	in := new(BootstrapRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -247,13 +265,13 @@ func _ACLService_Bootstrap_Handler(srv interface{}, ctx context.Context, dec fun
 		FullMethod: ACLService_Bootstrap_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ACLServiceServer).Bootstrap(ctx, req.(*ACLBootstrapRequest))
+		return srv.(ACLServiceServer).Bootstrap(ctx, req.(*BootstrapRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _ACLService_PolicyCreate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ACLPolicyCreateRequest)
+	in := new(PolicyCreateRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -265,13 +283,13 @@ func _ACLService_PolicyCreate_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: ACLService_PolicyCreate_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ACLServiceServer).PolicyCreate(ctx, req.(*ACLPolicyCreateRequest))
+		return srv.(ACLServiceServer).PolicyCreate(ctx, req.(*PolicyCreateRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _ACLService_PolicyList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ACLPolicyListRequest)
+	in := new(PolicyListRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -283,13 +301,13 @@ func _ACLService_PolicyList_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: ACLService_PolicyList_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ACLServiceServer).PolicyList(ctx, req.(*ACLPolicyListRequest))
+		return srv.(ACLServiceServer).PolicyList(ctx, req.(*PolicyListRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _ACLService_PolicyRead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ACLPolicyReadRequest)
+	in := new(PolicyReadRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -301,13 +319,13 @@ func _ACLService_PolicyRead_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: ACLService_PolicyRead_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ACLServiceServer).PolicyRead(ctx, req.(*ACLPolicyReadRequest))
+		return srv.(ACLServiceServer).PolicyRead(ctx, req.(*PolicyReadRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _ACLService_PolicyDelete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ACLPolicyDeleteRequest)
+	in := new(PolicyDeleteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -319,13 +337,13 @@ func _ACLService_PolicyDelete_Handler(srv interface{}, ctx context.Context, dec 
 		FullMethod: ACLService_PolicyDelete_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ACLServiceServer).PolicyDelete(ctx, req.(*ACLPolicyDeleteRequest))
+		return srv.(ACLServiceServer).PolicyDelete(ctx, req.(*PolicyDeleteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _ACLService_TokenCreate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ACLTokenCreateRequest)
+	in := new(TokenCreateRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -337,13 +355,13 @@ func _ACLService_TokenCreate_Handler(srv interface{}, ctx context.Context, dec f
 		FullMethod: ACLService_TokenCreate_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ACLServiceServer).TokenCreate(ctx, req.(*ACLTokenCreateRequest))
+		return srv.(ACLServiceServer).TokenCreate(ctx, req.(*TokenCreateRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _ACLService_TokenList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ACLTokenListRequest)
+	in := new(TokenListRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -355,13 +373,13 @@ func _ACLService_TokenList_Handler(srv interface{}, ctx context.Context, dec fun
 		FullMethod: ACLService_TokenList_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ACLServiceServer).TokenList(ctx, req.(*ACLTokenListRequest))
+		return srv.(ACLServiceServer).TokenList(ctx, req.(*TokenListRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _ACLService_TokenRead_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ACLTokenReadRequest)
+	in := new(TokenReadRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -373,13 +391,13 @@ func _ACLService_TokenRead_Handler(srv interface{}, ctx context.Context, dec fun
 		FullMethod: ACLService_TokenRead_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ACLServiceServer).TokenRead(ctx, req.(*ACLTokenReadRequest))
+		return srv.(ACLServiceServer).TokenRead(ctx, req.(*TokenReadRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _ACLService_TokenDelete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ACLTokenDeleteRequest)
+	in := new(TokenDeleteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -391,7 +409,7 @@ func _ACLService_TokenDelete_Handler(srv interface{}, ctx context.Context, dec f
 		FullMethod: ACLService_TokenDelete_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ACLServiceServer).TokenDelete(ctx, req.(*ACLTokenDeleteRequest))
+		return srv.(ACLServiceServer).TokenDelete(ctx, req.(*TokenDeleteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
