@@ -265,6 +265,93 @@ func TestACLEveryRPC(t *testing.T) {
 			right: `acl = "read"`, short: `acl = "deny"`,
 			deniedText: denied("acl:read", ""),
 		},
+		{
+			name: "PolicyRead",
+			call: func(ctx context.Context) error {
+				_, err := c.ACL().PolicyRead(ctx, &chainstorev1.PolicyReadRequest{Name: "global-management"})
+				return err
+			},
+			right: `acl = "read"`, short: `operator = "write"`,
+			deniedText: denied("acl:read", ""),
+		},
+		{
+			name: "TokenRead",
+			call: func(ctx context.Context) error {
+				_, err := c.ACL().TokenRead(ctx, &chainstorev1.TokenReadRequest{AccessorId: "00000000-0000-0000-0000-000000000002"})
+				return err
+			},
+			right: `acl = "read"`, short: `operator = "write"`,
+			deniedText: denied("acl:read", ""),
+		},
+		{
+			name: "PolicyDelete",
+			call: func(ctx context.Context) error {
+				_, err := c.ACL().PolicyDelete(ctx, &chainstorev1.PolicyDeleteRequest{Name: "p1"})
+				return err
+			},
+			right: `acl = "write"`, short: `acl = "read"`,
+			deniedText: denied("acl:write", ""),
+		},
+		{
+			name: "TokenDelete",
+			call: func(ctx context.Context) error {
+				_, err := c.ACL().TokenDelete(ctx, &chainstorev1.TokenDeleteRequest{AccessorId: "no-such-token"})
+				return err
+			},
+			right: `acl = "write"`, short: `acl = "read"`,
+			deniedText: denied("acl:write", ""),
+		},
+		{
+			name: "XdsChains",
+			call: func(ctx context.Context) error {
+				_, err := c.XdsChains(ctx, &chainstorev1.XdsChainsRequest{})
+				return err
+			},
+			right: `operator = "read"`, short: `operator = "deny"`,
+			deniedText: denied("operator:read", ""),
+		},
+		{
+			name: "Deregister",
+			call: func(ctx context.Context) error {
+				_, err := c.Deregister(ctx, &chainstorev1.DeregisterRequest{Id: "web-1"})
+				return err
+			},
+			right: `service "web" { policy = "write" }`, short: "service \"web\" { policy = \"read\" }\nservice_prefix \"\" { policy = \"write\" }",
+			deniedText: denied("service:write", "web"),
+		},
+		{
+			name: "Watch",
+			call: func(ctx context.Context) error {
+				// A subscription refused for a missing permission ends
+				// with an Unsubscribed event; an unknown token ends the
+				// stream. Both are turned into the error they carry.
+				st, err := chainstorev1.NewChainServiceClient(c.Conn()).Watch(ctx)
+				if err != nil {
+					return err
+				}
+				if err := st.Send(&chainstorev1.WatchRequest{Request: &chainstorev1.WatchRequest_Subscribe{Subscribe: &chainstorev1.WatchSubscribe{Id: 1, Chain: &chainstorev1.ChainRef{Service: "web"}}}}); err != nil {
+					return err
+				}
+				for {
+					resp, err := st.Recv()
+					if err != nil {
+						return err
+					}
+					if un := resp.GetUnsubscribed(); un != nil {
+						return status.Error(codes.PermissionDenied, un.GetError())
+					}
+					if resp.GetUpdate() != nil {
+						return nil
+					}
+				}
+			},
+			// web's chain reaches admin (the router written above), so
+			// reading it needs both.
+			right:      "service \"web\" { policy = \"read\" }\nservice \"admin\" { policy = \"read\" }",
+			short:      "service \"web\" { policy = \"read\" }\nservice \"admin\" { policy = \"deny\" }",
+			deniedText: denied("service:read", "admin"),
+			anonDenied: denied("service:read", "web"),
+		},
 	}
 	for _, tc := range cases {
 		right, _ := e.token(tc.right)
@@ -285,6 +372,23 @@ func TestACLEveryRPC(t *testing.T) {
 			t.Fatalf("%s with the right token: %v", tc.name, err)
 		}
 	}
+	// The filtering reads answer an unknown or deleted token with ACL not
+	// found, and filter for the others (TestACLListFiltersAndChains).
+	gone, goneAccessor := e.token(`service_prefix "" { policy = "read" }`)
+	if _, err := c.ACL().TokenDelete(e.ctx(e.root), &chainstorev1.TokenDeleteRequest{AccessorId: goneAccessor}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"00000000-1111-2222-3333-444444444444", gone} {
+		_, err := c.List(e.ctx(tok), &chainstorev1.ListRequest{Kind: "service-defaults"})
+		wantDenied(t, "List", err, aclNotFound)
+		_, err = c.Services(e.ctx(tok), &chainstorev1.ServicesRequest{})
+		wantDenied(t, "Services", err, aclNotFound)
+	}
+	svcs, err := c.Services(e.ctx(""), &chainstorev1.ServicesRequest{})
+	if err != nil || len(svcs.GetServices()) != 0 {
+		t.Fatalf("anonymous Services = %v, %v; want none and no error", svcs.GetServices(), err)
+	}
+
 	// The secret never comes back from a read.
 	toks, err := c.ACL().TokenList(e.ctx(e.root), &chainstorev1.TokenListRequest{})
 	if err != nil {
