@@ -53,6 +53,9 @@ type ClientConfig struct {
 	// over) when no answer comes within KeepaliveTimeout. KeepaliveTime must
 	// not be below the server's KeepaliveMinTime (10 s by default).
 	KeepaliveTime, KeepaliveTimeout time.Duration
+	// Token is the ACL token (SecretID) sent with every call (metadata
+	// TokenMetadataKey); "" sends none (the anonymous token).
+	Token string
 }
 
 // DefaultClientConfig returns the defaults for a client of DefaultAddr.
@@ -151,7 +154,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 			Timeout:             cfg.KeepaliveTimeout,
 			PermitWithoutStream: true,
 		}),
-		grpc.WithChainUnaryInterceptor(clientDeadline(cfg.CallTimeout)),
+		grpc.WithChainUnaryInterceptor(clientDeadline(cfg.CallTimeout), tokenUnary(cfg.Token)),
+		grpc.WithChainStreamInterceptor(tokenStream(cfg.Token)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("create client for %s: %w", strings.Join(cfg.Addrs, ","), err)

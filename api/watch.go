@@ -72,6 +72,8 @@ type ChainWatchConfig struct {
 	IdleTimeout time.Duration
 	// MaxRecvMsgSize is the largest message (bytes) the client reads.
 	MaxRecvMsgSize int
+	// Token is the ACL token sent on the stream ("" for none).
+	Token string
 }
 
 // DefaultChainWatchConfig returns the defaults for watching chains on
@@ -303,7 +305,7 @@ func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func
 
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stream, err := chainstorev1.NewChainServiceClient(conn).Watch(sctx)
+	stream, err := chainstorev1.NewChainServiceClient(conn).Watch(WithToken(sctx, c.cfg.Token))
 	if err != nil {
 		return false, fmt.Errorf("open watch stream on %s: %w", addr, err)
 	}

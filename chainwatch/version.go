@@ -3,6 +3,9 @@ package chainwatch
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"sync"
 
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
@@ -28,6 +31,42 @@ type Version struct {
 	seq        uint64                     // publishes of the chain before this one (counts skipped versions)
 	superseded chan struct{}              // closed when a newer version replaced this one
 	pb         *chainstorev1.ChainVersion // built once, shared by every stream; read-only
+	services   *targetServices            // shared by copies (withIndex)
+}
+
+// targetServices is the lazily computed list of Version.Services.
+type targetServices struct {
+	once  sync.Once
+	names []string
+}
+
+// Services returns the services the chain's targets reach (sorted,
+// deduplicated; the chain's own service included), computed once per
+// version from Chain. A version with Err has none. ACL checks use it to
+// refuse a chain that reaches a service the caller may not read.
+func (v *Version) Services() []string {
+	v.services.once.Do(func() {
+		if len(v.Chain) == 0 {
+			return
+		}
+		var c struct {
+			ServiceName string
+			Targets     map[string]struct{ Service string }
+		}
+		if err := json.Unmarshal(v.Chain, &c); err != nil {
+			// Chain is this package's own encoding; keep the chain's name
+			// so a check still covers it.
+			v.services.names = []string{c.ServiceName}
+			return
+		}
+		names := []string{c.ServiceName}
+		for _, t := range c.Targets {
+			names = append(names, t.Service)
+		}
+		slices.Sort(names)
+		v.services.names = slices.Compact(names)
+	})
+	return v.services.names
 }
 
 func newVersion(index uint64, hash string, body []byte, errText string, epoch uint64) *Version {
@@ -38,6 +77,7 @@ func newVersion(index uint64, hash string, body []byte, errText string, epoch ui
 		Err:        errText,
 		Epoch:      epoch,
 		superseded: make(chan struct{}),
+		services:   &targetServices{},
 	}
 	v.pb = &chainstorev1.ChainVersion{Index: v.Index, Hash: v.Hash, Chain: v.Chain, Error: v.Err}
 	return v

@@ -196,7 +196,12 @@ func (w *Watcher) Refuse(id uint64, err error) error {
 // Remove closes subscription id and queues an EventUnsubscribed (also for
 // an id that is not open, so the client always gets an answer). It does
 // not cancel an Add of the same id still in flight on another goroutine.
-func (w *Watcher) Remove(id uint64) {
+func (w *Watcher) Remove(id uint64) { w.Drop(id, nil) }
+
+// Drop is Remove with a reason: the EventUnsubscribed carries err (for a
+// subscription the server ends, such as one whose chain the caller may no
+// longer read).
+func (w *Watcher) Drop(id uint64, err error) {
 	w.mu.Lock()
 	var wt *watch
 	if i := w.indexLocked(id); i >= 0 {
@@ -206,7 +211,7 @@ func (w *Watcher) Remove(id uint64) {
 			w.next--
 		}
 	}
-	_ = w.queueLocked(Event{Kind: EventUnsubscribed, ID: id}) // an overflow ends the stream in Next
+	_ = w.queueLocked(Event{Kind: EventUnsubscribed, ID: id, Err: err}) // an overflow ends the stream in Next
 	w.mu.Unlock()
 	if wt != nil {
 		wt.sub.Close()

@@ -47,6 +47,18 @@ const (
 	// only if the instance is still at ModifyIndex Command.CASIndex (no
 	// update raced the leader's decision) and not critical already.
 	OpCheckExpire Op = 9
+	// OpACLBootstrap stores the first management token (once; see
+	// Command.ACLResetIndex). The ACL ops carry their body as JSON
+	// (acl.go).
+	OpACLBootstrap Op = 10
+	// OpACLPolicySet creates or replaces Command.ACLPolicy.
+	OpACLPolicySet Op = 11
+	// OpACLPolicyDelete removes the policy with ID Command.ACLID.
+	OpACLPolicyDelete Op = 12
+	// OpACLTokenSet creates or replaces Command.ACLToken.
+	OpACLTokenSet Op = 13
+	// OpACLTokenDelete removes the token with AccessorID Command.ACLID.
+	OpACLTokenDelete Op = 14
 
 	// IgnoreUnknownFlag marks a command type as safe to skip for replicas
 	// that do not know it (rolling upgrades: a newer leader may emit
@@ -79,6 +91,16 @@ func (op Op) String() string {
 		s = "check"
 	case OpCheckExpire:
 		s = "check-expire"
+	case OpACLBootstrap:
+		s = "acl-bootstrap"
+	case OpACLPolicySet:
+		s = "acl-policy-set"
+	case OpACLPolicyDelete:
+		s = "acl-policy-delete"
+	case OpACLTokenSet:
+		s = "acl-token-set"
+	case OpACLTokenDelete:
+		s = "acl-token-delete"
 	default:
 		s = fmt.Sprintf("op(0x%02x)", uint8(op.base()))
 	}
@@ -94,7 +116,7 @@ func knownOp(op Op) bool {
 	case OpUpsert, OpUpsertCAS, OpDelete, OpDeleteCAS, OpNoop:
 		return true
 	}
-	return isCatalogOp(op)
+	return isCatalogOp(op) || isACLOp(op)
 }
 
 // Command is one replicated state-machine command.
@@ -113,6 +135,13 @@ type Command struct {
 	InstanceID string
 	Status     catalog.Health
 	Output     string
+
+	// ACL commands: the policy or token to store, the ID to delete, and for
+	// a bootstrap the reset index that allows a second one.
+	ACLPolicy     *ACLPolicy
+	ACLToken      *ACLToken
+	ACLID         string
+	ACLResetIndex uint64
 }
 
 // ApplyResult is what the FSM returns for every command log (it becomes
@@ -154,7 +183,16 @@ func EncodeCommand(c Command) ([]byte, error) {
 		return nil, fmt.Errorf("encode command type 0x%02x: %w", uint8(op), ErrUnknownOp)
 	}
 	if isCatalogOp(op) {
+		if c.ACLPolicy != nil || c.ACLToken != nil || c.ACLID != "" || c.ACLResetIndex != 0 {
+			return nil, fmt.Errorf("encode %s with ACL fields: %w", op, ErrMalformedCommand)
+		}
 		return encodeCatalogCommand(c)
+	}
+	if isACLOp(op) {
+		return encodeACLCommand(c)
+	}
+	if c.ACLPolicy != nil || c.ACLToken != nil || c.ACLID != "" || c.ACLResetIndex != 0 {
+		return nil, fmt.Errorf("encode %s with ACL fields: %w", op, ErrMalformedCommand)
 	}
 	if c.Instance != nil || c.InstanceID != "" || c.Status != 0 || c.Output != "" {
 		return nil, fmt.Errorf("encode %s with catalog fields: %w", op, ErrMalformedCommand)
@@ -228,6 +266,9 @@ func DecodeCommand(b []byte) (Command, error) {
 	op := raw.base()
 	if isCatalogOp(op) {
 		return decodeCatalogCommand(op, b[1:])
+	}
+	if isACLOp(op) {
+		return decodeACLCommand(op, b[1:])
 	}
 	c := Command{Op: op}
 	rest := b[1:]

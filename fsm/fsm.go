@@ -79,6 +79,12 @@ func New(logger hclog.Logger, opts ...Option) *FSM {
 		OpDeregister:  applyDeregister,
 		OpCheck:       applyCheck,
 		OpCheckExpire: applyCheckExpire,
+
+		OpACLBootstrap:    applyACLBootstrap,
+		OpACLPolicySet:    applyACLPolicySet,
+		OpACLPolicyDelete: applyACLPolicyDelete,
+		OpACLTokenSet:     applyACLTokenSet,
+		OpACLTokenDelete:  applyACLTokenDelete,
 	}
 	for _, o := range opts {
 		o(f)

@@ -21,6 +21,10 @@ func FuzzDecodeCommand(f *testing.F) {
 		{Op: OpDelete, Key: sdKey("web")},
 		{Op: OpDeleteCAS, Key: sdKey("web"), CASIndex: 1},
 		{Op: OpNoop},
+		{Op: OpACLBootstrap, ACLToken: aclToken("a", "s")},
+		{Op: OpACLPolicySet, ACLPolicy: aclPolicy("p", "n", `service "web" { policy = "read" }`)},
+		{Op: OpACLTokenSet, ACLToken: aclToken("t", "s2", "p")},
+		{Op: OpACLTokenDelete, ACLID: "t"},
 	}
 	for _, c := range seeds {
 		b, err := EncodeCommand(c)

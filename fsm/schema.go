@@ -76,6 +76,9 @@ func newSchema() *memdb.DBSchema {
 	for name, t := range catalogTables() {
 		s.Tables[name] = t
 	}
+	for name, t := range aclTables() {
+		s.Tables[name] = t
+	}
 	return s
 }
 

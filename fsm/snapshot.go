@@ -29,14 +29,20 @@ import (
 //	               (encoding/json of catalog.Stored)
 //	  5 catalog index: service name (or the services-list row), index
 //	               (uvarint)
+//	  6 acl policy: encoding/json of ACLPolicy
+//	  7 acl token:  encoding/json of ACLToken (the secret's hash only)
+//	  8 acl meta:   name ("bootstrap" or "index"), value (uvarint)
 //	  255 end:     entry, tombstone and index record counts (uvarints),
-//	               then, when the catalog is not empty, instance and
-//	               catalog-index record counts (uvarints), then CRC-32C
+//	               then, when the catalog or the ACL state is not empty,
+//	               instance and catalog-index record counts (uvarints),
+//	               then, when the ACL state is not empty, acl policy,
+//	               token and meta record counts, then CRC-32C
 //	               (Castagnoli, big-endian uint32) of every byte before the
 //	               end record's type byte
 //
 // A snapshot without catalog records is byte-for-byte what a binary
-// without the catalog wrote, and both read each other's.
+// without the catalog wrote, and both read each other's; likewise for the
+// ACL records.
 //
 // Nothing may follow the end record. Entries are written in key order, so
 // equal states produce identical snapshots. A missing end record, a count
@@ -51,6 +57,9 @@ const (
 	recIndex     byte = 3
 	recInstance  byte = 4
 	recCatIndex  byte = 5
+	recACLPolicy byte = 6
+	recACLToken  byte = 7
+	recACLMeta   byte = 8
 	recEnd       byte = 0xFF
 
 	// maxRecordLen bounds one record's payload, so garbage cannot make
@@ -152,15 +161,25 @@ func writeSnapshot(out io.Writer, v *View) error {
 	if err != nil {
 		return err
 	}
+	nACL, err := writeACLRecords(w, v, rec)
+	if err != nil {
+		return err
+	}
+	hasACL := nACL != [3]uint64{}
 
 	// The end record goes to bw only: the checksum covers what precedes it.
 	var p []byte
 	p = binary.AppendUvarint(p, nEntries)
 	p = binary.AppendUvarint(p, nTombs)
 	p = binary.AppendUvarint(p, nIndexes)
-	if nInstances+nCatIndexes > 0 {
+	if nInstances+nCatIndexes > 0 || hasACL {
 		p = binary.AppendUvarint(p, nInstances)
 		p = binary.AppendUvarint(p, nCatIndexes)
+	}
+	if hasACL {
+		for _, n := range nACL {
+			p = binary.AppendUvarint(p, n)
+		}
 	}
 	p = binary.BigEndian.AppendUint32(p, crc.Sum32())
 	if _, err := bw.Write(appendRecord(rec[:0], recEnd, p, nil)); err != nil {
@@ -298,6 +317,12 @@ func readSnapshot(r io.Reader) (*Store, uint64, error) {
 			err = rs.instance(p)
 		case recCatIndex:
 			err = rs.catalogIndex(p)
+		case recACLPolicy:
+			err = rs.aclPolicy(p)
+		case recACLToken:
+			err = rs.aclToken(p)
+		case recACLMeta:
+			err = rs.aclMeta(p)
 		case recEnd:
 			if err := rs.end(p, sum); err != nil {
 				return nil, 0, fmt.Errorf("record %d: %w", rec, err)
@@ -325,6 +350,7 @@ type restoreState struct {
 	w                          *writer
 	nEntries, nTombs, nIndexes uint64
 	nInstances, nCatIndexes    uint64
+	nACL                       [3]uint64 // acl policies, tokens, meta rows
 }
 
 func (rs *restoreState) entry(p []byte) error {
@@ -412,7 +438,7 @@ func (rs *restoreState) index(p []byte) error {
 }
 
 func (rs *restoreState) end(p []byte, sum uint32) error {
-	var counts [5]uint64
+	var counts [8]uint64
 	nCounts := 0
 	for len(p) > 4 {
 		if nCounts == len(counts) {
@@ -426,13 +452,13 @@ func (rs *restoreState) end(p []byte, sum uint32) error {
 		nCounts++
 		p = p[n:]
 	}
-	if nCounts != 3 && nCounts != 5 {
-		return badSnapshot("end: %d counts, want 3 or 5", nCounts)
+	if nCounts != 3 && nCounts != 5 && nCounts != 8 {
+		return badSnapshot("end: %d counts, want 3, 5 or 8", nCounts)
 	}
 	if len(p) != 4 {
 		return badSnapshot("end: bad checksum length %d", len(p))
 	}
-	if want := [5]uint64{rs.nEntries, rs.nTombs, rs.nIndexes, rs.nInstances, rs.nCatIndexes}; counts != want {
+	if want := [8]uint64{rs.nEntries, rs.nTombs, rs.nIndexes, rs.nInstances, rs.nCatIndexes, rs.nACL[0], rs.nACL[1], rs.nACL[2]}; counts != want {
 		return badSnapshot("end: counts %v, read %v", counts[:nCounts], want[:nCounts])
 	}
 	if got := binary.BigEndian.Uint32(p); got != sum {

@@ -280,6 +280,7 @@ func (v *View) hash() string {
 		hashUint(h, r.Value)
 	}
 	v.hashCatalog(h)
+	v.hashACL(h)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/chainstore/chainstore/acl"
 	"github.com/chainstore/chainstore/catalog"
 	"github.com/chainstore/chainstore/fsm"
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
@@ -47,6 +48,16 @@ func (s *CatalogServer) Register(ctx context.Context, req *chainstorev1.Register
 		func(ctx context.Context, c chainstorev1.CatalogServiceClient) (err error) {
 			resp, err = c.Register(ctx, req)
 			return err
+		},
+		func(ctx context.Context) error {
+			// The service the instance joins, and the one it leaves if the
+			// ID is registered under another (the FSM refuses that, but
+			// only after this check).
+			perms := []acl.Permission{acl.ServiceWrite(in.Service)}
+			if old := s.router.fsm.Store().Instance(in.ID); old != nil {
+				perms = append(perms, acl.ServiceWrite(old.Service))
+			}
+			return s.router.authorize(ctx, perms...)
 		})
 	if err != nil {
 		return nil, s.router.status(err)
@@ -70,7 +81,13 @@ func (s *CatalogServer) Deregister(ctx context.Context, req *chainstorev1.Deregi
 			resp, err = c.Deregister(ctx, req)
 			return err
 		},
-		func() { existed = s.router.fsm.Store().Instance(req.GetId()) != nil })
+		func(ctx context.Context) error {
+			if err := s.authorizeInstance(ctx, req.GetId()); err != nil {
+				return err
+			}
+			existed = s.router.fsm.Store().Instance(req.GetId()) != nil
+			return nil
+		})
 	if err != nil {
 		return nil, s.router.status(err)
 	}
@@ -96,22 +113,34 @@ func (s *CatalogServer) UpdateCheck(ctx context.Context, req *chainstorev1.Updat
 		func(ctx context.Context, c chainstorev1.CatalogServiceClient) (err error) {
 			resp, err = c.UpdateCheck(ctx, req)
 			return err
-		})
+		},
+		func(ctx context.Context) error { return s.authorizeInstance(ctx, req.GetId()) })
 	if err != nil {
 		return nil, s.router.status(err)
 	}
 	return resp, nil
 }
 
+// authorizeInstance checks service:write on the service of instance id.
+// An ID the catalog does not hold needs only a valid token: there is
+// nothing to protect, and the write fails or changes nothing.
+func (s *CatalogServer) authorizeInstance(ctx context.Context, id string) error {
+	var perms []acl.Permission
+	if in := s.router.fsm.Store().Instance(id); in != nil {
+		perms = append(perms, acl.ServiceWrite(in.Service))
+	}
+	return s.router.authorize(ctx, perms...)
+}
+
 // write proposes cmd on the leader (done gets its result) or forwards the
-// request (remote). before, if given, runs on the leader just before the
-// proposal.
+// request (remote). before runs on the leader just before the proposal
+// (the ACL check first); an error from it ends the request.
 func (s *CatalogServer) write(ctx context.Context, cmd fsm.Command, done func(fsm.ApplyResult),
-	remote func(context.Context, chainstorev1.CatalogServiceClient) error, before ...func()) error {
+	remote func(context.Context, chainstorev1.CatalogServiceClient) error, before func(context.Context) error) error {
 	return s.router.onLeader(ctx, true,
 		func(ctx context.Context) error {
-			for _, b := range before {
-				b()
+			if err := before(ctx); err != nil {
+				return err
 			}
 			res, err := s.proposer.Apply(ctx, cmd)
 			if err != nil {
@@ -132,6 +161,9 @@ func (s *CatalogServer) Instances(ctx context.Context, req *chainstorev1.Instanc
 	}
 	var resp *chainstorev1.InstancesResponse
 	local := func(ctx context.Context, consistent func(context.Context) error) error {
+		if err := s.router.authorize(ctx, acl.ServiceRead(req.GetService())); err != nil {
+			return err
+		}
 		return s.router.blocking(ctx, req.GetOptions(), consistent, func(store *fsm.Store) (uint64, <-chan struct{}, error) {
 			instances, idx, watch := store.Instances(req.GetService())
 			r := &chainstorev1.InstancesResponse{Meta: s.router.meta(idx)}
@@ -159,10 +191,17 @@ func (s *CatalogServer) Instances(ctx context.Context, req *chainstorev1.Instanc
 func (s *CatalogServer) Services(ctx context.Context, req *chainstorev1.ServicesRequest) (*chainstorev1.ServicesResponse, error) {
 	var resp *chainstorev1.ServicesResponse
 	local := func(ctx context.Context, consistent func(context.Context) error) error {
+		az, err := s.router.authorizer(ctx)
+		if err != nil {
+			return err
+		}
 		return s.router.blocking(ctx, req.GetOptions(), consistent, func(store *fsm.Store) (uint64, <-chan struct{}, error) {
 			services, idx, watch := store.Services()
 			r := &chainstorev1.ServicesResponse{Meta: s.router.meta(idx)}
 			for _, sum := range services {
+				if !az.Allowed(acl.ServiceRead(sum.Name)) {
+					continue // only the services the token may read
+				}
 				r.Services = append(r.Services, &chainstorev1.ServiceSummary{
 					Name: sum.Name, Instances: uint32(sum.Instances), Passing: uint32(sum.Passed),
 				})

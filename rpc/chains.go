@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/chainstore/chainstore/acl"
 	"github.com/chainstore/chainstore/chainwatch"
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
@@ -107,6 +108,13 @@ func (s *ChainServer) GetChain(ctx context.Context, req *chainstorev1.GetChainRe
 // getChainLocal answers GetChain from this server's hub.
 func (s *ChainServer) getChainLocal(ctx context.Context, key chainwatch.ChainKey, opts *chainstorev1.QueryOptions,
 	consistent func(context.Context) error) (*chainstorev1.GetChainResponse, error) {
+	az, err := s.router.authorizer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := acl.Check(az, acl.ServiceRead(key.Service)); err != nil {
+		return nil, err
+	}
 	if consistent != nil {
 		if err := consistent(ctx); err != nil {
 			return nil, err
@@ -123,6 +131,9 @@ func (s *ChainServer) getChainLocal(ctx context.Context, key chainwatch.ChainKey
 		if err != nil {
 			return nil, err
 		}
+	}
+	if err := chainReadable(az, v); err != nil {
+		return nil, err
 	}
 	if v.Err != "" {
 		return nil, withInfo(codes.FailedPrecondition,
@@ -193,6 +204,11 @@ func (s *ChainServer) Watch(stream chainstorev1.ChainService_WatchServer) error 
 	}
 	defer s.streams.Add(-1)
 
+	// A stream with a wrong or deleted token ends at once; each
+	// subscription and each update is checked again below.
+	if _, err := s.router.authorizer(stream.Context()); err != nil {
+		return s.router.status(err)
+	}
 	w, err := chainwatch.NewWatcher(s.hub, s.cfg.Watcher)
 	if err != nil {
 		return status.Error(codes.Internal, err.Error())
@@ -211,6 +227,15 @@ func (s *ChainServer) Watch(stream chainstorev1.ChainService_WatchServer) error 
 		ev, err := w.Next(ctx)
 		if err != nil {
 			return s.watchEnd(ctx, err)
+		}
+		if ev.Kind == chainwatch.EventUpdate {
+			if err := s.updateAllowed(ctx, ev.Version); err != nil {
+				// The chain now reaches a service the token may not read
+				// (or the token was deleted): end this subscription with
+				// the reason instead of sending the chain.
+				w.Drop(ev.ID, err)
+				continue
+			}
 		}
 		if err := stream.Send(s.watchResponse(ev)); err != nil {
 			return err
@@ -237,6 +262,20 @@ func (s *ChainServer) receive(ctx context.Context, stream chainstorev1.ChainServ
 			sub := r.Subscribe
 			key, err := chainKeyOf(sub.GetChain())
 			if err == nil {
+				if aerr := s.router.authorize(ctx, acl.ServiceRead(key.Service)); errors.Is(aerr, acl.ErrPermissionDenied) {
+					// Refuse this subscription; the stream goes on.
+					if rerr := w.Refuse(sub.GetId(), aerr); errors.Is(rerr, chainwatch.ErrRequestBacklog) {
+						cancel(rerr)
+						return
+					}
+					continue
+				} else if aerr != nil {
+					// The token is gone: the stream ends.
+					cancel(s.router.status(aerr))
+					return
+				}
+			}
+			if err == nil {
 				err = w.Add(ctx, sub.GetId(), key, sub.GetLastIndex(), sub.GetLastHash())
 			} else {
 				err = w.Refuse(sub.GetId(), err)
@@ -252,6 +291,29 @@ func (s *ChainServer) receive(ctx context.Context, stream chainstorev1.ChainServ
 			return
 		}
 	}
+}
+
+// chainReadable checks service:read on every service the chain's targets
+// reach: a chain that reaches a service the token may not read is
+// refused as a whole rather than shown with targets left out, since a
+// chain with missing legs would route differently from the real one
+// (docs/acl.md, Chains).
+func chainReadable(az acl.Authorizer, v *chainwatch.Version) error {
+	for _, svc := range v.Services() {
+		if err := acl.Check(az, acl.ServiceRead(svc)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateAllowed checks a version about to be sent on a Watch stream.
+func (s *ChainServer) updateAllowed(ctx context.Context, v *chainwatch.Version) error {
+	az, err := s.router.authorizer(ctx)
+	if err != nil {
+		return err
+	}
+	return chainReadable(az, v)
 }
 
 // watchEnd is the status a Watch stream ends with.

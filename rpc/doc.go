@@ -50,6 +50,17 @@
 // read on the leader; followers forward). Every response carries the index
 // it reflects: the key's own index for Get.
 //
+// ACLs (acl.go, acl_service.go; docs/acl.md): every handler checks the
+// token of the request (gRPC metadata api.TokenMetadataKey) where the
+// request executes: on the leader for forwarded requests (the follower
+// copies the caller's token into the forwarded metadata and decides
+// nothing), on the answering server for stale reads and watches. The
+// check reads the server's own replicated state through a per-server
+// cache keyed by the secret's hash and invalidated by any ACL change.
+// List and catalog Services filter instead of failing; GetChain and Watch
+// refuse a chain that reaches a service the token cannot read. Other
+// services of the process call Services.Authorize.
+//
 // Errors are translated once, in statusOf: chain errors -> InvalidArgument,
 // not leader -> FailedPrecondition with a leader hint, no leader ->
 // Unavailable, unknown outcome -> Unknown, enqueue timeout ->

@@ -36,6 +36,9 @@ func (s *EntriesServer) Apply(ctx context.Context, req *chainstorev1.ApplyReques
 	var resp *chainstorev1.ApplyResponse
 	err = s.router.onLeader(ctx, true,
 		func(ctx context.Context) error {
+			if err := s.router.authorize(ctx, entryWritePerms(cmd.Entry)...); err != nil {
+				return err
+			}
 			var err error
 			resp, err = s.applyLocal(ctx, cmd)
 			return err
@@ -101,6 +104,9 @@ func (s *EntriesServer) Delete(ctx context.Context, req *chainstorev1.DeleteRequ
 	var resp *chainstorev1.DeleteResponse
 	err = s.router.onLeader(ctx, true,
 		func(ctx context.Context) error {
+			if err := s.router.authorize(ctx, deletePerms(cmd.Key.Kind, req.GetName())...); err != nil {
+				return err
+			}
 			var err error
 			resp, err = s.deleteLocal(ctx, cmd, string(cmd.Key.Kind), req.GetName())
 			return err
@@ -142,6 +148,9 @@ func (s *EntriesServer) Get(ctx context.Context, req *chainstorev1.GetRequest) (
 	key := chain.KeyOf(kind, req.GetName())
 	var resp *chainstorev1.GetResponse
 	local := func(ctx context.Context, consistent func(context.Context) error) error {
+		if err := s.router.authorize(ctx, entryReadPerms(kind, req.GetName())...); err != nil {
+			return err
+		}
 		return s.router.blocking(ctx, req.GetOptions(), consistent, func(store *fsm.Store) (uint64, <-chan struct{}, error) {
 			stored, idx, watch := store.Get(key)
 			r := &chainstorev1.GetResponse{Meta: s.router.meta(idx)}
@@ -175,10 +184,18 @@ func (s *EntriesServer) List(ctx context.Context, req *chainstorev1.ListRequest)
 	}
 	var resp *chainstorev1.ListResponse
 	local := func(ctx context.Context, consistent func(context.Context) error) error {
+		az, err := s.router.authorizer(ctx)
+		if err != nil {
+			return err
+		}
 		return s.router.blocking(ctx, req.GetOptions(), consistent, func(store *fsm.Store) (uint64, <-chan struct{}, error) {
 			stored, idx, watch := store.List(kind)
 			r := &chainstorev1.ListResponse{Meta: s.router.meta(idx), Entries: make([]*chainstorev1.StoredEntry, 0, len(stored))}
 			for _, se := range stored {
+				// List shows only what the token may read, without an error.
+				if !allowedAll(az, entryReadPerms(se.Key().Kind, se.Entry.GetName())) {
+					continue
+				}
 				data, err := chain.EncodeEntry(se.Entry)
 				if err != nil {
 					return 0, nil, fmt.Errorf("encode entry %s/%s: %w", kind, se.Entry.GetName(), err)

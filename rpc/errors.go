@@ -78,6 +78,9 @@ func statusOf(err error, hint leaderHint) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	if st := aclStatus(err); st != nil {
+		return st
+	}
 	// md names the entry; entryMD adds the exact chain error text, for the
 	// errors that are about the entry's content.
 	md := map[string]string{}

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/chainstore/chainstore/acl"
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 	"github.com/chainstore/chainstore/xdsserver"
 )
@@ -34,7 +35,10 @@ type OperatorServer struct {
 var _ chainstorev1.OperatorServiceServer = (*OperatorServer)(nil)
 
 // Members implements chainstorev1.OperatorServiceServer.
-func (s *OperatorServer) Members(_ context.Context, _ *chainstorev1.MembersRequest) (*chainstorev1.MembersResponse, error) {
+func (s *OperatorServer) Members(ctx context.Context, _ *chainstorev1.MembersRequest) (*chainstorev1.MembersResponse, error) {
+	if err := s.router.authorize(ctx, acl.OperatorRead); err != nil {
+		return nil, s.router.status(err)
+	}
 	ms := s.router.members.Members()
 	resp := &chainstorev1.MembersResponse{Meta: s.router.meta(s.router.fsm.AppliedIndex()), Members: make([]*chainstorev1.Member, 0, len(ms))}
 	for _, m := range ms {
@@ -48,7 +52,10 @@ func (s *OperatorServer) Members(_ context.Context, _ *chainstorev1.MembersReque
 }
 
 // Peers implements chainstorev1.OperatorServiceServer.
-func (s *OperatorServer) Peers(_ context.Context, _ *chainstorev1.PeersRequest) (*chainstorev1.PeersResponse, error) {
+func (s *OperatorServer) Peers(ctx context.Context, _ *chainstorev1.PeersRequest) (*chainstorev1.PeersResponse, error) {
+	if err := s.router.authorize(ctx, acl.OperatorRead); err != nil {
+		return nil, s.router.status(err)
+	}
 	servers, err := s.router.raft.Servers()
 	if err != nil {
 		return nil, s.router.status(fmt.Errorf("read raft configuration: %w", err))
@@ -73,7 +80,10 @@ func (s *OperatorServer) Peers(_ context.Context, _ *chainstorev1.PeersRequest) 
 }
 
 // Status implements chainstorev1.OperatorServiceServer.
-func (s *OperatorServer) Status(_ context.Context, _ *chainstorev1.StatusRequest) (*chainstorev1.StatusResponse, error) {
+func (s *OperatorServer) Status(ctx context.Context, _ *chainstorev1.StatusRequest) (*chainstorev1.StatusResponse, error) {
+	if err := s.router.authorize(ctx, acl.OperatorRead); err != nil {
+		return nil, s.router.status(err)
+	}
 	st := s.router.raft.Stats()
 	leaderID, _ := s.router.raft.Leader()
 	resp := &chainstorev1.StatusResponse{
@@ -101,7 +111,10 @@ func (s *OperatorServer) Status(_ context.Context, _ *chainstorev1.StatusRequest
 
 // XdsClients implements chainstorev1.OperatorServiceServer: the ADS
 // streams of this server's xDS server, in xdsserver.Server.Clients order.
-func (s *OperatorServer) XdsClients(_ context.Context, _ *chainstorev1.XdsClientsRequest) (*chainstorev1.XdsClientsResponse, error) {
+func (s *OperatorServer) XdsClients(ctx context.Context, _ *chainstorev1.XdsClientsRequest) (*chainstorev1.XdsClientsResponse, error) {
+	if err := s.router.authorize(ctx, acl.OperatorRead); err != nil {
+		return nil, s.router.status(err)
+	}
 	resp := &chainstorev1.XdsClientsResponse{Meta: s.router.meta(s.router.fsm.AppliedIndex())}
 	if s.xds == nil {
 		return resp, nil
@@ -129,7 +142,10 @@ func (s *OperatorServer) XdsClients(_ context.Context, _ *chainstorev1.XdsClient
 
 // XdsChains implements chainstorev1.OperatorServiceServer: the chains
 // this server's xDS server follows, sorted by service.
-func (s *OperatorServer) XdsChains(_ context.Context, _ *chainstorev1.XdsChainsRequest) (*chainstorev1.XdsChainsResponse, error) {
+func (s *OperatorServer) XdsChains(ctx context.Context, _ *chainstorev1.XdsChainsRequest) (*chainstorev1.XdsChainsResponse, error) {
+	if err := s.router.authorize(ctx, acl.OperatorRead); err != nil {
+		return nil, s.router.status(err)
+	}
 	resp := &chainstorev1.XdsChainsResponse{Meta: s.router.meta(s.router.fsm.AppliedIndex())}
 	if s.xds == nil {
 		return resp, nil

@@ -62,6 +62,7 @@ type router struct {
 	fsm     FSM
 	members Members
 	fwd     *forwarder
+	acl     *aclResolver
 
 	closeOnce  sync.Once
 	shutdownCh chan struct{} // closed by close: blocked queries return, retries stop
@@ -75,6 +76,7 @@ func newRouter(cfg ServerConfig, r Raft, f FSM, m Members) *router {
 		fsm:        f,
 		members:    m,
 		fwd:        newForwarder(cfg.ForwardConnectTimeout, cfg.MaxRecvMsgSize),
+		acl:        newACLResolver(cfg.ACL, f),
 		shutdownCh: make(chan struct{}),
 	}
 }
@@ -216,7 +218,7 @@ func (r *router) leaderAttempt(ctx context.Context, forwarded, write bool, local
 	if err != nil {
 		return err
 	}
-	ctx = metadata.AppendToOutgoingContext(ctx, forwardedHeader, r.cfg.NodeName)
+	ctx = metadata.AppendToOutgoingContext(withForwardedToken(ctx), forwardedHeader, r.cfg.NodeName)
 	err = remote(ctx, conn)
 	if err != nil && write && status.Code(err) == codes.Unavailable && !retrySafe(err) {
 		return withInfo(codes.Unknown,

@@ -59,6 +59,8 @@ type ServerConfig struct {
 	// MaxConcurrentWrites and MaxBlockingQueries cap the in-flight writes
 	// (Apply, Delete) and blocking reads of this server (see limits.go).
 	MaxConcurrentWrites, MaxBlockingQueries int
+	// ACL configures token enforcement (acl.go).
+	ACL ACLConfig
 }
 
 // DefaultServerConfig returns the production defaults; identity fields are
@@ -78,6 +80,7 @@ func DefaultServerConfig() ServerConfig {
 		KeepaliveTimeout:      20 * time.Second,
 		MaxConcurrentWrites:   DefaultMaxConcurrentWrites,
 		MaxBlockingQueries:    DefaultMaxBlockingQueries,
+		ACL:                   DefaultACLConfig(),
 	}
 }
 
@@ -105,7 +108,7 @@ func (c ServerConfig) Validate() error {
 	case c.MaxConcurrentWrites <= 0 || c.MaxBlockingQueries <= 0:
 		return fmt.Errorf("MaxConcurrentWrites (%d) and MaxBlockingQueries (%d) must be positive", c.MaxConcurrentWrites, c.MaxBlockingQueries)
 	}
-	return nil
+	return c.ACL.Validate()
 }
 
 // NewGRPCServer returns a gRPC server with chainstore's limits: maximum
@@ -196,6 +199,7 @@ type Services struct {
 	chains   *ChainServer
 	operator *OperatorServer
 	catalog  *CatalogServer
+	acl      *ACLServer
 }
 
 // NewServices builds the services of one server over its Raft node, FSM,
@@ -225,6 +229,7 @@ func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Me
 		chains:   &ChainServer{cfg: chains, hub: hub, router: rt, logger: logger.Named("chains")},
 		operator: &OperatorServer{router: rt, xds: x},
 		catalog:  &CatalogServer{router: rt, proposer: proposer},
+		acl:      &ACLServer{router: rt, proposer: proposer, logger: logger.Named("acl")},
 	}, nil
 }
 
@@ -234,6 +239,7 @@ func Register(g *grpc.Server, s *Services) {
 	chainstorev1.RegisterChainServiceServer(g, s.chains)
 	chainstorev1.RegisterOperatorServiceServer(g, s.operator)
 	chainstorev1.RegisterCatalogServiceServer(g, s.catalog)
+	chainstorev1.RegisterACLServiceServer(g, s.acl)
 }
 
 // Close makes blocked queries return their current result, stops

@@ -22,6 +22,9 @@
 #   BIN_DIR      where stored and storectl are (default bin in the repo root)
 #   UP_TIMEOUT   seconds `up` and `start` wait for the cluster (default 60)
 #   LOG_LEVEL    stored --log-level (default info)
+#   ACL          1: servers run with --acl-enabled (default deny); `up` and
+#                `run` bootstrap once and keep the management SecretID in
+#                $CLUSTER_DIR/bootstrap-token, used by this script's calls
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -85,6 +88,8 @@ start_node() {
   done
   dir=$(node_dir "$n")
   mkdir -p "$dir/data"
+  local extra=()
+  [[ "${ACL:-0}" == 1 ]] && extra+=(--acl-enabled)
   # setsid keeps Ctrl-C in the terminal away from background nodes; `run`
   # stops them itself.
   setsid "$STORED" \
@@ -97,6 +102,7 @@ start_node() {
     --join "$join" \
     --bootstrap-expect 3 \
     --log-level "$LOG_LEVEL" \
+    ${extra[@]+"${extra[@]}"} \
     >>"$(log_file "$n")" 2>&1 </dev/null &
   echo $! >"$(pid_file "$n")"
   echo "n$n started (pid $!, gRPC $(grpc_addr "$n"), HTTP $HOST:$(http_port "$n"), log $(log_file "$n"))"
@@ -184,10 +190,45 @@ running_count() {
   echo "$c"
 }
 
+# ---- ACLs (ACL=1; docs/acl.md) ----
+
+# acl_token_file is where the management SecretID is kept (mode 0600).
+acl_token_file() { echo "$CLUSTER_DIR/bootstrap-token"; }
+
+# acl_load_token exports STORE_TOKEN from the token file when ACL=1, so
+# every storectl call of this script carries it.
+acl_load_token() {
+  [[ "${ACL:-0}" == 1 && -s "$(acl_token_file)" ]] || return 0
+  STORE_TOKEN=$(<"$(acl_token_file)")
+  export STORE_TOKEN
+}
+
+# acl_bootstrap (ACL=1): bootstrap once a leader exists, retrying until
+# UP_TIMEOUT, and keep the SecretID; a cluster bootstrapped before keeps
+# its token file.
+acl_bootstrap() {
+  [[ "${ACL:-0}" == 1 ]] || return 0
+  local f out deadline=$((SECONDS + UP_TIMEOUT))
+  f=$(acl_token_file)
+  if [[ -s "$f" ]]; then acl_load_token; return 0; fi
+  until out=$("$STORECTL" --addr "$(all_grpc_addrs)" acl bootstrap --timeout 5s 2>&1); do
+    if grep -q 'no longer allowed' <<<"$out"; then
+      die "ACLs are bootstrapped but $f is missing; reset as docs/acl.md (Bootstrap and reset) says"
+    fi
+    ((SECONDS < deadline)) || die "ACL bootstrap failed: $out"
+    sleep 0.5
+  done
+  (umask 077 && sed -n 's/^SecretID: *//p' <<<"$out" >"$f")
+  [[ -s "$f" ]] || die "ACL bootstrap printed no SecretID"
+  acl_load_token
+  echo "ACLs bootstrapped; the management token is in $f"
+}
+
 cmd_up() {
   check_bins
   local n
   for n in "${NODES[@]}"; do start_node "$n"; done
+  acl_bootstrap
   wait_ready 3
   echo "cluster is up: leader elected, 3 voters; STORE_ADDR=$(all_grpc_addrs); HTTP API and UI: http://$HOST:$(http_port 1)/"
 }
@@ -218,6 +259,7 @@ cmd_start() {
   check_bins
   check_node "${1:-}"
   start_node "$1"
+  acl_load_token
   wait_ready "$(running_count)"
 }
 
@@ -241,6 +283,7 @@ cmd_run() {
   TAIL_PID=""
   trap 'echo; echo "stopping the cluster..."; [[ -n "$TAIL_PID" ]] && kill "$TAIL_PID" 2>/dev/null; cmd_down; exit 0' INT TERM
   for n in "${NODES[@]}"; do start_node "$n"; logs+=("$(log_file "$n")"); done
+  acl_bootstrap
   wait_ready 3
   echo "cluster is up: leader elected, 3 voters. Try:"
   echo "  export STORE_ADDR=$(all_grpc_addrs)"
@@ -263,7 +306,7 @@ case "${1:-}" in
   start) cmd_start "${2:-}" ;;
   stop) check_node "${2:-}"; stop_node "$2" ;;
   kill) check_node "${2:-}"; kill_node "$2" ;;
-  status) check_bins; show_status ;;
+  status) check_bins; acl_load_token; show_status ;;
   run) cmd_run ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;

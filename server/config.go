@@ -61,6 +61,14 @@ type Config struct {
 	HTTP httpapi.Config
 	// FSMOptions are extra FSM options (the test hooks of cmd/stored).
 	FSMOptions []fsm.Option
+
+	// ACLEnabled turns ACL enforcement on (--acl-enabled); ACLDefaultPolicy
+	// ("deny" or "allow"; "" means deny; --acl-default-policy) decides
+	// what no rule covers. They set RPC.ACL and the xDS server's checks;
+	// the bootstrap reset file is <DataDir>/acl-bootstrap-reset
+	// (docs/acl.md).
+	ACLEnabled       bool
+	ACLDefaultPolicy string
 }
 
 // DefaultConfig returns the defaults of the stored flags and the production
@@ -97,6 +105,8 @@ func (c Config) Validate() error {
 		return errors.New("--datacenter must be set")
 	case c.DataDir == "":
 		return errors.New("--data-dir must be set")
+	case c.ACLDefaultPolicy != "" && c.ACLDefaultPolicy != rpc.ACLPolicyAllow && c.ACLDefaultPolicy != rpc.ACLPolicyDeny:
+		return fmt.Errorf("--acl-default-policy must be allow or deny, got %q", c.ACLDefaultPolicy)
 	case c.BootstrapExpect < 0:
 		return fmt.Errorf("--bootstrap-expect must not be negative, got %d", c.BootstrapExpect)
 	case c.GRPCStopTimeout <= 0 || c.LeaveTimeout <= 0:

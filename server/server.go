@@ -155,6 +155,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 
 	rpcCfg := cfg.RPC
 	rpcCfg.NodeName, rpcCfg.NodeID, rpcCfg.Datacenter = cfg.NodeName, s.nodeID, cfg.Datacenter
+	rpcCfg.ACL = aclConfig(cfg)
 	hubCfg := cfg.Hub
 	hubCfg.Datacenter = cfg.Datacenter
 	s.hub, err = chainwatch.New(hubCfg, chainwatch.FSMSource(s.fsm), logger)
@@ -165,7 +166,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.xds, err = xdsserver.New(cfg.XDS, s.hub, xdsserver.FSMStore(s.fsm), cfg.NodeName, logger)
+	s.xds, err = xdsserver.New(cfg.XDS, s.hub, xdsserver.FSMStore(s.fsm), cfg.NodeName, logger, xdsACL(rpcCfg.ACL, s.fsm)...)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,9 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // ClientStatus is one xDS stream as this server sees it.
@@ -221,6 +223,13 @@ func (c callbacks) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 func (c callbacks) OnStreamClosed(id int64, _ *corev3.Node) { c.closed(streamKey{id: id}) }
 
 func (c callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	if c.s.authz != nil {
+		names, err := c.s.allowedNames(req.GetNode(), req.GetTypeUrl(), req.GetResourceNames())
+		if err != nil {
+			return status.Error(codes.PermissionDenied, err.Error())
+		}
+		req.ResourceNames = names // only what the token may read is subscribed
+	}
 	c.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResourceNames(), true,
 		req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	return nil
@@ -241,6 +250,13 @@ func (c callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) {
 
 func (c callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
 	key := streamKey{delta: true, id: id}
+	if c.s.authz != nil {
+		names, err := c.s.allowedNames(req.GetNode(), req.GetTypeUrl(), req.GetResourceNamesSubscribe())
+		if err != nil {
+			return status.Error(codes.PermissionDenied, err.Error())
+		}
+		req.ResourceNamesSubscribe = names
+	}
 	if un := req.GetResourceNamesUnsubscribe(); len(un) > 0 {
 		c.s.mu.Lock()
 		if st := c.s.clients[key]; st != nil {

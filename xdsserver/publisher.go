@@ -345,6 +345,7 @@ func (p *publisher) rebuild(c *chainState, view InstanceView, updates map[string
 			}
 			c.buildErr = ""
 		}
+		p.s.noteNeeds(c.name, cand, res)
 		changed := p.add(res, updates)
 		if cand == c.next {
 			if c.compiled == nil {

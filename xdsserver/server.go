@@ -92,13 +92,18 @@ type Server struct {
 	published map[string]map[string]struct{}
 	clients   map[streamKey]*clientState
 	chains    map[string]ChainStatus // written by Run after each round
+	// needs records, per type URL and resource name, the services each
+	// chain that published the resource reaches (acl.go); written by Run.
+	needs map[string]map[string]map[string][]string
+
+	authz Authorizer // nil: no ACL filtering; set by New's options only
 }
 
 // New builds a server that publishes the chains of hub and the instances
 // of store. nodeName names this chainstore server (it seeds the version
 // prefix). It serves nothing until registered on a gRPC server, and
 // publishes nothing until Run.
-func New(cfg Config, hub Hub, store Store, nodeName string, logger hclog.Logger) (*Server, error) {
+func New(cfg Config, hub Hub, store Store, nodeName string, logger hclog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid xDS server config: %w", err)
 	}
@@ -125,6 +130,10 @@ func New(cfg Config, hub Hub, store Store, nodeName string, logger hclog.Logger)
 		chains:  make(map[string]ChainStatus),
 
 		published: make(map[string]map[string]struct{}, len(typeURLs)),
+		needs:     make(map[string]map[string]map[string][]string, len(typeURLs)),
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	cpLog := cpLogger{s.logger.Named("cache")}
 	mux := &cachev3.MuxCache{

@@ -175,6 +175,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	cfg := Config{Watch: api.DefaultChainWatchConfig()}
 	var addrs string
 	cli.AddrFlag(fs, &addrs, "server gRPC addresses, host:port[,host:port...], tried in order")
+	cli.TokenFlag(fs, &cfg.Watch.Token)
 	watch := fs.String("watch", "", "comma-separated services whose chains to watch")
 	fs.StringVar(&cfg.Datacenter, "datacenter", "", "datacenter to compile the chains for (default: the server's)")
 	fs.StringVar(&cfg.OutDir, "out", "", "directory to write <service>.json files into")
@@ -239,6 +240,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(cfg.Instances) > 0 {
 		cc := api.DefaultClientConfig()
 		cc.Addrs = cfg.Addrs
+		cc.Token = cfg.Watch.Token
 		client, err := api.NewClient(cc)
 		if err != nil {
 			fmt.Fprintf(stderr, "storeagent: %v\n", err)

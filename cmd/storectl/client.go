@@ -15,6 +15,7 @@ import (
 // clientFlags are the connection flags every cluster command takes.
 type clientFlags struct {
 	addr    string
+	token   string
 	timeout time.Duration
 }
 
@@ -25,6 +26,7 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *clientFlags) {
 	cf := &clientFlags{}
 	cli.AddrFlag(fs, &cf.addr, "server gRPC addresses, host:port[,host:port...]; the next is tried when one is down")
 	fs.DurationVar(&cf.timeout, "timeout", 15*time.Second, "deadline of each request")
+	cli.TokenFlag(fs, &cf.token)
 	return fs, cf
 }
 
@@ -33,6 +35,7 @@ func (cf *clientFlags) dial() (*api.Client, error) {
 	cfg := api.DefaultClientConfig()
 	cfg.Addrs = api.SplitAddrs(cf.addr)
 	cfg.CallTimeout = cf.timeout
+	cfg.Token = cf.token
 	return api.NewClient(cfg)
 }
 

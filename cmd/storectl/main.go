@@ -30,6 +30,7 @@ var commandGroups = []func() commandTable{
 	chainCommands,
 	catalogCommands,
 	xdsCommands,
+	aclCommands,
 }
 
 // commands returns every storectl subcommand.
@@ -42,7 +43,7 @@ func commands() commandTable {
 }
 
 func usage(w io.Writer) {
-	commands().PrintUsage(w, "usage: storectl [--addr host:port[,host:port...]] COMMAND [ARGS]\n\ncommands:", 10)
+	commands().PrintUsage(w, "usage: storectl [--addr host:port[,host:port...]] [--token SECRET] COMMAND [ARGS]\n\ncommands:", 10)
 }
 
 func main() { cli.Main(run) }
@@ -78,7 +79,7 @@ func splitGlobalFlags(args []string) (global, rest []string) {
 			break
 		}
 		global = append(global, a)
-		if (a == "--addr" || a == "-addr") && i+1 < len(args) {
+		if (a == "--addr" || a == "-addr" || a == "--token" || a == "-token") && i+1 < len(args) {
 			global = append(global, args[i+1])
 			i++
 		}

@@ -111,6 +111,8 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "number of servers to wait for before bootstrapping a new cluster (0: never bootstrap)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
 	fs.BoolVar(&cfg.LogJSON, "log-json", cfg.LogJSON, "log as JSON lines")
+	fs.BoolVar(&cfg.ACLEnabled, "acl-enabled", cfg.ACLEnabled, "enforce ACL tokens on every request (docs/acl.md)")
+	fs.StringVar(&cfg.ACLDefaultPolicy, "acl-default-policy", "deny", "with --acl-enabled, what no rule covers: deny or allow")
 	testHooks := registerTestFlags(fs)
 	dbg := registerDebugFlags(fs)
 	cli.HideFlags(fs, testFlagPrefix)
