@@ -13,14 +13,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/chainstore/chainstore/api"
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
-
-// tokenMetadataKey is the incoming gRPC metadata key the request's ACL
-// token travels under to the rpc services. It must equal
-// api.TokenMetadataKey, which the ACL work defines and enforces in rpc/;
-// until that lands the services ignore it.
-const tokenMetadataKey = "x-chainstore-token"
 
 // requestContext returns the context the services are called with: the
 // request's context carrying the token, if any, as incoming gRPC metadata,
@@ -28,7 +23,7 @@ const tokenMetadataKey = "x-chainstore-token"
 func requestContext(r *http.Request) context.Context {
 	ctx := r.Context()
 	if tok := token(r); tok != "" {
-		ctx = metadata.NewIncomingContext(ctx, metadata.Pairs(tokenMetadataKey, tok))
+		ctx = metadata.NewIncomingContext(ctx, metadata.Pairs(api.TokenMetadataKey, tok))
 	}
 	return ctx
 }
