@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -217,4 +218,50 @@ func TestDataDirPermissions(t *testing.T) {
 	})
 	c.restart(0)
 	checkModes()
+}
+
+// TestPeersJSONRecoversALostQuorum: two of three servers are gone for good;
+// the survivor cannot elect itself. With peers.json naming only itself it
+// starts as a one-server cluster with its data and takes writes.
+func TestPeersJSONRecoversALostQuorum(t *testing.T) {
+	c := newTestCluster(t, 3, nil, testHooks{})
+	var idx uint64
+	for i := range 20 {
+		idx = c.apply(fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i))
+	}
+	c.waitConverged(idx)
+	survivor := c.nodes[0]
+	for _, tn := range c.nodes[1:] {
+		if err := tn.node.shutdown(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No quorum: writes fail.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_, _, err := survivor.node.Apply(ctx, setCmd("lost", "x"))
+	cancel()
+	if err == nil {
+		t.Fatalf("Apply without quorum succeeded")
+	}
+	if err := survivor.node.shutdown(false); err != nil {
+		t.Fatal(err)
+	}
+	peers := fmt.Sprintf(`[{"id": %q, "address": %q, "non_voter": false}]`, survivor.cfg.NodeID, survivor.cfg.BindAddr)
+	if err := os.WriteFile(filepath.Join(survivor.cfg.DataDir, PeersFile), []byte(peers), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes = c.nodes[:1]
+	c.nodes[0] = c.startNode(survivor.cfg, testHooks{})
+	l := c.waitReadyLeader()
+	if v, ok := l.fsm.get("k19"); !ok || v != "v19" {
+		t.Errorf("k19 after recovery = %q, %v; want v19", v, ok)
+	}
+	c.apply("after-recovery", "y")
+	servers, err := l.node.Servers()
+	if err != nil || len(servers) != 1 || servers[0].ID != survivor.cfg.NodeID {
+		t.Errorf("servers after recovery = %v, %v; want only %s", servers, err, survivor.cfg.NodeID)
+	}
+	if _, err := os.Stat(filepath.Join(survivor.cfg.DataDir, PeersFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("peers.json still there after use: %v", err)
+	}
 }

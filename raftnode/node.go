@@ -227,6 +227,9 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 		logger.Warn("this node discarded its log: it will not vote until it has caught up", "fence-index", rep.VoteFence)
 	}
 	snaps := &permSnapshotStore{FileSnapshotStore: n.snaps, dir: filepath.Join(cfg.DataDir, SnapshotsDir)}
+	if _, err := n.recoverFromPeersFile(fsm, trans, snaps); err != nil {
+		return nil, err
+	}
 	n.raft, err = raft.NewRaft(n.raftConfig(), fsm, n.logs, n.stable, snaps, trans)
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
