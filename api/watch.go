@@ -72,18 +72,32 @@ type ChainWatchConfig struct {
 	IdleTimeout time.Duration
 	// MaxRecvMsgSize is the largest message (bytes) the client reads.
 	MaxRecvMsgSize int
+	// KeepaliveTime and KeepaliveTimeout: as in ClientConfig (gRPC-Go
+	// pings every 10 s at most): they find dead hosts.
+	KeepaliveTime, KeepaliveTimeout time.Duration
+	// ProbeAfter and ProbeTimeout: after ProbeAfter with nothing received
+	// on the stream the client probes its server (OperatorService.Status,
+	// on the same connection) and, when no answer comes within
+	// ProbeTimeout, takes it for frozen and moves to the next one. An idle
+	// stream is probed every ProbeAfter: one small call per second per
+	// agent by default. ProbeAfter 0 disables probing.
+	ProbeAfter, ProbeTimeout time.Duration
 }
 
 // DefaultChainWatchConfig returns the defaults for watching chains on
 // DefaultAddr.
 func DefaultChainWatchConfig() ChainWatchConfig {
 	return ChainWatchConfig{
-		Addrs:          []string{DefaultAddr},
-		MinBackoff:     100 * time.Millisecond,
-		MaxBackoff:     10 * time.Second,
-		ConnectTimeout: 2 * time.Second,
-		IdleTimeout:    30 * time.Second,
-		MaxRecvMsgSize: 64 << 20,
+		Addrs:            []string{DefaultAddr},
+		MinBackoff:       100 * time.Millisecond,
+		MaxBackoff:       10 * time.Second,
+		ConnectTimeout:   2 * time.Second,
+		IdleTimeout:      30 * time.Second,
+		MaxRecvMsgSize:   64 << 20,
+		KeepaliveTime:    10 * time.Second,
+		KeepaliveTimeout: 2 * time.Second,
+		ProbeAfter:       time.Second,
+		ProbeTimeout:     time.Second,
 	}
 }
 
@@ -107,6 +121,10 @@ func (c ChainWatchConfig) Validate() error {
 		return fmt.Errorf("ConnectTimeout must be positive, got %s", c.ConnectTimeout)
 	case c.IdleTimeout <= 0:
 		return fmt.Errorf("IdleTimeout must be positive, got %s", c.IdleTimeout)
+	case c.KeepaliveTime <= 0 || c.KeepaliveTimeout <= 0:
+		return errors.New("KeepaliveTime and KeepaliveTimeout must be positive")
+	case c.ProbeAfter < 0 || (c.ProbeAfter > 0 && c.ProbeTimeout <= 0):
+		return fmt.Errorf("ProbeAfter (%s) must not be negative, and ProbeTimeout (%s) must be positive when probing", c.ProbeAfter, c.ProbeTimeout)
 	case c.MaxRecvMsgSize <= 0:
 		return fmt.Errorf("MaxRecvMsgSize must be positive, got %d", c.MaxRecvMsgSize)
 	}
@@ -291,7 +309,7 @@ func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxRecvMsgSize)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.cfg.KeepaliveTime, Timeout: c.cfg.KeepaliveTimeout, PermitWithoutStream: true}),
 	)
 	if err != nil {
 		return false, fmt.Errorf("create connection to %s: %w", addr, err)
@@ -309,6 +327,18 @@ func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func
 	}
 	idle := time.AfterFunc(c.cfg.IdleTimeout, func() { cancel(ErrWatchIdle) })
 	defer idle.Stop()
+	var prober *streamProber
+	if c.cfg.ProbeAfter > 0 {
+		prober = &streamProber{conn: conn, after: c.cfg.ProbeAfter, timeout: c.cfg.ProbeTimeout}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			prober.run(sctx, func() { cancel(ErrServerFrozen) })
+		}()
+		defer wg.Wait() // after cancel (deferred above runs later: cancel here too)
+		defer cancel(nil)
+	}
 
 	for i, ch := range c.cfg.Chains {
 		c.mu.Lock()
@@ -328,6 +358,9 @@ func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func
 		}
 		healthy = true
 		idle.Reset(c.cfg.IdleTimeout)
+		if prober != nil {
+			prober.touch()
+		}
 		c.handleResponse(addr, resp, handle)
 	}
 }

@@ -73,7 +73,7 @@ func DefaultServerConfig() ServerConfig {
 		ForwardConnectTimeout: 1 * time.Second,
 		DefaultQueryWait:      api.DefaultQueryWait,
 		MaxQueryWait:          api.MaxQueryWait,
-		KeepaliveMinTime:      10 * time.Second,
+		KeepaliveMinTime:      5 * time.Second,
 		KeepaliveTime:         60 * time.Second,
 		KeepaliveTimeout:      20 * time.Second,
 		MaxConcurrentWrites:   DefaultMaxConcurrentWrites,
