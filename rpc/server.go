@@ -59,6 +59,8 @@ type ServerConfig struct {
 	// MaxConcurrentWrites and MaxBlockingQueries cap the in-flight writes
 	// (Apply, Delete) and blocking reads of this server (see limits.go).
 	MaxConcurrentWrites, MaxBlockingQueries int
+	// List bounds List responses (list.go).
+	List ListLimits
 }
 
 // DefaultServerConfig returns the production defaults; identity fields are
@@ -78,6 +80,7 @@ func DefaultServerConfig() ServerConfig {
 		KeepaliveTimeout:      20 * time.Second,
 		MaxConcurrentWrites:   DefaultMaxConcurrentWrites,
 		MaxBlockingQueries:    DefaultMaxBlockingQueries,
+		List:                  DefaultListLimits(),
 	}
 }
 
@@ -104,6 +107,9 @@ func (c ServerConfig) Validate() error {
 		return errors.New("KeepaliveMinTime, KeepaliveTime and KeepaliveTimeout must be positive")
 	case c.MaxConcurrentWrites <= 0 || c.MaxBlockingQueries <= 0:
 		return fmt.Errorf("MaxConcurrentWrites (%d) and MaxBlockingQueries (%d) must be positive", c.MaxConcurrentWrites, c.MaxBlockingQueries)
+	}
+	if err := c.List.Validate(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -213,7 +219,7 @@ func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Me
 	proposer := fsm.NewProposer(r)
 	return &Services{
 		router:   rt,
-		entries:  &EntriesServer{router: rt, proposer: proposer, maxEntry: cfg.MaxEntrySize},
+		entries:  &EntriesServer{router: rt, proposer: proposer, maxEntry: cfg.MaxEntrySize, list: cfg.List},
 		chains:   &ChainServer{cfg: chains, hub: hub, router: rt, logger: logger.Named("chains")},
 		operator: &OperatorServer{router: rt, xds: x},
 		catalog:  &CatalogServer{router: rt, proposer: proposer},
