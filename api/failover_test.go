@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,5 +94,75 @@ func TestWatchMovesOffAFrozenServer(t *testing.T) {
 	})
 	if got.Server != b.Addr() {
 		t.Errorf("new version from %s, want %s", got.Server, b.Addr())
+	}
+}
+
+// syncWriter is a strings.Builder safe for concurrent use, for logs.
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestWatchReportsLostQuorum is issue 14, item 3: two of three servers are
+// lost; the survivor's stream used to go silent. Now the client says "no
+// leader: ..." within seconds, marks its chains stale (keeping them), and
+// once quorum is back its status turns fresh again.
+func TestWatchReportsLostQuorum(t *testing.T) {
+	t.Parallel()
+	c := servertest.NewCluster(t, 3, nil)
+	leader := c.Leader()
+	if _, err := c.Client(leader).Apply(context.Background(), &chainstorev1.ApplyRequest{Entry: []byte(servertest.Resolver("web", 5*time.Second))}); err != nil {
+		t.Fatal(err)
+	}
+	followers := c.Followers()
+	survivor, lost := followers[0], []*servertest.Node{leader, followers[1]}
+	cfg := api.DefaultChainWatchConfig()
+	cfg.Addrs = []string{survivor.GRPCAddr(), lost[0].GRPCAddr(), lost[1].GRPCAddr()}
+	cfg.Chains = []api.WatchedChain{{Service: "web"}}
+	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 200*time.Millisecond
+	var logs syncWriter
+	w, err := api.NewChainWatchClient(cfg, hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan api.ChainEvent, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, func(e api.ChainEvent) { events <- e }) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	if first := <-events; first.Server != survivor.GRPCAddr() {
+		t.Fatalf("first event from %s, want the survivor %s", first.Server, survivor.GRPCAddr())
+	}
+	testutil.Poll(t, 10*time.Second, "a fresh status from the survivor", func() bool { return !w.Status().Stale && w.Status().Server != "" })
+
+	start := time.Now()
+	for _, nd := range lost {
+		c.Crash(nd)
+	}
+	testutil.Poll(t, 15*time.Second, `a stale status and "no leader:" in the log`, func() bool {
+		return w.Status().Stale && strings.Contains(logs.String(), "no leader:")
+	})
+	st := w.Status()
+	t.Logf("stale after %s: %s", time.Since(start).Round(100*time.Millisecond), st.Reason)
+	if !strings.Contains(st.Reason, "no leader") {
+		t.Errorf("status reason %q, want it to say no leader", st.Reason)
+	}
+	if last := w.Last(); len(last) != 1 || last[0].Hash == "" {
+		t.Errorf("Last() = %+v, want the chain still held", last)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -136,5 +137,33 @@ func (r *execRunner) run(ctx context.Context, batch []api.ChainEvent) {
 	start := time.Now()
 	if err := c.Run(); err != nil && ctx.Err() == nil {
 		r.logger.Warn("--exec command failed", "services", names, "error", err, "took", time.Since(start))
+	}
+}
+
+// statusLine is the JSON of --status-file.
+type statusLine struct {
+	Stale  bool      `json:"stale"`
+	Reason string    `json:"reason,omitempty"`
+	Server string    `json:"server,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// reportStatus logs a change of the watch status and rewrites
+// --status-file. The chains themselves stay as they are: stale but stated.
+func reportStatus(st api.WatchStatus, cfg Config, logger hclog.Logger) {
+	if st.Stale {
+		logger.Warn("serving the last chains received; they may be stale until a server with a leader answers", "reason", st.Reason)
+	} else {
+		logger.Info("chains are current again", "server", st.Server)
+	}
+	if cfg.StatusFile == "" {
+		return
+	}
+	data, err := json.Marshal(statusLine{Stale: st.Stale, Reason: st.Reason, Server: st.Server, Since: st.Since.UTC()})
+	if err == nil {
+		err = writeFileAtomic(cfg.StatusFile, append(data, '\n'), outFileMode(cfg))
+	}
+	if err != nil {
+		logger.Error("cannot write --status-file", "path", cfg.StatusFile, "error", err)
 	}
 }

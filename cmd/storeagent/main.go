@@ -34,7 +34,12 @@
 // older version. Files and the exec'd program keep the last good chains
 // while it is disconnected. A restarted agent with --out resumes the same
 // way from the files it wrote: only chains that changed meanwhile are
-// printed, written and passed to --exec. (Should every server stay behind
+// printed, written and passed to --exec. When its server says it has no
+// leader (quorum lost, or cut off), the agent logs "no leader: ...", keeps
+// serving the last chains it has and logs that they may be stale, and
+// tries the other servers; with --status-file FILE it also rewrites FILE
+// with {"stale":true,"reason":...,"server":...,"since":...}, and again
+// with "stale":false once a server with a leader answers. (Should every server stay behind
 // the saved index, as after restoring the cluster from an older backup,
 // it starts over from the servers' current versions.) Logs go to stderr.
 //
@@ -130,7 +135,10 @@ type Config struct {
 	// OutWorldReadable writes --out files 0644 instead of 0600
 	// (--out-world-readable).
 	OutWorldReadable bool
-	LogLevel         string
+	// StatusFile, if set, is rewritten with the watch status (stale or
+	// not, and why) each time it changes (--status-file).
+	StatusFile string
+	LogLevel   string
 	// ServicesFile is the --services file; Instances are the instances
 	// it lists (loaded by parseFlags).
 	ServicesFile string
@@ -153,6 +161,9 @@ func (c Config) Validate() error {
 	}
 	if c.ExecPerService && c.Exec == "" {
 		return errors.New("--exec-per-service needs --exec")
+	}
+	if c.StatusFile != "" && len(c.Services) == 0 {
+		return errors.New("--status-file needs --watch")
 	}
 	if c.OutWorldReadable && c.OutDir == "" {
 		return errors.New("--out-world-readable needs --out")
@@ -197,6 +208,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.OutDir, "out", "", "directory to write <service>.json files into")
 	fs.StringVar(&cfg.Exec, "exec", "", "command to run (via sh -c) after changes; CHAIN_SERVICES lists every service changed since the last run (space-separated), CHAIN_SERVICE/CHAIN_INDEX/CHAIN_HASH describe the newest")
 	fs.BoolVar(&cfg.ExecPerService, "exec-per-service", false, "run --exec once per changed service, in the order they changed (CHAIN_SERVICES then names just that one)")
+	fs.StringVar(&cfg.StatusFile, "status-file", "", "JSON `FILE` rewritten when the chains become stale (the server has no leader, or none answers) or current again")
 	fs.BoolVar(&cfg.OutWorldReadable, "out-world-readable", false, "write --out files 0644 (readable by every local user) instead of 0600")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level on stderr: trace, debug, info, warn, error")
 	fs.DurationVar(&cfg.Watch.MinBackoff, "min-backoff", cfg.Watch.MinBackoff, "shortest delay before a reconnection or a retried catalog call")
@@ -297,6 +309,7 @@ func runWatch(ctx context.Context, client *api.ChainWatchClient, cfg Config, std
 	if cfg.OutDir != "" {
 		loadSaved(client, cfg, logger)
 	}
+	client.OnStatus(func(st api.WatchStatus) { reportStatus(st, cfg, logger) })
 	a := &agent{cfg: cfg, stdout: stdout, logger: logger}
 	if cfg.Exec != "" {
 		a.exec = newExecRunner(cfg.Exec, cfg.ExecPerService, stderr, logger)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chainstore/chainstore/internal/servertest"
 	"github.com/chainstore/chainstore/internal/testutil"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
@@ -282,5 +283,42 @@ func TestOutFileModes(t *testing.T) {
 		if info.Mode().Perm() != tc.want {
 			t.Errorf("%s: web.json mode %v, want %v", name, info.Mode().Perm(), tc.want)
 		}
+	}
+}
+
+// TestAgentStatesStaleChainsWithoutQuorum: two of three servers are lost;
+// the agent keeps its files, logs "no leader: ...", and --status-file says
+// the chains are stale.
+func TestAgentStatesStaleChainsWithoutQuorum(t *testing.T) {
+	t.Parallel()
+	c := servertest.NewCluster(t, 3, nil)
+	leader := c.Leader()
+	if _, err := c.Client(leader).Apply(context.Background(), &chainstorev1.ApplyRequest{Entry: []byte(servertest.Resolver("web", 5*time.Second))}); err != nil {
+		t.Fatal(err)
+	}
+	f := c.Followers()
+	dir := t.TempDir()
+	status := filepath.Join(dir, "status.json")
+	_, stderr := startAgent(t, "--addr", f[0].GRPCAddr()+","+f[1].GRPCAddr()+","+leader.GRPCAddr(),
+		"--watch", "web", "--out", dir, "--status-file", status, "--min-backoff", "10ms", "--max-backoff", "200ms")
+	testutil.Poll(t, 10*time.Second, "web.json", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "web.json"))
+		return err == nil
+	})
+	c.Crash(leader)
+	c.Crash(f[1])
+	var st struct {
+		Stale  bool   `json:"stale"`
+		Reason string `json:"reason"`
+	}
+	testutil.Poll(t, 15*time.Second, "a stale status file", func() bool {
+		data, err := os.ReadFile(status)
+		return err == nil && json.Unmarshal(data, &st) == nil && st.Stale
+	})
+	if !strings.Contains(st.Reason, "no leader") || !strings.Contains(stderr.String(), "no leader:") {
+		t.Errorf("status reason %q, stderr:\n%s\nwant both to say no leader", st.Reason, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "web.json")); err != nil {
+		t.Errorf("web.json gone while stale: %v", err)
 	}
 }
