@@ -76,7 +76,9 @@ func TestWatchMovesOffAFrozenServer(t *testing.T) {
 	go func() { done <- w.Run(ctx, func(e api.ChainEvent) { events <- e }) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
 	})
 	first := <-events
 	if first.Server != proxy.Addr() {
@@ -143,7 +145,9 @@ func TestWatchReportsLostQuorum(t *testing.T) {
 	go func() { done <- w.Run(ctx, func(e api.ChainEvent) { events <- e }) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
 	})
 	if first := <-events; first.Server != survivor.GRPCAddr() {
 		t.Fatalf("first event from %s, want the survivor %s", first.Server, survivor.GRPCAddr())

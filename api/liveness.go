@@ -85,8 +85,8 @@ func (l *addrList) stateLocked() resolver.State {
 // belongs to out of the list for suspendFor; then it comes back, last. A
 // list of one address is left alone. It reports whether peerAddr is now
 // suspended.
-func (l *addrList) suspend(peerAddr string) bool {
-	addr := l.match(peerAddr)
+func (l *addrList) suspend(ctx context.Context, peerAddr string) bool {
+	addr := l.match(ctx, peerAddr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if addr == "" || l.closed || len(l.addrs) < 2 {
@@ -103,7 +103,7 @@ func (l *addrList) suspend(peerAddr string) bool {
 
 // match returns the configured address that peerAddr is, resolving host
 // names, or "".
-func (l *addrList) match(peerAddr string) string {
+func (l *addrList) match(ctx context.Context, peerAddr string) string {
 	pHost, pPort, err := net.SplitHostPort(peerAddr)
 	if err != nil {
 		return ""
@@ -116,7 +116,7 @@ func (l *addrList) match(peerAddr string) string {
 			return a
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	for _, a := range addrs {
 		host, port, err := net.SplitHostPort(a)
@@ -231,7 +231,11 @@ func (w *watchdog) invoke(ctx context.Context, method string, req, reply any, cc
 	done := make(chan struct{})
 	// The timer's goroutine ends when the attempt does (it checks done
 	// between probes, each bounded by w.timeout).
-	t := time.AfterFunc(w.after, func() { w.watch(cc, done) })
+	// The probes do not stop with the call's context: a cancelled call
+	// still leaves its server's answer worth knowing; each is bounded by
+	// w.timeout.
+	probeCtx := context.WithoutCancel(ctx)
+	t := time.AfterFunc(w.after, func() { w.watch(probeCtx, cc, done) })
 	err := invoker(callCtx, method, req, reply, cc, opts...)
 	close(done)
 	t.Stop()
@@ -264,14 +268,14 @@ const maxProbeGap = 8 * time.Second
 // watch probes (unless another attempt's watch is probing) until the
 // attempt ends or a probe finds the server frozen: after w.after, then at
 // doubling gaps up to maxProbeGap.
-func (w *watchdog) watch(cc *grpc.ClientConn, done <-chan struct{}) {
+func (w *watchdog) watch(ctx context.Context, cc *grpc.ClientConn, done <-chan struct{}) {
 	gap := w.after
 	for {
 		if w.busy.CompareAndSwap(false, true) {
-			addr, err := probe(context.Background(), cc, w.timeout)
+			addr, err := probe(ctx, cc, w.timeout)
 			w.busy.Store(false)
 			if errors.Is(err, errProbeTimeout) && addr != "" {
-				w.abandon(addr)
+				w.abandon(ctx, addr)
 				return
 			}
 		}
@@ -326,8 +330,8 @@ func (p *streamProber) run(ctx context.Context, frozen func()) {
 // abandon suspends the frozen server and cancels every attempt in flight.
 // With a single address there is nowhere to go: the calls keep waiting for
 // their deadline.
-func (w *watchdog) abandon(addr string) {
-	if !w.list.suspend(addr) {
+func (w *watchdog) abandon(ctx context.Context, addr string) {
+	if !w.list.suspend(ctx, addr) {
 		return
 	}
 	w.mu.Lock()

@@ -295,7 +295,7 @@ func checkBoltFile(path string) error {
 	var m boltMeta
 	switch {
 	case err0 != nil && err1 != nil:
-		return fmt.Errorf("not a valid bbolt file: no readable meta page (%v; %v)", err0, err1)
+		return fmt.Errorf("not a valid bbolt file: no readable meta page: %w", errors.Join(err0, err1))
 	case err0 != nil:
 		m = m1
 	case err1 != nil:

@@ -55,10 +55,10 @@ type fencedTransport struct {
 
 var errVoteFenced = errors.New("raftnode: vote fenced until this node has caught up after discarding its log")
 
-func newFencedTransport(t *raft.NetworkTransport, fence uint64, clear func() error) *fencedTransport {
+func newFencedTransport(t *raft.NetworkTransport, fence uint64, persistLift func() error) *fencedTransport {
 	f := &fencedTransport{
 		NetworkTransport: t,
-		clear:            clear,
+		clear:            persistLift,
 		consumer:         make(chan raft.RPC),
 		done:             make(chan struct{}),
 	}

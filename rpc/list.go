@@ -50,7 +50,8 @@ func (l ListLimits) Validate() error {
 	return nil
 }
 
-// ErrListTooLarge: a legacy List would exceed ListLimits.MaxLegacyBytes.
+// ErrListTooLarge means a legacy (unpaged) List would exceed
+// ListLimits.MaxLegacyBytes.
 var ErrListTooLarge = errors.New("list too large for one response")
 
 // errBadPageToken: a page token that this server did not issue for this
