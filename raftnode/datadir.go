@@ -132,7 +132,7 @@ func checkLogContinuity(dir string, repair bool, q *quarantine, rep *Report) err
 	if _, err := os.Stat(dbPath); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	store, err := raftboltdb.New(boltOptions(dbPath))
+	store, err := openBolt(dbPath)
 	if err != nil {
 		rep.Problems = append(rep.Problems, Problem{Path: dbPath, What: "cannot open: " + err.Error(), Fatal: true,
 			Repair: "not repaired: another process may hold it (stop it), else restore it from a backup or wipe the data dir (docs/recovery.md)"})
@@ -237,6 +237,19 @@ func checkSnapshots(dir string, repair bool, q *quarantine, logger hclog.Logger)
 
 func snapshotProblem(path, what string) Problem {
 	return Problem{Path: path, What: what, Repair: "repair moves it to a quarantine-<time> directory"}
+}
+
+// openBolt opens the bolt store, turning a panic of bbolt (it asserts on
+// some damaged pages) into an error wrapping ErrCorruptState. Faults from
+// pages past the end of the file cannot be recovered; checkBoltFile runs
+// first to rule those out.
+func openBolt(path string) (store *raftboltdb.BoltStore, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			store, err = nil, fmt.Errorf("bbolt panicked opening %s: %v: %w", path, r, ErrCorruptState)
+		}
+	}()
+	return raftboltdb.New(boltOptions(path))
 }
 
 // --- bbolt meta pages ----------------------------------------------------------

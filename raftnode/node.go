@@ -179,7 +179,7 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 	}
 
 	dbPath := filepath.Join(cfg.DataDir, DBFile)
-	n.bolt, err = raftboltdb.New(boltOptions(dbPath))
+	n.bolt, err = openBolt(dbPath)
 	if err != nil {
 		return nil, fmt.Errorf("open log store %q: %w", dbPath, err)
 	}

@@ -214,6 +214,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&cfg.Watch.MinBackoff, "min-backoff", cfg.Watch.MinBackoff, "shortest delay before a reconnection or a retried catalog call")
 	fs.DurationVar(&cfg.Watch.MaxBackoff, "max-backoff", cfg.Watch.MaxBackoff, "longest delay before a reconnection or a retried catalog call")
 	fs.DurationVar(&cfg.Watch.IdleTimeout, "idle-timeout", cfg.Watch.IdleTimeout, "reconnect elsewhere when a server sends nothing for this long")
+	fs.DurationVar(&cfg.Watch.ProbeAfter, "probe-after", cfg.Watch.ProbeAfter, "probe a server that sent nothing for this long, and leave it when the probe gets no answer within 1 s (a frozen server); 0 disables (one small call per interval while idle)")
 	fs.StringVar(&cfg.ServicesFile, "services", "", "JSON or HCL `FILE` listing the instances to register while the agent runs")
 	fs.DurationVar(&cfg.DeregisterTimeout, "deregister-timeout", 5*time.Second, "longest time spent deregistering the --services instances on exit")
 	if err := fs.Parse(args); err != nil {
