@@ -97,6 +97,9 @@ func TestDamagedNewestSnapshotAfterCompaction(t *testing.T) {
 	if !errors.Is(err, ErrCorruptState) {
 		t.Fatalf("CheckDataDir(report only) = %v, want ErrCorruptState", err)
 	}
+	for _, p := range rep.Problems {
+		t.Logf("found: %s", p)
+	}
 	if len(rep.Problems) != 2 || !strings.Contains(rep.Problems[0].What, "damaged") ||
 		!strings.Contains(rep.Problems[1].What, "log not found") {
 		t.Fatalf("problems = %v, want the damaged snapshot and the log gap", rep.Problems)
