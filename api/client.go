@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
@@ -50,12 +49,21 @@ type ClientConfig struct {
 	MaxRecvMsgSize int
 	// KeepaliveTime and KeepaliveTimeout: the client pings the server after
 	// KeepaliveTime without activity and drops the connection (then fails
-	// over) when no answer comes within KeepaliveTimeout. KeepaliveTime must
-	// not be below the server's KeepaliveMinTime (10 s by default).
+	// over) when no answer comes within KeepaliveTimeout. gRPC-Go never
+	// pings more often than every 10 s, so this finds dead hosts; a frozen
+	// server is found sooner by the probe (ProbeAfter). KeepaliveTime must
+	// not be below the servers' KeepaliveMinTime (5 s by default).
 	KeepaliveTime, KeepaliveTimeout time.Duration
 	// Token is the ACL token (SecretID) sent with every call (metadata
 	// TokenMetadataKey); "" sends none (the anonymous token).
 	Token string
+	// ProbeAfter and ProbeTimeout: when a call has run for ProbeAfter, the
+	// client sends a cheap probe (OperatorService.Status) to the same
+	// server; if no answer comes within ProbeTimeout the server is taken
+	// for frozen (a paused process keeps its connections open but answers
+	// nothing), the client moves to the next address, and a read in flight
+	// is retried there. ProbeAfter 0 disables probing.
+	ProbeAfter, ProbeTimeout time.Duration
 }
 
 // DefaultClientConfig returns the defaults for a client of DefaultAddr.
@@ -65,8 +73,10 @@ func DefaultClientConfig() ClientConfig {
 		CallTimeout:      15 * time.Second,
 		ConnectTimeout:   2 * time.Second,
 		MaxRecvMsgSize:   64 << 20,
-		KeepaliveTime:    30 * time.Second,
-		KeepaliveTimeout: 10 * time.Second,
+		KeepaliveTime:    10 * time.Second,
+		KeepaliveTimeout: 2 * time.Second,
+		ProbeAfter:       time.Second,
+		ProbeTimeout:     time.Second,
 	}
 }
 
@@ -84,6 +94,8 @@ func (c ClientConfig) Validate() error {
 		return fmt.Errorf("MaxRecvMsgSize must be positive, got %d", c.MaxRecvMsgSize)
 	case c.KeepaliveTime <= 0 || c.KeepaliveTimeout <= 0:
 		return errors.New("KeepaliveTime and KeepaliveTimeout must be positive")
+	case c.ProbeAfter < 0 || (c.ProbeAfter > 0 && c.ProbeTimeout <= 0):
+		return fmt.Errorf("ProbeAfter (%s) must not be negative, and ProbeTimeout (%s) must be positive when probing", c.ProbeAfter, c.ProbeTimeout)
 	}
 	return nil
 }
@@ -124,7 +136,8 @@ type Client struct {
 	chainstorev1.EntriesServiceClient
 	chainstorev1.OperatorServiceClient
 	chainstorev1.CatalogServiceClient
-	conn *grpc.ClientConn
+	conn  *grpc.ClientConn
+	addrs *addrList // the resolver's list, minus frozen servers (liveness.go)
 }
 
 // NewClient creates a client; it connects lazily, on the first call.
@@ -135,11 +148,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	// A manual resolver hands all addresses to the default pick_first
 	// balancer, which tries them in order and fails over to the next one.
 	r := manual.NewBuilderWithScheme("chainstore")
-	addrs := make([]resolver.Address, 0, len(cfg.Addrs))
-	for _, a := range cfg.Addrs {
-		addrs = append(addrs, resolver.Address{Addr: a})
-	}
-	r.InitialState(resolver.State{Addresses: addrs})
+	list := newAddrList(r, cfg.Addrs)
+	r.InitialState(list.initial())
+	dog := newWatchdog(cfg.ProbeAfter, cfg.ProbeTimeout, list)
 	conn, err := grpc.NewClient(r.Scheme()+":///chainstore",
 		grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -154,7 +165,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 			Timeout:             cfg.KeepaliveTimeout,
 			PermitWithoutStream: true,
 		}),
-		grpc.WithChainUnaryInterceptor(clientDeadline(cfg.CallTimeout), tokenUnary(cfg.Token)),
+		grpc.WithChainUnaryInterceptor(clientDeadline(cfg.CallTimeout), tokenUnary(cfg.Token), dog.interceptor),
 		grpc.WithChainStreamInterceptor(tokenStream(cfg.Token)),
 	)
 	if err != nil {
@@ -165,6 +176,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		OperatorServiceClient: chainstorev1.NewOperatorServiceClient(conn),
 		CatalogServiceClient:  chainstorev1.NewCatalogServiceClient(conn),
 		conn:                  conn,
+		addrs:                 list,
 	}, nil
 }
 
@@ -172,7 +184,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	c.addrs.close()
+	return c.conn.Close()
+}
 
 // clientDeadline gives a unary call without a deadline the call timeout,
 // plus the requested wait for a blocking query.

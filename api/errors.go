@@ -10,9 +10,12 @@ const ErrorDomain = "chainstore.v1"
 
 // ErrorInfo reasons (see proto/chainstore/v1/entries.proto).
 const (
-	ReasonInvalidEntry   = "INVALID_ENTRY"
-	ReasonGraphInvalid   = "GRAPH_INVALID"
-	ReasonEntryTooLarge  = "ENTRY_TOO_LARGE"
+	ReasonInvalidEntry  = "INVALID_ENTRY"
+	ReasonGraphInvalid  = "GRAPH_INVALID"
+	ReasonEntryTooLarge = "ENTRY_TOO_LARGE"
+	// ReasonListTooLarge: an unpaged List would exceed the server's cap
+	// for one response (ResourceExhausted): ask for pages.
+	ReasonListTooLarge   = "LIST_TOO_LARGE"
 	ReasonNotLeader      = "NOT_LEADER"
 	ReasonNoLeader       = "NO_LEADER"
 	ReasonUnknownOutcome = "UNKNOWN_OUTCOME"

@@ -28,6 +28,10 @@ var (
 	// ErrConnect: no connection to a server could be made within
 	// ChainWatchConfig.ConnectTimeout.
 	ErrConnect = errors.New("cannot connect")
+	// ErrNoLeader: the server said (in a progress message) that it knows no
+	// leader or has not heard from it for a while: what it streams may be
+	// stale. The client moves to another server.
+	ErrNoLeader = errors.New("no leader")
 )
 
 // WatchedChain is one chain a ChainWatchClient subscribes to.
@@ -74,18 +78,32 @@ type ChainWatchConfig struct {
 	MaxRecvMsgSize int
 	// Token is the ACL token sent on the stream ("" for none).
 	Token string
+	// KeepaliveTime and KeepaliveTimeout: as in ClientConfig (gRPC-Go
+	// pings every 10 s at most): they find dead hosts.
+	KeepaliveTime, KeepaliveTimeout time.Duration
+	// ProbeAfter and ProbeTimeout: after ProbeAfter with nothing received
+	// on the stream the client probes its server (OperatorService.Status,
+	// on the same connection) and, when no answer comes within
+	// ProbeTimeout, takes it for frozen and moves to the next one. An idle
+	// stream is probed every ProbeAfter: one small call per second per
+	// agent by default. ProbeAfter 0 disables probing.
+	ProbeAfter, ProbeTimeout time.Duration
 }
 
 // DefaultChainWatchConfig returns the defaults for watching chains on
 // DefaultAddr.
 func DefaultChainWatchConfig() ChainWatchConfig {
 	return ChainWatchConfig{
-		Addrs:          []string{DefaultAddr},
-		MinBackoff:     100 * time.Millisecond,
-		MaxBackoff:     10 * time.Second,
-		ConnectTimeout: 2 * time.Second,
-		IdleTimeout:    30 * time.Second,
-		MaxRecvMsgSize: 64 << 20,
+		Addrs:            []string{DefaultAddr},
+		MinBackoff:       100 * time.Millisecond,
+		MaxBackoff:       10 * time.Second,
+		ConnectTimeout:   2 * time.Second,
+		IdleTimeout:      30 * time.Second,
+		MaxRecvMsgSize:   64 << 20,
+		KeepaliveTime:    10 * time.Second,
+		KeepaliveTimeout: 2 * time.Second,
+		ProbeAfter:       time.Second,
+		ProbeTimeout:     time.Second,
 	}
 }
 
@@ -109,6 +127,10 @@ func (c ChainWatchConfig) Validate() error {
 		return fmt.Errorf("ConnectTimeout must be positive, got %s", c.ConnectTimeout)
 	case c.IdleTimeout <= 0:
 		return fmt.Errorf("IdleTimeout must be positive, got %s", c.IdleTimeout)
+	case c.KeepaliveTime <= 0 || c.KeepaliveTimeout <= 0:
+		return errors.New("KeepaliveTime and KeepaliveTimeout must be positive")
+	case c.ProbeAfter < 0 || (c.ProbeAfter > 0 && c.ProbeTimeout <= 0):
+		return fmt.Errorf("ProbeAfter (%s) must not be negative, and ProbeTimeout (%s) must be positive when probing", c.ProbeAfter, c.ProbeTimeout)
 	case c.MaxRecvMsgSize <= 0:
 		return fmt.Errorf("MaxRecvMsgSize must be positive, got %d", c.MaxRecvMsgSize)
 	}
@@ -164,8 +186,60 @@ type ChainWatchClient struct {
 	cfg    ChainWatchConfig
 	logger hclog.Logger
 
-	mu   sync.Mutex   // protects last
-	last []ChainEvent // per chain (index in cfg.Chains); Hash "" = none yet
+	mu       sync.Mutex   // protects last, status, onStatus
+	last     []ChainEvent // per chain (index in cfg.Chains); Hash "" = none yet
+	status   WatchStatus
+	onStatus func(WatchStatus)
+}
+
+// WatchStatus says whether the chains a ChainWatchClient holds are known
+// to be current.
+type WatchStatus struct {
+	// Stale is true while the client cannot confirm it follows a cluster
+	// with a leader: its last server said it has no leader (quorum lost,
+	// or cut off), or no server could be reached. The last versions stay
+	// in use meanwhile. It turns false when a server with a leader answers.
+	Stale bool
+	// Reason says why, when Stale.
+	Reason string
+	// Server is the address the status comes from.
+	Server string
+	// Since is when Stale last changed.
+	Since time.Time
+}
+
+// OnStatus registers fn, called (on Run's goroutine) each time the status
+// changes. Call it before Run.
+func (c *ChainWatchClient) OnStatus(fn func(WatchStatus)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onStatus = fn
+}
+
+// Status returns the current status.
+func (c *ChainWatchClient) Status() WatchStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+// setStatus records a status and calls the handler when Stale changes.
+func (c *ChainWatchClient) setStatus(stale bool, reason, server string) {
+	c.mu.Lock()
+	changed := stale != c.status.Stale
+	if changed || !stale {
+		// While stale, the reason of the change is kept: later failures
+		// (servers down while looking for one with a leader) follow from it.
+		c.status.Reason, c.status.Server = reason, server
+	}
+	if changed {
+		c.status.Stale, c.status.Since = stale, time.Now()
+	}
+	st, fn := c.status, c.onStatus
+	c.mu.Unlock()
+	if changed && fn != nil {
+		fn(st)
+	}
 }
 
 // NewChainWatchClient returns a client; Run starts it.
@@ -261,6 +335,9 @@ func (c *ChainWatchClient) Run(ctx context.Context, handle func(ChainEvent)) err
 			delay = jitter(c.cfg.MinBackoff)
 		} else {
 			failures++
+			if failures >= n && !errors.Is(err, ErrNoLeader) {
+				c.setStatus(true, fmt.Sprintf("no server answered in the last %d attempts: %v", failures, err), addr)
+			}
 			delay = jitter(c.cfg.MinBackoff)
 			if failures%n == 0 {
 				delay = backoff/2 + jitter(backoff/2)
@@ -293,7 +370,7 @@ func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxRecvMsgSize)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.cfg.KeepaliveTime, Timeout: c.cfg.KeepaliveTimeout, PermitWithoutStream: true}),
 	)
 	if err != nil {
 		return false, fmt.Errorf("create connection to %s: %w", addr, err)
@@ -311,6 +388,18 @@ func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func
 	}
 	idle := time.AfterFunc(c.cfg.IdleTimeout, func() { cancel(ErrWatchIdle) })
 	defer idle.Stop()
+	var prober *streamProber
+	if c.cfg.ProbeAfter > 0 {
+		prober = &streamProber{conn: conn, after: c.cfg.ProbeAfter, timeout: c.cfg.ProbeTimeout}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			prober.run(sctx, func() { cancel(ErrServerFrozen) })
+		}()
+		defer wg.Wait() // after cancel (deferred above runs later: cancel here too)
+		defer cancel(nil)
+	}
 
 	for i, ch := range c.cfg.Chains {
 		c.mu.Lock()
@@ -328,19 +417,40 @@ func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func
 		if err != nil {
 			return healthy, c.streamErr(sctx, addr, err)
 		}
-		healthy = true
 		idle.Reset(c.cfg.IdleTimeout)
-		c.handleResponse(addr, resp, handle)
+		if prober != nil {
+			prober.touch()
+		}
+		if err := c.handleResponse(addr, resp, handle); err != nil {
+			// A server without a leader answered, but it is no place to
+			// stay: not healthy, so the back-off grows if every server
+			// says the same.
+			return false, fmt.Errorf("watch stream on %s: %w", addr, err)
+		}
+		healthy = true
 	}
 }
 
-// handleResponse applies one server message.
-func (c *ChainWatchClient) handleResponse(addr string, resp *chainstorev1.WatchResponse, handle func(ChainEvent)) {
+// handleResponse applies one server message. It returns ErrNoLeader
+// (wrapped) when the server says it has no leader.
+func (c *ChainWatchClient) handleResponse(addr string, resp *chainstorev1.WatchResponse, handle func(ChainEvent)) error {
 	switch ev := resp.GetEvent().(type) {
+	case *chainstorev1.WatchResponse_Progress:
+		p := ev.Progress
+		if p.GetNoLeader() {
+			reason := fmt.Sprintf("server %s (%s) knows no leader", p.GetServedBy(), addr)
+			if lc := p.GetLastContact().AsDuration(); lc > 0 {
+				reason = fmt.Sprintf("server %s (%s) last heard from the leader %s ago", p.GetServedBy(), addr, lc.Round(100*time.Millisecond))
+			}
+			c.logger.Warn("no leader: "+reason+"; keeping the last chains (they may be stale) and trying another server", "index", p.GetIndex())
+			c.setStatus(true, "no leader: "+reason, addr)
+			return fmt.Errorf("%w: %s", ErrNoLeader, reason)
+		}
+		c.setStatus(false, "", addr)
 	case *chainstorev1.WatchResponse_Update:
 		i, ok := c.chainIndex(ev.Update.GetSubscriptionId())
 		if !ok {
-			return
+			return nil
 		}
 		v := ev.Update.GetVersion()
 		ce := ChainEvent{Service: c.cfg.Chains[i].Service, Index: v.GetIndex(), Hash: v.GetHash(), Error: v.GetError(), Server: addr}
@@ -371,6 +481,7 @@ func (c *ChainWatchClient) handleResponse(addr string, resp *chainstorev1.WatchR
 				"server", addr, "error", ev.Unsubscribed.GetError())
 		}
 	}
+	return nil
 }
 
 func (c *ChainWatchClient) chainIndex(id uint64) (int, bool) {

@@ -85,6 +85,9 @@ type Watcher struct {
 	control  []Event  // queued Subscribed/Unsubscribed events, at most maxControl()
 	overflow bool     // the client sent more requests than it read answers
 	closed   bool
+	// progressDue: RequestProgress was called; Next returns a Progress
+	// event once nothing else is queued.
+	progressDue bool
 
 	// Owned by the goroutine calling Next.
 	timer *time.Timer
@@ -266,6 +269,17 @@ func (w *Watcher) Close() {
 	w.poke()
 }
 
+// RequestProgress makes Next return a Progress event soon (after any
+// queued event), as if the stream had been idle: the caller has something
+// to say in it (the rpc layer: this server lost or regained its leader).
+// Safe to call from any goroutine.
+func (w *Watcher) RequestProgress() {
+	w.mu.Lock()
+	w.progressDue = true
+	w.mu.Unlock()
+	w.poke()
+}
+
 func (w *Watcher) poke() {
 	select {
 	case w.wake <- struct{}{}:
@@ -296,6 +310,11 @@ func (w *Watcher) Next(ctx context.Context) (Event, error) {
 			w.mu.Unlock()
 			w.timer.Reset(w.progressDelay())
 			return ev, nil
+		}
+		if w.progressDue {
+			w.progressDue = false
+			w.mu.Unlock()
+			return w.progress(), nil
 		}
 		if len(w.order) <= maxStaticSubs {
 			var subs [maxStaticSubs]<-chan struct{} // nil channels never fire

@@ -390,3 +390,50 @@ func compareKeys(a, b chain.Key) int {
 	}
 	return strings.Compare(a.Name, b.Name)
 }
+
+// ListAfter calls visit for the entries of kind (any case; "" for every
+// kind) whose key sorts after after, in key order (kind, then lower-cased
+// name), until visit returns false. after's zero value starts at the
+// first entry. It reads one consistent view and materializes nothing: the
+// caller bounds its own memory. It returns the same list index and watch
+// channel as List.
+func (s *Store) ListAfter(kind chain.Kind, after chain.Key, visit func(*StoredEntry) bool) (index uint64, watch <-chan struct{}) {
+	txn := s.db.Txn(false)
+	kind = chain.Kind(strings.ToLower(string(kind)))
+	if kind == "" {
+		it, err := txn.Get(tableEntries, indexID)
+		must(err)
+		watch = it.WatchCh()
+		iit, err := txn.Get(tableIndex, indexID)
+		must(err)
+		for raw := iit.Next(); raw != nil; raw = iit.Next() {
+			index = max(index, raw.(*indexRow).Value)
+		}
+	} else {
+		ch, raw, err := txn.FirstWatch(tableIndex, indexID, string(kind))
+		must(err)
+		if raw != nil {
+			index = raw.(*indexRow).Value
+		}
+		watch = ch
+	}
+	start := chain.KeyOf(after.Kind, after.Name)
+	if kind != "" && start.Kind != kind {
+		start = chain.Key{Kind: kind}
+	}
+	it, err := txn.LowerBound(tableEntries, indexID, start)
+	must(err)
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		se := raw.(*StoredEntry)
+		if kind != "" && se.key.Kind != kind {
+			break
+		}
+		if after != (chain.Key{}) && se.key == start {
+			continue // the last entry of the previous page
+		}
+		if !visit(se) {
+			break
+		}
+	}
+	return index, watch
+}

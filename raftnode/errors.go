@@ -112,3 +112,8 @@ func (n *Node) notLeaderError(op string) error {
 	}
 	return fmt.Errorf("%s: leader is %s at %s: %w", op, id, addr, ErrNotLeader)
 }
+
+// ErrCorruptState means a file in the data dir is damaged in a way start-up
+// cannot repair by itself; the message names the file and what to do
+// (docs/recovery.md).
+var ErrCorruptState = errors.New("raftnode: damaged raft state in the data dir")

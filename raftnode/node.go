@@ -33,7 +33,8 @@ type Node struct {
 	logs      raft.LogStore    // guard, behind the LogCache when enabled
 	stream    *streamLayer
 	snaps     *raft.FileSnapshotStore
-	addr      string // advertised Raft address
+	fence     *fencedTransport // nil unless the node discarded its log (fence.go)
+	addr      string           // advertised Raft address
 
 	// raftNotify is raft.Config.NotifyCh; only leadershipLoop reads it.
 	raftNotify chan bool
@@ -164,8 +165,21 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 		}
 	}()
 
-	dbPath := filepath.Join(cfg.DataDir, "raft.db")
-	n.bolt, err = raftboltdb.New(boltOptions(dbPath))
+	// Damaged snapshots are quarantined and a log that no longer continues
+	// the newest usable snapshot is discarded (with a vote fence) before
+	// Raft sees them; a damaged raft.db stops the start with a readable
+	// error instead of a bbolt fault (datadir.go, docs/recovery.md).
+	rep, err := CheckDataDir(cfg.DataDir, true, logger)
+	if err != nil {
+		return nil, fmt.Errorf("check data dir %s (run `stored --data-dir %s recover` for a report; docs/recovery.md): %w",
+			cfg.DataDir, cfg.DataDir, err)
+	}
+	for _, p := range rep.Problems {
+		logger.Warn("repaired raft state at start", "path", p.Path, "problem", p.What, "repair", p.Repair)
+	}
+
+	dbPath := filepath.Join(cfg.DataDir, DBFile)
+	n.bolt, err = openBolt(dbPath)
 	if err != nil {
 		return nil, fmt.Errorf("open log store %q: %w", dbPath, err)
 	}
@@ -184,6 +198,10 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot store in %q: %w", cfg.DataDir, err)
 	}
+	// FileSnapshotStore creates the directory 0755 (perms.go).
+	if err := os.Chmod(filepath.Join(cfg.DataDir, SnapshotsDir), dirMode); err != nil {
+		return nil, fmt.Errorf("restrict snapshot dir: %w", err)
+	}
 
 	n.stream, err = newStreamLayer(cfg.BindAddr, cfg.AdvertiseAddr, cfg.DialOverride)
 	if err != nil {
@@ -199,9 +217,26 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 	n.addr = string(n.transport.LocalAddr())
 
 	n.stable = &closableStable{StableStore: n.bolt}
-	n.raft, err = raft.NewRaft(n.raftConfig(), fsm, n.logs, n.stable, n.snaps, n.transport)
+	var trans raft.Transport = n.transport
+	if rep.VoteFence > 0 {
+		n.fence = newFencedTransport(n.transport, rep.VoteFence, func() error {
+			return n.stable.SetUint64(voteFenceKey, 0)
+		})
+		closers = append(closers, n.fence.Close)
+		trans = n.fence
+		logger.Warn("this node discarded its log: it will not vote until it has caught up", "fence-index", rep.VoteFence)
+	}
+	snaps := &permSnapshotStore{FileSnapshotStore: n.snaps, dir: filepath.Join(cfg.DataDir, SnapshotsDir)}
+	if _, err := n.recoverFromPeersFile(fsm, trans, snaps); err != nil {
+		return nil, err
+	}
+	n.raft, err = raft.NewRaft(n.raftConfig(), fsm, n.logs, n.stable, snaps, trans)
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	if n.fence != nil {
+		n.fence.setRaft(n.raft)
+		n.liftFenceIfAlone()
 	}
 
 	n.wg.Add(3)

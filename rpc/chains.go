@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/chainstore/chainstore/acl"
 	"github.com/chainstore/chainstore/chainwatch"
@@ -28,11 +30,19 @@ type ChainServerConfig struct {
 	Watcher chainwatch.WatcherConfig
 	// MaxStreams caps the concurrent Watch streams of this server.
 	MaxStreams int
+	// LeaderStaleAfter: a follower that has not heard from the leader for
+	// this long reports no_leader in its progress messages, as does a
+	// server that knows no leader (watchleader.go).
+	LeaderStaleAfter time.Duration
+	// LeaderCheckInterval is how often each Watch stream checks this
+	// server's leader state, to send a progress message when it changes.
+	LeaderCheckInterval time.Duration
 }
 
 // DefaultChainServerConfig returns the production defaults.
 func DefaultChainServerConfig() ChainServerConfig {
-	return ChainServerConfig{Watcher: chainwatch.DefaultWatcherConfig(), MaxStreams: 100_000}
+	return ChainServerConfig{Watcher: chainwatch.DefaultWatcherConfig(), MaxStreams: 100_000,
+		LeaderStaleAfter: 5 * time.Second, LeaderCheckInterval: time.Second}
 }
 
 // Validate reports the first invalid field.
@@ -42,6 +52,9 @@ func (c ChainServerConfig) Validate() error {
 	}
 	if c.MaxStreams <= 0 {
 		return fmt.Errorf("MaxStreams must be positive, got %d", c.MaxStreams)
+	}
+	if c.LeaderStaleAfter <= 0 || c.LeaderCheckInterval <= 0 {
+		return fmt.Errorf("LeaderStaleAfter (%s) and LeaderCheckInterval (%s) must be positive", c.LeaderStaleAfter, c.LeaderCheckInterval)
 	}
 	return nil
 }
@@ -58,6 +71,11 @@ type ChainServer struct {
 	router  *router
 	logger  hclog.Logger
 	streams atomic.Int64 // open Watch streams
+
+	leaderMu    sync.Mutex // protects the cached leader state below (watchleader.go)
+	leaderAt    time.Time
+	leaderNo    bool
+	leaderSince time.Duration
 }
 
 var _ chainstorev1.ChainServiceServer = (*ChainServer)(nil)
@@ -223,6 +241,17 @@ func (s *ChainServer) Watch(stream chainstorev1.ChainService_WatchServer) error 
 	// wait), so it cannot outlive the stream.
 	go s.receive(ctx, stream, w, cancel)
 
+	// The leader watch asks for a progress message when this server's
+	// leader state changes (watchleader.go); joined before returning.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.watchLeader(ctx, w)
+	}()
+	defer wg.Wait()
+	defer cancel(nil) // runs first: ends the leader watch
+
 	for {
 		ev, err := w.Next(ctx)
 		if err != nil {
@@ -347,6 +376,13 @@ func (s *ChainServer) watchResponse(ev chainwatch.Event) *chainstorev1.WatchResp
 		}
 		return &chainstorev1.WatchResponse{Event: &chainstorev1.WatchResponse_Unsubscribed{Unsubscribed: u}}
 	default:
-		return &chainstorev1.WatchResponse{Event: &chainstorev1.WatchResponse_Progress{Progress: &chainstorev1.WatchProgress{Index: ev.Index, ServedBy: s.router.cfg.NodeName}}}
+		p := &chainstorev1.WatchProgress{Index: ev.Index, ServedBy: s.router.cfg.NodeName}
+		if noLeader, contact := s.leaderState(); noLeader {
+			p.NoLeader = true
+			if contact > 0 {
+				p.LastContact = durationpb.New(contact)
+			}
+		}
+		return &chainstorev1.WatchResponse{Event: &chainstorev1.WatchResponse_Progress{Progress: p}}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 
 	"google.golang.org/grpc"
 
@@ -23,6 +22,7 @@ type EntriesServer struct {
 	router   *router
 	proposer *fsm.Proposer
 	maxEntry int
+	list     ListLimits
 }
 
 var _ chainstorev1.EntriesServiceServer = (*EntriesServer)(nil)
@@ -189,23 +189,24 @@ func (s *EntriesServer) List(ctx context.Context, req *chainstorev1.ListRequest)
 			return err
 		}
 		return s.router.blocking(ctx, req.GetOptions(), consistent, func(store *fsm.Store) (uint64, <-chan struct{}, error) {
-			stored, idx, watch := store.List(kind)
-			r := &chainstorev1.ListResponse{Meta: s.router.meta(idx), Entries: make([]*chainstorev1.StoredEntry, 0, len(stored))}
-			for _, se := range stored {
-				// List shows only what the token may read, without an error.
-				if !allowedAll(az, entryReadPerms(se.Key().Kind, se.Entry.GetName())) {
-					continue
-				}
-				data, err := chain.EncodeEntry(se.Entry)
-				if err != nil {
-					return 0, nil, fmt.Errorf("encode entry %s/%s: %w", kind, se.Entry.GetName(), err)
-				}
-				r.Entries = append(r.Entries, &chainstorev1.StoredEntry{
-					Kind: string(se.Entry.GetKind()), Name: se.Entry.GetName(), Entry: data,
-					CreateIndex: se.CreateIndex, ModifyIndex: se.ModifyIndex,
-				})
+			// Paged or legacy, both bounded (list.go); List shows only
+			// what the token may read, without an error.
+			keep := func(se *fsm.StoredEntry) bool {
+				return allowedAll(az, entryReadPerms(se.Key().Kind, se.Entry.GetName()))
 			}
-			sort.Slice(r.Entries, func(i, j int) bool { return r.Entries[i].Name < r.Entries[j].Name })
+			var r *chainstorev1.ListResponse
+			var idx uint64
+			var watch <-chan struct{}
+			var err error
+			if isPaged(req) {
+				r, idx, watch, err = listPage(store, kind, req, s.list, keep)
+			} else {
+				r, idx, watch, err = listLegacy(store, kind, s.list, keep)
+			}
+			if err != nil {
+				return 0, nil, err
+			}
+			r.Meta = s.router.meta(idx)
 			resp = r
 			return idx, watch, nil
 		})

@@ -116,6 +116,8 @@ func statusOf(err error, hint leaderHint) error {
 		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonInvalidInstance, cmd)
 	case errors.Is(err, fsm.ErrInstanceNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrListTooLarge):
+		return withInfo(codes.ResourceExhausted, err.Error(), api.ReasonListTooLarge, md)
 	case errors.Is(err, ErrEntryTooLarge):
 		return withInfo(codes.InvalidArgument, err.Error(), api.ReasonEntryTooLarge, md)
 	case errors.Is(err, raftnode.ErrNoLeader), errors.Is(err, ErrLeaderUnreachable),

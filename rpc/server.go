@@ -61,6 +61,8 @@ type ServerConfig struct {
 	MaxConcurrentWrites, MaxBlockingQueries int
 	// ACL configures token enforcement (acl.go).
 	ACL ACLConfig
+	// List bounds List responses (list.go).
+	List ListLimits
 }
 
 // DefaultServerConfig returns the production defaults; identity fields are
@@ -75,12 +77,13 @@ func DefaultServerConfig() ServerConfig {
 		ForwardConnectTimeout: 1 * time.Second,
 		DefaultQueryWait:      api.DefaultQueryWait,
 		MaxQueryWait:          api.MaxQueryWait,
-		KeepaliveMinTime:      10 * time.Second,
+		KeepaliveMinTime:      5 * time.Second,
 		KeepaliveTime:         60 * time.Second,
 		KeepaliveTimeout:      20 * time.Second,
 		MaxConcurrentWrites:   DefaultMaxConcurrentWrites,
 		MaxBlockingQueries:    DefaultMaxBlockingQueries,
 		ACL:                   DefaultACLConfig(),
+		List:                  DefaultListLimits(),
 	}
 }
 
@@ -107,6 +110,9 @@ func (c ServerConfig) Validate() error {
 		return errors.New("KeepaliveMinTime, KeepaliveTime and KeepaliveTimeout must be positive")
 	case c.MaxConcurrentWrites <= 0 || c.MaxBlockingQueries <= 0:
 		return fmt.Errorf("MaxConcurrentWrites (%d) and MaxBlockingQueries (%d) must be positive", c.MaxConcurrentWrites, c.MaxBlockingQueries)
+	}
+	if err := c.List.Validate(); err != nil {
+		return err
 	}
 	return c.ACL.Validate()
 }
@@ -225,7 +231,7 @@ func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Me
 	proposer := fsm.NewProposer(r)
 	return &Services{
 		router:   rt,
-		entries:  &EntriesServer{router: rt, proposer: proposer, maxEntry: cfg.MaxEntrySize},
+		entries:  &EntriesServer{router: rt, proposer: proposer, maxEntry: cfg.MaxEntrySize, list: cfg.List},
 		chains:   &ChainServer{cfg: chains, hub: hub, router: rt, logger: logger.Named("chains")},
 		operator: &OperatorServer{router: rt, xds: x},
 		catalog:  &CatalogServer{router: rt, proposer: proposer},

@@ -16,10 +16,17 @@
 // for a chain that does not compile). With --out it first writes the same
 // JSON to DIR/<service>.json atomically (temporary file + rename; not for
 // compile errors, so the last good chain stays in place), so the file is
-// current when the line appears. With --exec it then runs CMD through
-// `sh -c`, with CHAIN_SERVICE, CHAIN_INDEX and CHAIN_HASH set and its
-// output on stderr (stdout keeps only the JSON lines); changes that
-// arrive while CMD runs are coalesced into one more run.
+// current when the line appears; the files are 0600 (private to the
+// agent's user) unless --out-world-readable makes them 0644. With --exec
+// it then runs CMD through `sh -c`, its output on stderr (stdout keeps
+// only the JSON lines). Changes that arrive while CMD runs are coalesced
+// into one more run, and CHAIN_SERVICES names every service changed since
+// the previous run (space-separated, in the order they changed), so a hook
+// never misses one of two services that changed together; CHAIN_SERVICE,
+// CHAIN_INDEX and CHAIN_HASH describe the newest change. With
+// --exec-per-service it runs CMD once per changed service instead, with
+// CHAIN_SERVICE, CHAIN_INDEX, CHAIN_HASH and CHAIN_SERVICES describing that
+// one.
 //
 // When the stream breaks it reconnects with jittered exponential backoff,
 // moving on to the next address, and resumes: it sends the index and hash
@@ -27,7 +34,12 @@
 // older version. Files and the exec'd program keep the last good chains
 // while it is disconnected. A restarted agent with --out resumes the same
 // way from the files it wrote: only chains that changed meanwhile are
-// printed, written and passed to --exec. (Should every server stay behind
+// printed, written and passed to --exec. When its server says it has no
+// leader (quorum lost, or cut off), the agent logs "no leader: ...", keeps
+// serving the last chains it has and logs that they may be stale, and
+// tries the other servers; with --status-file FILE it also rewrites FILE
+// with {"stale":true,"reason":...,"server":...,"since":...}, and again
+// with "stale":false once a server with a leader answers. (Should every server stay behind
 // the saved index, as after restoring the cluster from an older backup,
 // it starts over from the servers' current versions.) Logs go to stderr.
 //
@@ -97,9 +109,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -119,6 +129,15 @@ type Config struct {
 	Datacenter string
 	OutDir     string
 	Exec       string
+	// ExecPerService runs --exec once per changed service instead of once
+	// per batch of changes (--exec-per-service).
+	ExecPerService bool
+	// OutWorldReadable writes --out files 0644 instead of 0600
+	// (--out-world-readable).
+	OutWorldReadable bool
+	// StatusFile, if set, is rewritten with the watch status (stale or
+	// not, and why) each time it changes (--status-file).
+	StatusFile string
 	LogLevel   string
 	// ServicesFile is the --services file; Instances are the instances
 	// it lists (loaded by parseFlags).
@@ -139,6 +158,15 @@ func (c Config) Validate() error {
 	}
 	if len(c.Services) == 0 && (c.OutDir != "" || c.Exec != "") {
 		return errors.New("--out and --exec need --watch")
+	}
+	if c.ExecPerService && c.Exec == "" {
+		return errors.New("--exec-per-service needs --exec")
+	}
+	if c.StatusFile != "" && len(c.Services) == 0 {
+		return errors.New("--status-file needs --watch")
+	}
+	if c.OutWorldReadable && c.OutDir == "" {
+		return errors.New("--out-world-readable needs --out")
 	}
 	if c.ServicesFile != "" {
 		// The watch client checks its own settings; the registrar uses
@@ -179,11 +207,15 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	watch := fs.String("watch", "", "comma-separated services whose chains to watch")
 	fs.StringVar(&cfg.Datacenter, "datacenter", "", "datacenter to compile the chains for (default: the server's)")
 	fs.StringVar(&cfg.OutDir, "out", "", "directory to write <service>.json files into")
-	fs.StringVar(&cfg.Exec, "exec", "", "command to run (via sh -c) after each change")
+	fs.StringVar(&cfg.Exec, "exec", "", "command to run (via sh -c) after changes; CHAIN_SERVICES lists every service changed since the last run (space-separated), CHAIN_SERVICE/CHAIN_INDEX/CHAIN_HASH describe the newest")
+	fs.BoolVar(&cfg.ExecPerService, "exec-per-service", false, "run --exec once per changed service, in the order they changed (CHAIN_SERVICES then names just that one)")
+	fs.StringVar(&cfg.StatusFile, "status-file", "", "JSON `FILE` rewritten when the chains become stale (the server has no leader, or none answers) or current again")
+	fs.BoolVar(&cfg.OutWorldReadable, "out-world-readable", false, "write --out files 0644 (readable by every local user) instead of 0600")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level on stderr: trace, debug, info, warn, error")
 	fs.DurationVar(&cfg.Watch.MinBackoff, "min-backoff", cfg.Watch.MinBackoff, "shortest delay before a reconnection or a retried catalog call")
 	fs.DurationVar(&cfg.Watch.MaxBackoff, "max-backoff", cfg.Watch.MaxBackoff, "longest delay before a reconnection or a retried catalog call")
 	fs.DurationVar(&cfg.Watch.IdleTimeout, "idle-timeout", cfg.Watch.IdleTimeout, "reconnect elsewhere when a server sends nothing for this long")
+	fs.DurationVar(&cfg.Watch.ProbeAfter, "probe-after", cfg.Watch.ProbeAfter, "probe a server that sent nothing for this long, and leave it when the probe gets no answer within 1 s (a frozen server); 0 disables (one small call per interval while idle)")
 	fs.StringVar(&cfg.ServicesFile, "services", "", "JSON or HCL `FILE` listing the instances to register while the agent runs")
 	fs.DurationVar(&cfg.DeregisterTimeout, "deregister-timeout", 5*time.Second, "longest time spent deregistering the --services instances on exit")
 	if err := fs.Parse(args); err != nil {
@@ -221,7 +253,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var watch *api.ChainWatchClient
 	if len(cfg.Services) > 0 {
 		if cfg.OutDir != "" {
-			if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+			if err := os.MkdirAll(cfg.OutDir, outDirMode(cfg)); err != nil {
 				fmt.Fprintf(stderr, "storeagent: create --out directory: %v\n", err)
 				return 1
 			}
@@ -280,9 +312,10 @@ func runWatch(ctx context.Context, client *api.ChainWatchClient, cfg Config, std
 	if cfg.OutDir != "" {
 		loadSaved(client, cfg, logger)
 	}
+	client.OnStatus(func(st api.WatchStatus) { reportStatus(st, cfg, logger) })
 	a := &agent{cfg: cfg, stdout: stdout, logger: logger}
 	if cfg.Exec != "" {
-		a.exec = newExecRunner(cfg.Exec, stderr, logger)
+		a.exec = newExecRunner(cfg.Exec, cfg.ExecPerService, stderr, logger)
 		a.exec.start(ctx)
 		defer a.exec.stop()
 	}
@@ -348,7 +381,7 @@ func (a *agent) handle(e api.ChainEvent) {
 		a.logger.Warn("chain does not compile; keeping the last good one", "service", e.Service, "index", e.Index, "error", e.Error)
 	} else if a.cfg.OutDir != "" {
 		path := filepath.Join(a.cfg.OutDir, e.Service+".json")
-		if err := writeFileAtomic(path, line); err != nil {
+		if err := writeFileAtomic(path, line, outFileMode(a.cfg)); err != nil {
 			a.logger.Error("cannot write chain file", "path", path, "error", err)
 		}
 	}
@@ -363,7 +396,7 @@ func (a *agent) handle(e api.ChainEvent) {
 // writeFileAtomic replaces path with data: it writes a temporary file in
 // the same directory, syncs it, then renames it over path, so readers see
 // the old or the new content, never a partial file.
-func writeFileAtomic(path string, data []byte) (err error) {
+func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -388,79 +421,11 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", f.Name(), err)
 	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
+	if err := os.Chmod(f.Name(), mode); err != nil {
 		return fmt.Errorf("chmod %s: %w", f.Name(), err)
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("rename to %s: %w", path, err)
 	}
 	return nil
-}
-
-// execRunner runs the --exec command after changes, one run at a time;
-// changes during a run are coalesced into one more run.
-type execRunner struct {
-	cmd    string
-	output io.Writer
-	logger hclog.Logger
-
-	kick chan struct{} // capacity 1: a run is pending
-
-	mu   sync.Mutex     // protects last
-	last api.ChainEvent // the newest change, described to the command in its environment
-
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-func newExecRunner(cmd string, output io.Writer, logger hclog.Logger) *execRunner {
-	return &execRunner{cmd: cmd, output: output, logger: logger, kick: make(chan struct{}, 1)}
-}
-
-func (r *execRunner) start(ctx context.Context) {
-	ctx, r.cancel = context.WithCancel(ctx)
-	r.wg.Add(1)
-	go r.loop(ctx)
-}
-
-// stop kills a running command and joins the loop.
-func (r *execRunner) stop() {
-	r.cancel()
-	r.wg.Wait()
-}
-
-func (r *execRunner) trigger(e api.ChainEvent) {
-	r.mu.Lock()
-	r.last = e
-	r.mu.Unlock()
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (r *execRunner) loop(ctx context.Context) {
-	defer r.wg.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-r.kick:
-		}
-		r.mu.Lock()
-		e := r.last
-		r.mu.Unlock()
-		c := exec.CommandContext(ctx, "sh", "-c", r.cmd)
-		c.Stdout, c.Stderr = r.output, r.output
-		c.Env = append(os.Environ(),
-			"CHAIN_SERVICE="+e.Service,
-			"CHAIN_INDEX="+strconv.FormatUint(e.Index, 10),
-			"CHAIN_HASH="+e.Hash,
-		)
-		c.WaitDelay = 5 * time.Second
-		start := time.Now()
-		if err := c.Run(); err != nil && ctx.Err() == nil {
-			r.logger.Warn("--exec command failed", "error", err, "took", time.Since(start))
-		}
-	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chainstore/chainstore/internal/servertest"
 	"github.com/chainstore/chainstore/internal/testutil"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
@@ -190,7 +191,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "web.json")
 	for _, content := range []string{"one\n", "two\n"} {
-		if err := writeFileAtomic(path, []byte(content)); err != nil {
+		if err := writeFileAtomic(path, []byte(content), 0o600); err != nil {
 			t.Fatalf("writeFileAtomic: %v", err)
 		}
 		got, err := os.ReadFile(path)
@@ -202,7 +203,7 @@ func TestWriteFileAtomic(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("%d files in the directory, want 1 (temporary files left behind)", len(entries))
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "missing", "x.json"), []byte("x")); err == nil {
+	if err := writeFileAtomic(filepath.Join(dir, "missing", "x.json"), []byte("x"), 0o600); err == nil {
 		t.Errorf("writing into a missing directory succeeded")
 	}
 }
@@ -255,5 +256,69 @@ func TestAgentRestartResumesFromOutFiles(t *testing.T) {
 	testutil.Poll(t, 10*time.Second, "web from the server", func() bool { return len(lines(t, stdout3.String())) >= 1 })
 	if l := lines(t, stdout3.String())[0]; l.Service != "web" || l.Index != webIdx {
 		t.Errorf("line with an unusable saved file %+v, want web at %d", l, webIdx)
+	}
+}
+
+// TestOutFileModes: --out files are 0600 unless --out-world-readable.
+func TestOutFileModes(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartSingle(t)
+	srv.Put(servertest.Resolver("web", 5*time.Second))
+	for name, tc := range map[string]struct {
+		flags []string
+		want  os.FileMode
+	}{
+		"default":        {nil, 0o600},
+		"world-readable": {[]string{"--out-world-readable"}, 0o644},
+	} {
+		dir := filepath.Join(t.TempDir(), "out")
+		args := append([]string{"--addr", srv.Addr(), "--watch", "web", "--out", dir}, tc.flags...)
+		startAgent(t, args...)
+		var info os.FileInfo
+		testutil.Poll(t, 10*time.Second, name+": web.json written", func() bool {
+			var err error
+			info, err = os.Stat(filepath.Join(dir, "web.json"))
+			return err == nil
+		})
+		if info.Mode().Perm() != tc.want {
+			t.Errorf("%s: web.json mode %v, want %v", name, info.Mode().Perm(), tc.want)
+		}
+	}
+}
+
+// TestAgentStatesStaleChainsWithoutQuorum: two of three servers are lost;
+// the agent keeps its files, logs "no leader: ...", and --status-file says
+// the chains are stale.
+func TestAgentStatesStaleChainsWithoutQuorum(t *testing.T) {
+	t.Parallel()
+	c := servertest.NewCluster(t, 3, nil)
+	leader := c.Leader()
+	if _, err := c.Client(leader).Apply(context.Background(), &chainstorev1.ApplyRequest{Entry: []byte(servertest.Resolver("web", 5*time.Second))}); err != nil {
+		t.Fatal(err)
+	}
+	f := c.Followers()
+	dir := t.TempDir()
+	status := filepath.Join(dir, "status.json")
+	_, stderr := startAgent(t, "--addr", f[0].GRPCAddr()+","+f[1].GRPCAddr()+","+leader.GRPCAddr(),
+		"--watch", "web", "--out", dir, "--status-file", status, "--min-backoff", "10ms", "--max-backoff", "200ms")
+	testutil.Poll(t, 10*time.Second, "web.json", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "web.json"))
+		return err == nil
+	})
+	c.Crash(leader)
+	c.Crash(f[1])
+	var st struct {
+		Stale  bool   `json:"stale"`
+		Reason string `json:"reason"`
+	}
+	testutil.Poll(t, 15*time.Second, "a stale status file", func() bool {
+		data, err := os.ReadFile(status)
+		return err == nil && json.Unmarshal(data, &st) == nil && st.Stale
+	})
+	if !strings.Contains(st.Reason, "no leader") || !strings.Contains(stderr.String(), "no leader:") {
+		t.Errorf("status reason %q, stderr:\n%s\nwant both to say no leader", st.Reason, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "web.json")); err != nil {
+		t.Errorf("web.json gone while stale: %v", err)
 	}
 }

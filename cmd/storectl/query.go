@@ -66,6 +66,8 @@ type entryQuery struct {
 	// errPrefix starts every error message, given the positional arguments.
 	errPrefix func(pos []string) string
 	fetch     func(ctx context.Context, c *api.Client, q queryArgs) (output, error)
+	// bodies adds --bodies (list).
+	bodies bool
 }
 
 // queryArgs is what fetch gets from the command line.
@@ -75,9 +77,16 @@ type queryArgs struct {
 	json bool
 }
 
+// bodiesUsage documents list's --bodies.
+const bodiesUsage = "print the entries themselves as JSON (the same as --json); without it list prints names only"
+
 func (eq entryQuery) run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, cf := newFlagSet(eq.name, stderr)
 	rf := addReadFlags(fs, true)
+	var bodies bool
+	if eq.bodies {
+		fs.BoolVar(&bodies, "bodies", false, bodiesUsage)
+	}
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
@@ -91,7 +100,7 @@ func (eq entryQuery) run(ctx context.Context, args []string, stdout, stderr io.W
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	q := queryArgs{pos: pos, opts: opts, json: rf.json}
+	q := queryArgs{pos: pos, opts: opts, json: rf.json || bodies}
 	return cf.query(ctx, stdout, stderr, eq.errPrefix(pos), func(ctx context.Context, c *api.Client) (output, error) {
 		return eq.fetch(ctx, c, q)
 	})
@@ -111,6 +120,7 @@ var listQuery = entryQuery{
 	argsErr:   "Must specify the kind: storectl list KIND",
 	errPrefix: func(pos []string) string { return fmt.Sprintf("Error listing config entries for kind %q", pos[0]) },
 	fetch:     fetchList,
+	bodies:    true,
 }
 
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -142,27 +152,34 @@ func fetchEntry(ctx context.Context, c *api.Client, q queryArgs) (output, error)
 	return output{text: out}, err
 }
 
-// fetchList lists a kind: one name a line, or with --json a JSON array of
-// the entries.
+// fetchList lists a kind page by page: names only, one a line, or with
+// --json (--bodies) a JSON array of the entries.
 func fetchList(ctx context.Context, c *api.Client, q queryArgs) (output, error) {
-	resp, err := c.List(ctx, &chainstorev1.ListRequest{Kind: q.pos[0], Options: q.opts})
+	req := &chainstorev1.ListRequest{Kind: q.pos[0], Options: q.opts, NamesOnly: !q.json}
+	var names bytes.Buffer
+	var items []json.RawMessage
+	err := c.ListPages(ctx, req, func(resp *chainstorev1.ListResponse) error {
+		for _, e := range resp.GetEntries() {
+			if !q.json {
+				fmt.Fprintln(&names, e.GetName())
+				continue
+			}
+			js, err := entryJSON(e.GetEntry(), e.GetCreateIndex(), e.GetModifyIndex())
+			if err != nil {
+				return err
+			}
+			items = append(items, js)
+		}
+		return nil
+	})
 	if err != nil {
 		return output{}, err
 	}
 	if !q.json {
-		var names bytes.Buffer
-		for _, e := range resp.GetEntries() {
-			fmt.Fprintln(&names, e.GetName())
-		}
 		return output{text: names.Bytes()}, nil
 	}
-	items := make([]json.RawMessage, 0, len(resp.GetEntries()))
-	for _, e := range resp.GetEntries() {
-		js, err := entryJSON(e.GetEntry(), e.GetCreateIndex(), e.GetModifyIndex())
-		if err != nil {
-			return output{}, err
-		}
-		items = append(items, js)
+	if items == nil {
+		items = []json.RawMessage{}
 	}
 	return output{json: items}, nil
 }

@@ -44,6 +44,9 @@ import (
 )
 
 func main() {
+	if isRecover(os.Args[1:]) {
+		os.Exit(runRecover(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	cfg, dbg, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -14,6 +14,8 @@
 //   GRAPH_INVALID    the write breaks a discovery chain (InvalidArgument);
 //                    same metadata
 //   ENTRY_TOO_LARGE  the entry is over the 512 KiB limit (InvalidArgument)
+//   LIST_TOO_LARGE   an unpaged List would be larger than the server's cap
+//                    for one response (ResourceExhausted): ask for pages
 //   NOT_LEADER       this server is not the leader (FailedPrecondition);
 //                    metadata "leader_id", "leader_addr" (gRPC) when known.
 //                    Nothing was written.
@@ -525,9 +527,29 @@ func (x *GetResponse) GetMeta() *QueryMeta {
 }
 
 type ListRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	Options       *QueryOptions          `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kind    string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Options *QueryOptions          `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	// Paging. A request that sets none of page_size, page_token and
+	// names_only is a legacy request: it gets every entry in one response,
+	// bodies included, sorted by name, or, when that response would be
+	// larger than the server's legacy cap (48 MiB by default), the error
+	// RESOURCE_EXHAUSTED with reason LIST_TOO_LARGE asking for pages;
+	// never a silently cut list.
+	//
+	// A paged request gets at most page_size entries (0: the server's
+	// maximum, 1000 by default; larger values are capped) and at most the
+	// server's page byte cap (4 MiB by default; a page always holds at least
+	// one entry), in key order (kind, then lower-cased name), and
+	// next_page_token when more may follow. Pass it back as page_token, with
+	// the same kind, for the next page; each page is a separate read with
+	// the request's consistency, so an entry that exists for the whole
+	// listing appears exactly once, and one created or deleted meanwhile may
+	// or may not.
+	PageSize  uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Leave entry bodies out (names, kinds and indexes only).
+	NamesOnly     bool `protobuf:"varint,5,opt,name=names_only,json=namesOnly,proto3" json:"names_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -574,6 +596,27 @@ func (x *ListRequest) GetOptions() *QueryOptions {
 		return x.Options
 	}
 	return nil
+}
+
+func (x *ListRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListRequest) GetNamesOnly() bool {
+	if x != nil {
+		return x.NamesOnly
+	}
+	return false
 }
 
 type StoredEntry struct {
@@ -655,9 +698,11 @@ func (x *StoredEntry) GetModifyIndex() uint64 {
 
 type ListResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Sorted by name.
-	Entries       []*StoredEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	Meta          *QueryMeta     `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	// Sorted by name (legacy request) or by key (paged request).
+	Entries []*StoredEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Meta    *QueryMeta     `protobuf:"bytes,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	// Set when more entries may follow: the page_token of the next page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -704,6 +749,13 @@ func (x *ListResponse) GetMeta() *QueryMeta {
 		return x.Meta
 	}
 	return nil
+}
+
+func (x *ListResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type DeleteRequest struct {
@@ -865,19 +917,25 @@ const file_chainstore_v1_entries_proto_rawDesc = "" +
 	"\x05entry\x18\x02 \x01(\fR\x05entry\x12!\n" +
 	"\fcreate_index\x18\x03 \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\x04 \x01(\x04R\vmodifyIndex\x12,\n" +
-	"\x04meta\x18\x05 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"X\n" +
+	"\x04meta\x18\x05 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"\xb3\x01\n" +
 	"\vListRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x125\n" +
-	"\aoptions\x18\x02 \x01(\v2\x1b.chainstore.v1.QueryOptionsR\aoptions\"\x91\x01\n" +
+	"\aoptions\x18\x02 \x01(\v2\x1b.chainstore.v1.QueryOptionsR\aoptions\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x1d\n" +
+	"\n" +
+	"names_only\x18\x05 \x01(\bR\tnamesOnly\"\x91\x01\n" +
 	"\vStoredEntry\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05entry\x18\x03 \x01(\fR\x05entry\x12!\n" +
 	"\fcreate_index\x18\x04 \x01(\x04R\vcreateIndex\x12!\n" +
-	"\fmodify_index\x18\x05 \x01(\x04R\vmodifyIndex\"r\n" +
+	"\fmodify_index\x18\x05 \x01(\x04R\vmodifyIndex\"\x9a\x01\n" +
 	"\fListResponse\x124\n" +
 	"\aentries\x18\x01 \x03(\v2\x1a.chainstore.v1.StoredEntryR\aentries\x12,\n" +
-	"\x04meta\x18\x02 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"l\n" +
+	"\x04meta\x18\x02 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"l\n" +
 	"\rDeleteRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +

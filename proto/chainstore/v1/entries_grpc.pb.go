@@ -14,6 +14,8 @@
 //   GRAPH_INVALID    the write breaks a discovery chain (InvalidArgument);
 //                    same metadata
 //   ENTRY_TOO_LARGE  the entry is over the 512 KiB limit (InvalidArgument)
+//   LIST_TOO_LARGE   an unpaged List would be larger than the server's cap
+//                    for one response (ResourceExhausted): ask for pages
 //   NOT_LEADER       this server is not the leader (FailedPrecondition);
 //                    metadata "leader_id", "leader_addr" (gRPC) when known.
 //                    Nothing was written.

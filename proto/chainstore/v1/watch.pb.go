@@ -835,7 +835,17 @@ type WatchProgress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	// Node name of the server.
-	ServedBy      string `protobuf:"bytes,2,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
+	ServedBy string `protobuf:"bytes,2,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
+	// The server knows no leader, or has not heard from it for longer than
+	// its leader_stale_after (5 s by default): it cannot tell whether what
+	// it streams is current (quorum lost, or it is cut off). A server sends
+	// a progress message at the start of every stream and as soon as this
+	// changes (checked every second). Clients should say so and try another
+	// server. Servers that predate the field never set it.
+	NoLeader bool `protobuf:"varint,3,opt,name=no_leader,json=noLeader,proto3" json:"no_leader,omitempty"`
+	// Time since the server last heard from the leader (0 on the leader, or
+	// when no_leader is false because it is recent).
+	LastContact   *durationpb.Duration `protobuf:"bytes,4,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -882,6 +892,20 @@ func (x *WatchProgress) GetServedBy() string {
 		return x.ServedBy
 	}
 	return ""
+}
+
+func (x *WatchProgress) GetNoLeader() bool {
+	if x != nil {
+		return x.NoLeader
+	}
+	return false
+}
+
+func (x *WatchProgress) GetLastContact() *durationpb.Duration {
+	if x != nil {
+		return x.LastContact
+	}
+	return nil
 }
 
 // Unsubscribed confirms a WatchUnsubscribe, or reports that the server
@@ -993,10 +1017,12 @@ const file_chainstore_v1_watch_proto_rawDesc = "" +
 	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x125\n" +
 	"\aversion\x18\x02 \x01(\v2\x1b.chainstore.v1.ChainVersionR\aversion\"<\n" +
 	"\x11SubscriptionReset\x12'\n" +
-	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\"B\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\"\x9d\x01\n" +
 	"\rWatchProgress\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
-	"\tserved_by\x18\x02 \x01(\tR\bservedBy\"M\n" +
+	"\tserved_by\x18\x02 \x01(\tR\bservedBy\x12\x1b\n" +
+	"\tno_leader\x18\x03 \x01(\bR\bnoLeader\x12<\n" +
+	"\flast_contact\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vlastContact\"M\n" +
 	"\fUnsubscribed\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error2\xa3\x01\n" +
@@ -1052,15 +1078,16 @@ var file_chainstore_v1_watch_proto_depIdxs = []int32{
 	12, // 12: chainstore.v1.WatchResponse.progress:type_name -> chainstore.v1.WatchProgress
 	13, // 13: chainstore.v1.WatchResponse.unsubscribed:type_name -> chainstore.v1.Unsubscribed
 	4,  // 14: chainstore.v1.ChainUpdate.version:type_name -> chainstore.v1.ChainVersion
-	2,  // 15: chainstore.v1.ChainService.GetChain:input_type -> chainstore.v1.GetChainRequest
-	5,  // 16: chainstore.v1.ChainService.Watch:input_type -> chainstore.v1.WatchRequest
-	3,  // 17: chainstore.v1.ChainService.GetChain:output_type -> chainstore.v1.GetChainResponse
-	8,  // 18: chainstore.v1.ChainService.Watch:output_type -> chainstore.v1.WatchResponse
-	17, // [17:19] is the sub-list for method output_type
-	15, // [15:17] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	14, // 15: chainstore.v1.WatchProgress.last_contact:type_name -> google.protobuf.Duration
+	2,  // 16: chainstore.v1.ChainService.GetChain:input_type -> chainstore.v1.GetChainRequest
+	5,  // 17: chainstore.v1.ChainService.Watch:input_type -> chainstore.v1.WatchRequest
+	3,  // 18: chainstore.v1.ChainService.GetChain:output_type -> chainstore.v1.GetChainResponse
+	8,  // 19: chainstore.v1.ChainService.Watch:output_type -> chainstore.v1.WatchResponse
+	18, // [18:20] is the sub-list for method output_type
+	16, // [16:18] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_chainstore_v1_watch_proto_init() }
