@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
+	"github.com/chainstore/chainstore/version"
 	"github.com/chainstore/chainstore/xdsserver"
 )
 
@@ -29,6 +30,8 @@ type OperatorServer struct {
 	router *router
 	// xds is this server's xDS server; nil if it serves none.
 	xds XDS
+	// snap serialises snapshot restores (snapshot.go).
+	snap snapshotOps
 }
 
 var _ chainstorev1.OperatorServiceServer = (*OperatorServer)(nil)
@@ -88,6 +91,8 @@ func (s *OperatorServer) Status(_ context.Context, _ *chainstorev1.StatusRequest
 		AppliedIndex: s.router.fsm.AppliedIndex(),
 		LastLogIndex: st.LastLogIndex,
 		Meta:         s.router.meta(s.router.fsm.AppliedIndex()),
+		// ServerVersion is the stamped version of this binary.
+		ServerVersion: version.String(),
 	}
 	if leaderID != "" {
 		resp.Leader = s.router.memberNames()[leaderID]

@@ -30,6 +30,7 @@ var commandGroups = []func() commandTable{
 	chainCommands,
 	catalogCommands,
 	xdsCommands,
+	snapshotCommands,
 }
 
 // commands returns every storectl subcommand.

@@ -48,6 +48,10 @@ func main() {
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
+	if errors.Is(err, errVersion) {
+		printVersion(os.Stdout)
+		os.Exit(0)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stored:", err)
 		os.Exit(2)
@@ -64,6 +68,8 @@ func main() {
 // run builds the server from cfg and runs it until ctx is done.
 func run(ctx context.Context, cfg server.Config, dbg debugOptions) error {
 	logger := newLogger(cfg, os.Stderr)
+	stopReload := watchSIGHUP(&reloader{args: os.Args[1:], logger: logger, stderr: os.Stderr, current: cfg}) // config.go
+	defer stopReload()
 	_, stopDebug, err := startDebug(dbg, logger) //nolint:contextcheck // the returned stop runs after ctx is done (that is how run ends) and bounds the pprof server's Shutdown with its own timeout
 	if err != nil {
 		return err
@@ -109,8 +115,15 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 	fs.BoolVar(&cfg.LogJSON, "log-json", cfg.LogJSON, "log as JSON lines")
 	testHooks := registerTestFlags(fs)
 	dbg := registerDebugFlags(fs)
+	file := registerFileFlags(fs) // config.go
 	cli.HideFlags(fs, testFlagPrefix)
 	if err := fs.Parse(args); err != nil {
+		return server.Config{}, debugOptions{}, err
+	}
+	if file.showVersion {
+		return server.Config{}, debugOptions{}, errVersion
+	}
+	if err := file.applyConfigFile(fs); err != nil {
 		return server.Config{}, debugOptions{}, err
 	}
 	if fs.NArg() > 0 {
