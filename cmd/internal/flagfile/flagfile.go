@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl"
+	"github.com/hashicorp/hcl/hcl/ast"
 )
 
 // MaxFileSize bounds a configuration file.
@@ -51,14 +53,9 @@ func Load(path string) (map[string]string, error) {
 	}
 	raw := map[string]any{}
 	if strings.EqualFold(filepath.Ext(path), ".json") {
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.UseNumber()
-		err = dec.Decode(&raw)
-		if err == nil && dec.More() {
-			err = errors.New("trailing data after the JSON object")
-		}
+		err = decodeJSON(b, raw)
 	} else {
-		err = hcl.Unmarshal(b, &raw)
+		err = decodeHCL(b, raw)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("parse config file %s: %w", path, err)
@@ -72,6 +69,64 @@ func Load(path string) (map[string]string, error) {
 		out[k] = s
 	}
 	return out, nil
+}
+
+// decodeJSON decodes one JSON object into raw, refusing a repeated key
+// (encoding/json would keep the last silently) and trailing data.
+func decodeJSON(b []byte, raw map[string]any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("want a JSON object")
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := t.(string)
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+		if _, dup := raw[k]; dup {
+			return fmt.Errorf("key %q is set twice", k)
+		}
+		raw[k] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// decodeHCL decodes an HCL body of key = value lines into raw, refusing a
+// repeated key and nested blocks.
+func decodeHCL(b []byte, raw map[string]any) error {
+	f, err := hcl.ParseBytes(b)
+	if err != nil {
+		return err
+	}
+	list, ok := f.Node.(*ast.ObjectList)
+	if !ok {
+		return errors.New("want key = value lines")
+	}
+	seen := map[string]bool{}
+	for _, item := range list.Items {
+		if len(item.Keys) != 1 {
+			return fmt.Errorf("line %d: nested blocks are not settings", item.Pos().Line)
+		}
+		k := item.Keys[0].Token.Value()
+		key, _ := k.(string)
+		if seen[key] {
+			return fmt.Errorf("key %q is set twice (line %d)", key, item.Pos().Line)
+		}
+		seen[key] = true
+	}
+	return hcl.DecodeObject(&raw, f)
 }
 
 // valueText turns a decoded value into the text the flag parses.

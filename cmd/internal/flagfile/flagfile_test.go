@@ -69,16 +69,18 @@ func TestHCLAndJSON(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct{ name, body, want string }{
-		"unknown key":     {"c.hcl", "grpc_adr = \"x:1\"\n", `unknown configuration key "grpc_adr" (no flag --grpc-adr)`},
-		"kebab key":       {"c.hcl", "\"grpc-addr\" = \"x:1\"\n", `unknown configuration key "grpc-addr"`},
-		"skipped flag":    {"c.json", `{"join": "a:1", "secret": "x"}`, `unknown configuration key "secret"`},
-		"bad int":         {"c.hcl", "grpc_addr = \"x:1\"\nbootstrap_expect = \"three\"\n", `config key "bootstrap_expect": invalid value "three"`},
-		"bad duration":    {"c.json", `{"leave_timeout": "soon"}`, `config key "leave_timeout": invalid value "soon"`},
-		"nested":          {"c.hcl", "grpc_addr { x = 1 }\n", `key "grpc_addr": want a string, number, boolean or list`},
-		"malformed json":  {"c.json", `{"join": `, "parse config file"},
-		"trailing json":   {"c.json", `{"join": "a:1"} {}`, "trailing data"},
-		"malformed hcl":   {"c.hcl", "join = = 1", "parse config file"},
-		"comma in a list": {"c.hcl", "join = [\"a:1,b:2\"]\n", "contains a comma"},
+		"unknown key":       {"c.hcl", "grpc_adr = \"x:1\"\n", `unknown configuration key "grpc_adr" (no flag --grpc-adr)`},
+		"kebab key":         {"c.hcl", "\"grpc-addr\" = \"x:1\"\n", `unknown configuration key "grpc-addr"`},
+		"skipped flag":      {"c.json", `{"join": "a:1", "secret": "x"}`, `unknown configuration key "secret"`},
+		"bad int":           {"c.hcl", "grpc_addr = \"x:1\"\nbootstrap_expect = \"three\"\n", `config key "bootstrap_expect": invalid value "three"`},
+		"bad duration":      {"c.json", `{"leave_timeout": "soon"}`, `config key "leave_timeout": invalid value "soon"`},
+		"nested":            {"c.hcl", "grpc_addr { x = 1 }\n", `key "grpc_addr": want a string, number, boolean or list`},
+		"malformed json":    {"c.json", `{"join": `, "parse config file"},
+		"trailing json":     {"c.json", `{"join": "a:1"} {}`, "trailing data"},
+		"malformed hcl":     {"c.hcl", "join = = 1", "parse config file"},
+		"repeated hcl key":  {"c.hcl", "join = \"a:1\"\njoin = \"b:2\"\n", `key "join" is set twice`},
+		"repeated json key": {"c.json", `{"join": "a:1", "join": "b:2"}`, `key "join" is set twice`},
+		"comma in a list":   {"c.hcl", "join = [\"a:1,b:2\"]\n", "contains a comma"},
 	}
 	for name, tc := range cases {
 		f := newTestFlags()
