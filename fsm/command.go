@@ -47,6 +47,9 @@ const (
 	// only if the instance is still at ModifyIndex Command.CASIndex (no
 	// update raced the leader's decision) and not critical already.
 	OpCheckExpire Op = 9
+	// OpReapTombstones removes the tombstones deleted at or below
+	// Command.ReapIndex (tombstone GC, reap.go).
+	OpReapTombstones Op = 10
 
 	// IgnoreUnknownFlag marks a command type as safe to skip for replicas
 	// that do not know it (rolling upgrades: a newer leader may emit
@@ -79,6 +82,8 @@ func (op Op) String() string {
 		s = "check"
 	case OpCheckExpire:
 		s = "check-expire"
+	case OpReapTombstones:
+		s = "reap-tombstones"
 	default:
 		s = fmt.Sprintf("op(0x%02x)", uint8(op.base()))
 	}
@@ -91,7 +96,7 @@ func (op Op) String() string {
 // knownOp reports whether DecodeCommand understands op (flag stripped).
 func knownOp(op Op) bool {
 	switch op.base() {
-	case OpUpsert, OpUpsertCAS, OpDelete, OpDeleteCAS, OpNoop:
+	case OpUpsert, OpUpsertCAS, OpDelete, OpDeleteCAS, OpNoop, OpReapTombstones:
 		return true
 	}
 	return isCatalogOp(op)
@@ -113,6 +118,9 @@ type Command struct {
 	InstanceID string
 	Status     catalog.Health
 	Output     string
+
+	// ReapIndex is the index of OpReapTombstones.
+	ReapIndex uint64
 }
 
 // ApplyResult is what the FSM returns for every command log (it becomes
@@ -140,6 +148,7 @@ type ApplyResult struct {
 //	OpDelete:    kind, name
 //	OpDeleteCAS: CASIndex, kind, name
 //	OpNoop:      empty body
+//	OpReapTombstones: reap index (always sent with IgnoreUnknownFlag)
 //
 // The decoder rejects trailing bytes, so each command has exactly one
 // encoding per entry JSON.
@@ -152,6 +161,12 @@ func EncodeCommand(c Command) ([]byte, error) {
 	op := c.Op
 	if !knownOp(op) {
 		return nil, fmt.Errorf("encode command type 0x%02x: %w", uint8(op), ErrUnknownOp)
+	}
+	if op.base() == OpReapTombstones {
+		return encodeReap(c)
+	}
+	if c.ReapIndex != 0 {
+		return nil, fmt.Errorf("encode %s with ReapIndex: %w", op, ErrMalformedCommand)
 	}
 	if isCatalogOp(op) {
 		return encodeCatalogCommand(c)
@@ -228,6 +243,9 @@ func DecodeCommand(b []byte) (Command, error) {
 	op := raw.base()
 	if isCatalogOp(op) {
 		return decodeCatalogCommand(op, b[1:])
+	}
+	if op == OpReapTombstones {
+		return decodeReap(b[1:])
 	}
 	c := Command{Op: op}
 	rest := b[1:]

@@ -79,6 +79,8 @@ func New(logger hclog.Logger, opts ...Option) *FSM {
 		OpDeregister:  applyDeregister,
 		OpCheck:       applyCheck,
 		OpCheckExpire: applyCheckExpire,
+
+		OpReapTombstones: applyReap,
 	}
 	for _, o := range opts {
 		o(f)

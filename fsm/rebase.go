@@ -58,6 +58,8 @@ func summarise(v *View, idx uint64) SnapshotSummary {
 //   - every entry's ModifyIndex (CreateIndex is kept) and every catalog
 //     instance's ModifyIndex, every tombstone, every per-kind and catalog
 //     index row, and the snapshot's applied index become index;
+//   - the reap floor (the index of a key with neither entry nor tombstone)
+//     becomes index;
 //   - every key current holds (an entry or a tombstone) that the snapshot
 //     does not gets a tombstone at index, and every catalog service current
 //     knows gets its index row at index.
@@ -83,6 +85,9 @@ func RebaseSnapshot(r io.Reader, w io.Writer, index uint64, current *View) (Snap
 		tombstoneMissing(wr, current, index)
 	}
 	rebaseCatalog(wr, current, index)
+	// A key with neither entry nor tombstone reads at the reap floor: at
+	// index too, like every other key.
+	must(wr.txn.Insert(tableMeta, &indexRow{Name: metaReapFloor, Value: index}))
 	wr.setApplied(index)
 	wr.txn.Commit()
 

@@ -29,6 +29,9 @@ import (
 //	               (encoding/json of catalog.Stored)
 //	  5 catalog index: service name (or the services-list row), index
 //	               (uvarint)
+//	  6 reap floor: the highest deletion index of a reaped tombstone
+//	               (uvarint); written only when tombstone GC has run, at
+//	               most once
 //	  255 end:     entry, tombstone and index record counts (uvarints),
 //	               then, when the catalog is not empty, instance and
 //	               catalog-index record counts (uvarints), then CRC-32C
@@ -51,6 +54,7 @@ const (
 	recIndex     byte = 3
 	recInstance  byte = 4
 	recCatIndex  byte = 5
+	recReapFloor byte = 6
 	recEnd       byte = 0xFF
 
 	// maxRecordLen bounds one record's payload, so garbage cannot make
@@ -151,6 +155,12 @@ func writeSnapshot(out io.Writer, v *View) error {
 	nInstances, nCatIndexes, err := writeCatalogRecords(w, v, rec)
 	if err != nil {
 		return err
+	}
+	if floor := v.ReapFloor(); floor > 0 {
+		rec = appendRecord(rec[:0], recReapFloor, binary.AppendUvarint(nil, floor), nil)
+		if _, err := w.Write(rec); err != nil {
+			return fmt.Errorf("write reap floor: %w", err)
+		}
 	}
 
 	// The end record goes to bw only: the checksum covers what precedes it.
@@ -298,6 +308,8 @@ func readSnapshot(r io.Reader) (*Store, uint64, error) {
 			err = rs.instance(p)
 		case recCatIndex:
 			err = rs.catalogIndex(p)
+		case recReapFloor:
+			err = rs.reapFloor(p)
 		case recEnd:
 			if err := rs.end(p, sum); err != nil {
 				return nil, 0, fmt.Errorf("record %d: %w", rec, err)
@@ -386,6 +398,18 @@ func (rs *restoreState) tombstone(p []byte) error {
 	}
 	must(rs.w.txn.Insert(tableTombstones, &tombstone{Key: k, Index: idx}))
 	rs.nTombs++
+	return nil
+}
+
+func (rs *restoreState) reapFloor(p []byte) error {
+	v, n := binary.Uvarint(p)
+	if n <= 0 || n != len(p) || v == 0 {
+		return badSnapshot("reap floor: bad value")
+	}
+	if rs.w.view().ReapFloor() != 0 {
+		return badSnapshot("reap floor: duplicate")
+	}
+	must(rs.w.txn.Insert(tableMeta, &indexRow{Name: metaReapFloor, Value: v}))
 	return nil
 }
 

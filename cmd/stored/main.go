@@ -113,6 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "number of servers to wait for before bootstrapping a new cluster (0: never bootstrap)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
 	fs.BoolVar(&cfg.LogJSON, "log-json", cfg.LogJSON, "log as JSON lines")
+	fs.DurationVar(&cfg.TombstoneGC.TTL, "tombstone-ttl", cfg.TombstoneGC.TTL, "keep the tombstones of deleted entries at least this long before the leader reaps them")
 	testHooks := registerTestFlags(fs)
 	dbg := registerDebugFlags(fs)
 	file := registerFileFlags(fs) // config.go
