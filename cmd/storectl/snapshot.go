@@ -174,8 +174,9 @@ func runSnapshotRestore(ctx context.Context, args []string, stdout, stderr io.Wr
 }
 
 func runSnapshotInspect(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("snapshot inspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The connection flags are accepted (global flags come first) but
+	// unused: inspect reads only the file.
+	fs, _ := newFlagSet("snapshot inspect", stderr)
 	asJSON := cli.JSONFlag(fs)
 	pos, err := cli.ParseInterspersed(fs, args)
 	if err != nil {
