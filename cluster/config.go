@@ -65,10 +65,12 @@ type Config struct {
 	// (default 60s, as Consul).
 	ReconcileInterval time.Duration
 
-	// DeadServerTimeout is how long a server must have been failed
+	// DeadServerTimeout is how long a server must have been failed or left
 	// (continuously, as seen by this node's gossip) or unknown to gossip
-	// before the leader removes it from the Raft configuration. Servers that
-	// leave gracefully are removed at once.
+	// before the leader removes it from the Raft configuration. A server
+	// that leaves gracefully keeps its voter slot for this long too, so a
+	// restart (`scripts/cluster.sh stop N; start N`, a rolling upgrade)
+	// never shrinks the configuration.
 	//
 	// Default 30s. Gossip already needs about 5-25s (LAN timings, 3-5
 	// servers) to declare a crashed server failed, so a removal happens

@@ -215,11 +215,6 @@ func (l *loop) apply(p plan) bool {
 		}
 		return true
 	}
-	for _, r := range p.removeLeft {
-		if !run("remove left server", r.ID, func() error { return c.raft.RemoveServer(r.ID) }) {
-			return false
-		}
-	}
 	for _, s := range p.add {
 		if !run("add voter", s.ID, func() error { return c.raft.AddVoter(s.ID, s.Address) }) {
 			return false

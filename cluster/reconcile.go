@@ -16,7 +16,7 @@ import (
 type removalReason uint8
 
 const (
-	reasonLeft    removalReason = iota + 1 // gossip: left gracefully
+	reasonLeft    removalReason = iota + 1 // gossip: left gracefully for DeadServerTimeout
 	reasonFailed                           // gossip: failed for DeadServerTimeout
 	reasonUnknown                          // not in gossip at all for DeadServerTimeout
 )
@@ -57,10 +57,9 @@ type planInput struct {
 
 // plan is the outcome of planReconcile, applied in field order.
 type plan struct {
-	removeLeft []removal            // left gracefully: remove at once
 	add        []raftnode.Server    // alive servers missing (or stale) in Raft
-	removeDead []removal            // failed/unknown past the timeout, allowed by the guard
-	blocked    []removal            // failed/unknown past the timeout, kept by the quorum guard
+	removeDead []removal            // left/failed/unknown past the timeout, allowed by the guard
+	blocked    []removal            // left/failed/unknown past the timeout, kept by the quorum guard
 	unknown    map[string]time.Time // new unknownSince
 	// nextDue is the earliest time a failed or unknown server not yet due
 	// becomes due for removal (zero: none pending). The loop sets a timer.
@@ -71,9 +70,9 @@ type plan struct {
 // line with gossip membership. Rules:
 //   - An alive server of our datacenter that is not a voter with the same
 //     ID and address is added (AddVoter replaces a stale entry).
-//   - A server that left gracefully is removed at once.
-//   - A server that has been failed, or unknown to gossip, for at least
-//     deadServerTimeout is removed, subject to the quorum guard: voters
+//   - A server that has left gracefully, failed, or been unknown to
+//     gossip for at least deadServerTimeout is removed (a graceful leave
+//     is not removed at once: a restart keeps its voter slot), subject to the quorum guard: voters
 //     are removed only while the remaining alive voters stay a majority of
 //     the new configuration, and at most (voters-1)/2 in one pass.
 //   - This server is never removed.
@@ -83,7 +82,6 @@ func planReconcile(in planInput) plan {
 	p.add = planAdds(in, byID)
 
 	var due []removal
-	leftIDs := make(map[string]bool)
 	for _, s := range sortedServers(in.servers) {
 		if s.ID == in.selfID {
 			continue
@@ -92,10 +90,10 @@ func planReconcile(in planInput) plan {
 		r := removal{ID: s.ID, Voter: s.Voter, Since: m.since}
 		switch {
 		case known && m.status == StatusLeft:
+			// A graceful leave keeps the server's slot like a failure
+			// does: a restart within the timeout finds it a voter still,
+			// so the configuration never shrinks for a restart.
 			r.Reason = reasonLeft
-			p.removeLeft = append(p.removeLeft, r)
-			leftIDs[s.ID] = true
-			continue
 		case known && m.live():
 			continue
 		case known:
@@ -117,7 +115,7 @@ func planReconcile(in planInput) plan {
 		}
 		due = append(due, r)
 	}
-	p.removeDead, p.blocked = guardRemovals(in, byID, leftIDs, due)
+	p.removeDead, p.blocked = guardRemovals(in, byID, due)
 	return p
 }
 
@@ -144,14 +142,14 @@ func planAdds(in planInput, byID map[string]memberState) []raftnode.Server {
 
 // guardRemovals splits due removals into allowed and blocked. Non-voters
 // never affect quorum and are always allowed. For voters, with V voters
-// left after the graceful leaves and A of them alive (this server
+// and A of them alive (this server
 // included): removing k more is allowed while k <= (V-1)/2 and
 // 2*A > V-k, i.e. the remaining alive voters are a majority of the new
 // configuration. Oldest failures go first; ties break by ID.
-func guardRemovals(in planInput, byID map[string]memberState, leftIDs map[string]bool, due []removal) (allowed, blocked []removal) {
+func guardRemovals(in planInput, byID map[string]memberState, due []removal) (allowed, blocked []removal) {
 	voters, alive := 0, 0
 	for _, s := range in.servers {
-		if !s.Voter || leftIDs[s.ID] {
+		if !s.Voter {
 			continue
 		}
 		voters++

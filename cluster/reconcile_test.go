@@ -88,10 +88,15 @@ func TestPlanReconcile(t *testing.T) {
 			}(),
 			want: plan{},
 		},
-		"left server is removed at once": {
+		"left server keeps its slot until the timeout": {
 			servers: voters("n1", "n2", "n3"),
-			members: append(alive("n1", "n2"), mem("n3", StatusLeft, now)),
-			want:    plan{removeLeft: []removal{rm("n3", true, reasonLeft, now)}},
+			members: append(alive("n1", "n2"), mem("n3", StatusLeft, now.Add(-10*time.Second))),
+			want:    plan{nextDue: now.Add(20 * time.Second)},
+		},
+		"left server is removed after the timeout": {
+			servers: voters("n1", "n2", "n3"),
+			members: append(alive("n1", "n2"), mem("n3", StatusLeft, now.Add(-timeout))),
+			want:    plan{removeDead: []removal{rm("n3", true, reasonLeft, now.Add(-timeout))}},
 		},
 		"failed server waits for the timeout": {
 			servers: voters("n1", "n2", "n3"),
@@ -128,13 +133,23 @@ func TestPlanReconcile(t *testing.T) {
 				rm("n5", true, reasonFailed, now.Add(-time.Minute)),
 			}},
 		},
-		"graceful leaves do not count against the guard": {
+		"graceful leaves count against the guard like failures": {
 			servers: voters("n1", "n2", "n3", "n4", "n5"),
-			members: append(alive("n1", "n2"), mem("n3", StatusLeft, now), mem("n4", StatusLeft, now), failed("n5", time.Minute)),
+			members: append(alive("n1", "n2", "n3"), mem("n4", StatusLeft, now.Add(-2*time.Minute)), failed("n5", time.Minute)),
 			want: plan{
-				removeLeft: []removal{rm("n3", true, reasonLeft, now), rm("n4", true, reasonLeft, now)},
-				removeDead: []removal{rm("n5", true, reasonFailed, now.Add(-time.Minute))},
+				removeDead: []removal{
+					rm("n4", true, reasonLeft, now.Add(-2*time.Minute)),
+					rm("n5", true, reasonFailed, now.Add(-time.Minute)),
+				},
 			},
+		},
+		"two of three left: nothing removed": {
+			servers: voters("n1", "n2", "n3"),
+			members: append(alive("n1"), mem("n2", StatusLeft, now.Add(-time.Minute)), mem("n3", StatusLeft, now.Add(-time.Minute))),
+			want: plan{blocked: []removal{
+				rm("n2", true, reasonLeft, now.Add(-time.Minute)),
+				rm("n3", true, reasonLeft, now.Add(-time.Minute)),
+			}},
 		},
 		"failed non-voter is removed even when voters are blocked": {
 			servers: append(voters("n1", "n2", "n3"), nonVoter("n4")),
