@@ -84,6 +84,12 @@ type Config struct {
 	// guard, whatever the timeout.
 	DeadServerTimeout time.Duration
 
+	// ServerStabilizationTime is how long a new server stays a non-voter
+	// after it is alive in gossip before the leader promotes it to voter
+	// (autopilot.go). 0 adds new servers as voters at once. Default 10s,
+	// as Consul's autopilot.
+	ServerStabilizationTime time.Duration
+
 	// Gossip holds memberlist's failure-detector and gossip timings.
 	Gossip GossipConfig
 }
@@ -117,6 +123,8 @@ const (
 	DefaultBindPort          = 8301
 	DefaultReconcileInterval = 60 * time.Second
 	DefaultDeadServerTimeout = 30 * time.Second
+	// DefaultServerStabilizationTime is ServerStabilizationTime's default.
+	DefaultServerStabilizationTime = 10 * time.Second
 )
 
 // DefaultConfig returns a Config with every optional field set. NodeID,
@@ -134,6 +142,8 @@ func DefaultConfig() Config {
 		ReconcileInterval: DefaultReconcileInterval,
 		DeadServerTimeout: DefaultDeadServerTimeout,
 		Gossip:            DefaultGossipConfig(),
+
+		ServerStabilizationTime: DefaultServerStabilizationTime,
 	}
 }
 
@@ -235,6 +245,8 @@ func (c Config) validateTimings() error {
 		return invalid("ReconcileInterval %v must be positive", c.ReconcileInterval)
 	case c.DeadServerTimeout <= 0:
 		return invalid("DeadServerTimeout %v must be positive", c.DeadServerTimeout)
+	case c.ServerStabilizationTime < 0:
+		return invalid("ServerStabilizationTime %v must not be negative", c.ServerStabilizationTime)
 	case c.JoinRetryMin <= 0:
 		return invalid("JoinRetryMin %v must be positive", c.JoinRetryMin)
 	case c.JoinRetryMax < c.JoinRetryMin:

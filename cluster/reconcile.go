@@ -50,6 +50,9 @@ type planInput struct {
 	members           []memberState     // member table snapshot
 	now               time.Time
 	deadServerTimeout time.Duration
+	// stabilization is how long a new server stays a non-voter
+	// (autopilot.go); 0 adds new servers as voters at once.
+	stabilization time.Duration
 	// unknownSince: when each Raft server was first seen with no gossip
 	// member (owned by the loop; the plan returns the updated map).
 	unknownSince map[string]time.Time
@@ -57,7 +60,7 @@ type planInput struct {
 
 // plan is the outcome of planReconcile, applied in field order.
 type plan struct {
-	add        []raftnode.Server    // alive servers missing (or stale) in Raft
+	add        []raftnode.Server    // alive servers missing (Voter false: as non-voters), stale, or due for promotion
 	removeDead []removal            // left/failed/unknown past the timeout, allowed by the guard
 	blocked    []removal            // left/failed/unknown past the timeout, kept by the quorum guard
 	unknown    map[string]time.Time // new unknownSince
@@ -79,7 +82,7 @@ type plan struct {
 func planReconcile(in planInput) plan {
 	byID := indexMembers(in.members, in.datacenter)
 	p := plan{unknown: make(map[string]time.Time)}
-	p.add = planAdds(in, byID)
+	p.add, p.nextDue = planAdds(in, byID)
 
 	var due []removal
 	for _, s := range sortedServers(in.servers) {
@@ -117,27 +120,6 @@ func planReconcile(in planInput) plan {
 	}
 	p.removeDead, p.blocked = guardRemovals(in, byID, due)
 	return p
-}
-
-// planAdds lists alive servers that are not voters at their gossiped
-// address, sorted by ID.
-func planAdds(in planInput, byID map[string]memberState) []raftnode.Server {
-	current := make(map[string]raftnode.Server, len(in.servers))
-	for _, s := range in.servers {
-		current[s.ID] = s
-	}
-	var adds []raftnode.Server
-	for _, id := range sortedKeys(byID) {
-		m := byID[id]
-		if id == in.selfID || m.status != StatusAlive || m.meta.RaftAddr == "" {
-			continue
-		}
-		if s, ok := current[id]; ok && s.Voter && s.Address == m.meta.RaftAddr {
-			continue // already present: a no-op
-		}
-		adds = append(adds, raftnode.Server{ID: id, Address: m.meta.RaftAddr, Voter: true})
-	}
-	return adds
 }
 
 // guardRemovals splits due removals into allowed and blocked. Non-voters

@@ -321,3 +321,56 @@ func TestPlanBootstrap(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanAutopilotStages: with a stabilization time, a new server is
+// added as a non-voter, promoted only once it has been alive that long; a
+// present voter is never demoted; a voter at a new address stays a voter.
+func TestPlanAutopilotStages(t *testing.T) {
+	t.Parallel()
+	const stable = 10 * time.Second
+	now := t0.Add(time.Hour)
+	aliveSince := func(name string, ago time.Duration) memberState { return mem(name, StatusAlive, now.Add(-ago)) }
+	tests := map[string]struct {
+		servers []raftnode.Server
+		members []memberState
+		want    plan
+	}{
+		"new server joins as a non-voter": {
+			servers: voters("n1", "n2", "n3"),
+			members: append(alive("n1", "n2", "n3"), aliveSince("n4", time.Second)),
+			want:    plan{add: []raftnode.Server{nonVoter("n4")}},
+		},
+		"non-voter not yet stable waits": {
+			servers: append(voters("n1", "n2", "n3"), nonVoter("n4")),
+			members: append(alive("n1", "n2", "n3"), aliveSince("n4", 4*time.Second)),
+			want:    plan{nextDue: now.Add(6 * time.Second)},
+		},
+		"stable non-voter is promoted": {
+			servers: append(voters("n1", "n2", "n3"), nonVoter("n4")),
+			members: append(alive("n1", "n2", "n3"), aliveSince("n4", stable)),
+			want:    plan{add: voters("n4")},
+		},
+		"restarted voter stays a voter": {
+			servers: voters("n1", "n2", "n3"),
+			members: append(alive("n1", "n2"), aliveSince("n3", time.Second)),
+			want:    plan{},
+		},
+		"voter at a new address is re-added as a voter": {
+			servers: []raftnode.Server{voter("n1"), voter("n2"), {ID: nodeID("n3"), Address: "old:8300", Voter: true}},
+			members: append(alive("n1", "n2"), aliveSince("n3", time.Second)),
+			want:    plan{add: voters("n3")},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			got := planReconcile(planInput{
+				selfID: nodeID("n1"), datacenter: "dc1", servers: tc.servers, members: tc.members,
+				now: now, deadServerTimeout: time.Minute, stabilization: stable,
+			})
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(plan{}), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("planReconcile() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

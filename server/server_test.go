@@ -294,7 +294,20 @@ func TestSnapshotJoinAndFailedServerRemoval(t *testing.T) {
 	snapIndex := leader.Server().Raft().Stats().LastSnapshotIndex
 
 	n4 := c.AddNode("n4", 0)
-	t.Run("the joining server becomes a voter", func(*testing.T) {
+	t.Run("the joining server is a non-voter first, then a voter", func(t *testing.T) {
+		n4ID := n4.Server().NodeID()
+		testutil.Poll(t, 20*time.Second, "n4 in the configuration", func() bool {
+			servers, err := c.Leader().Server().Raft().Servers()
+			for _, s := range servers {
+				if err == nil && s.ID == n4ID {
+					if s.Voter {
+						t.Errorf("n4 entered the configuration as a voter")
+					}
+					return true
+				}
+			}
+			return false
+		})
 		c.WaitStable(4)
 	})
 	t.Run("it catches up from the snapshot", func(t *testing.T) {
