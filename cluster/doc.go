@@ -56,12 +56,12 @@
 // A pass runs on gaining leadership, after every batch of membership events,
 // every ReconcileInterval, when a failed server's DeadServerTimeout expires
 // and shortly after a failed change. planReconcile (pure, reconcile.go)
-// decides: add alive servers missing from Raft as voters; remove servers
+// decides: add alive servers missing from Raft as non-voters and promote
+// them after ServerStabilizationTime (autopilot.go); remove servers
 // that left gracefully, failed, or are absent from gossip, for
 // DeadServerTimeout (a restart within it keeps the voter slot), only while the remaining alive voters stay a majority
 // of the new configuration and at most (voters-1)/2 per pass; never remove
-// this server. Unlike Consul, new servers are added directly as voters (no
-// autopilot-style non-voter stabilisation).
+// this server.
 //
 // # Goroutines
 //
