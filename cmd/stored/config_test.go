@@ -54,7 +54,7 @@ pprof_addr = "127.0.0.1:6060"
 	}
 
 	for body, want := range map[string]string{
-		`grpc_adress = "x:1"`:            `unknown configuration key "grpc_adress"`,
+		`grpc_addr_x = "x:1"`:            `unknown configuration key "grpc_addr_x"`,
 		`test_raft_tuning = "x"`:         `unknown configuration key "test_raft_tuning"`,
 		`config_file = "other.hcl"`:      `unknown configuration key "config_file"`,
 		`bootstrap_expect = "three"`:     `config key "bootstrap_expect": invalid value "three"`,
@@ -102,10 +102,10 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Errorf("hooks saw %v", hooked)
 	}
 
-	if err := os.WriteFile(path, []byte("log_levle = \"trace\"\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("log_lvl = \"trace\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.reload(); err == nil || !strings.Contains(err.Error(), "log_levle") {
+	if _, _, err := r.reload(); err == nil || !strings.Contains(err.Error(), "log_lvl") {
 		t.Errorf("reload of a bad file = %v, want the unknown key named", err)
 	}
 	if !named.IsDebug() || named.IsTrace() {
