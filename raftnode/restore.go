@@ -13,7 +13,9 @@ import (
 // the snapshot is written to the snapshot store at an index above index
 // and the leader's last log index, restored into the leader's FSM, and
 // followers install it as they would any snapshot. It returns once a no-op
-// after the restore is committed, i.e. a quorum holds the new state.
+// after the restore is committed, i.e. a quorum holds the new state, or
+// with ErrUnknownOutcome when ctx ends first (the restore may still
+// complete).
 //
 // index is the applied index the snapshot records (Raft restores at
 // max(index, last log index)+1). The FSM must accept the snapshot: Raft
@@ -32,10 +34,22 @@ func (n *Node) RestoreSnapshot(ctx context.Context, index uint64, size int64, r 
 		return n.notLeaderError("restore snapshot")
 	}
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: index, Term: n.raft.CurrentTerm(), Size: size}
-	if err := n.raft.Restore(meta, r, timeout); err != nil {
-		return n.translate("restore snapshot", err, false)
+	// raft.Restore takes no context: it runs on its own goroutine so ctx
+	// bounds the wait. That goroutine ends when Raft finishes the restore
+	// or shuts down; r must stay valid until then (callers pass memory).
+	done := make(chan error, 1)
+	go func() { done <- n.raft.Restore(meta, r, timeout) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return n.translate("restore snapshot", err, false)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("restore snapshot: stopped waiting (%v): %w", ctx.Err(), ErrUnknownOutcome)
+	case <-n.raftDone:
+		return fmt.Errorf("restore snapshot: %w", ErrShutdown)
 	}
-	return nil
 }
 
 // LastIndex returns the index of the last entry in this node's Raft log

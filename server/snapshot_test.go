@@ -62,9 +62,9 @@ func TestSnapshotSaveRestoreConverges(t *testing.T) {
 		t.Fatalf("header = %+v", h)
 	}
 
-	apply(t, viaF0, resolverEntry("web", 9*time.Second))
+	webIdx := apply(t, viaF0, resolverEntry("web", 9*time.Second))
 	lateIdx := apply(t, viaF0, resolverEntry("late", 3*time.Second))
-	before := agent.waitIndex(t, "web", lateIdx-1)
+	before := agent.waitIndex(t, "web", webIdx)
 
 	resp, err := viaF1.RestoreSnapshot(ctxFor(t, 60*time.Second), bytes.NewReader(file))
 	if err != nil {
