@@ -26,6 +26,9 @@ type Raft interface {
 	// AddVoter is a no-op for a voter with the same ID and address and
 	// replaces stale entries (same ID or same address).
 	AddVoter(id, addr string) error
+	// AddNonvoter adds a new server that does not vote yet (autopilot.go);
+	// a no-op when the server is present at addr.
+	AddNonvoter(id, addr string) error
 	RemoveServer(id string) error
 	HasExistingState() bool
 	BootstrapCluster(servers []raftnode.Server) error

@@ -119,24 +119,40 @@ func TestLeaderAddsJoinedServer(t *testing.T) {
 		ch.At = time.Time{}
 		adds = append(adds, ch)
 	}
-	want := []change{{Op: "add", ID: nodeID("n2"), Addr: raftAddr("n2")}}
+	// A non-voter first, promoted once it was alive for the
+	// stabilization time.
+	want := []change{{Op: "add-nonvoter", ID: nodeID("n2"), Addr: raftAddr("n2")}, {Op: "add", ID: nodeID("n2"), Addr: raftAddr("n2")}}
 	if diff := cmp.Diff(want, adds); diff != "" {
 		t.Errorf("raft changes mismatch (-want +got):\n%s", diff)
 	}
+	calls := leader.changeCalls()
+	if len(calls) == 2 {
+		m, _ := n1.c.table.get("n2")
+		if stable := calls[1].At.Sub(m.since); stable < 500*time.Millisecond {
+			t.Errorf("n2 promoted %v after it was alive, want >= the 500ms stabilization time", stable)
+		}
+	}
 }
 
-func TestLeftServerRemovedAtOnce(t *testing.T) {
+// TestLeftServerKeepsItsSlot: a server that leaves gracefully stays a
+// voter for DeadServerTimeout (a restart finds its slot), then is removed.
+func TestLeftServerKeepsItsSlot(t *testing.T) {
 	t.Parallel()
+	const timeout = 1500 * time.Millisecond
 	leader := newFakeRaft().withConfig(voter("n1"), voter("n2"), voter("n3")).setLeader(true)
 	r := func() *fakeRaft { return newFakeRaft().withConfig(voter("n1"), voter("n2"), voter("n3")) }
-	n1, _, n3 := startTrio(t, func(c *Config) { c.DeadServerTimeout = time.Hour }, leader, r(), r())
+	n1, _, n3 := startTrio(t, func(c *Config) { c.DeadServerTimeout = timeout }, leader, r(), r())
 
 	if err := n3.c.Leave(5 * time.Second); err != nil {
 		t.Fatalf("Leave() = %v", err)
 	}
+	testutil.Poll(t, converge, "n1 to see n3 leave", func() bool { return n1.status("n3") == StatusLeft })
+	m, _ := n1.c.table.get("n3")
 	testutil.Poll(t, converge, "n3 to be removed", func() bool { return !leader.hasServer(nodeID("n3"), "") })
-	if got := n1.status("n3"); got != StatusLeft {
-		t.Errorf("n1 sees n3 as %v, want left", got)
+	for _, ch := range leader.changeCalls() {
+		if ch.Op == "remove" && ch.ID == nodeID("n3") && ch.At.Sub(m.since) < timeout {
+			t.Errorf("n3 removed %v after it left, want >= %v", ch.At.Sub(m.since), timeout)
+		}
 	}
 	if !leader.hasServer(nodeID("n2"), raftAddr("n2")) {
 		t.Error("n2 was removed too")
@@ -209,7 +225,9 @@ func TestNeverRemovesAMajority(t *testing.T) {
 func TestFollowerNeverChangesVoters(t *testing.T) {
 	t.Parallel()
 	follower := newFakeRaft().withConfig(voter("n1"), voter("n3"))
-	n1 := startNode(t, testConfig(t, "n1"), follower)
+	cfg1 := testConfig(t, "n1")
+	cfg1.DeadServerTimeout = time.Second // n3's leave is acted on after it
+	n1 := startNode(t, cfg1, follower)
 	startNode(t, testConfig(t, "n2", n1.c.GossipAddr()), newFakeRaft())
 	n3 := startNode(t, testConfig(t, "n3", n1.c.GossipAddr()), newFakeRaft())
 	// n3 must know its peers before leaving, or nobody hears the leave.

@@ -65,10 +65,12 @@ type Config struct {
 	// (default 60s, as Consul).
 	ReconcileInterval time.Duration
 
-	// DeadServerTimeout is how long a server must have been failed
+	// DeadServerTimeout is how long a server must have been failed or left
 	// (continuously, as seen by this node's gossip) or unknown to gossip
-	// before the leader removes it from the Raft configuration. Servers that
-	// leave gracefully are removed at once.
+	// before the leader removes it from the Raft configuration. A server
+	// that leaves gracefully keeps its voter slot for this long too, so a
+	// restart (`scripts/cluster.sh stop N; start N`, a rolling upgrade)
+	// never shrinks the configuration.
 	//
 	// Default 30s. Gossip already needs about 5-25s (LAN timings, 3-5
 	// servers) to declare a crashed server failed, so a removal happens
@@ -81,6 +83,12 @@ type Config struct {
 	// before the removal anyway. Removals are also bounded by the quorum
 	// guard, whatever the timeout.
 	DeadServerTimeout time.Duration
+
+	// ServerStabilizationTime is how long a new server stays a non-voter
+	// after it is alive in gossip before the leader promotes it to voter
+	// (autopilot.go). 0 adds new servers as voters at once. Default 10s,
+	// as Consul's autopilot.
+	ServerStabilizationTime time.Duration
 
 	// Gossip holds memberlist's failure-detector and gossip timings.
 	Gossip GossipConfig
@@ -115,6 +123,8 @@ const (
 	DefaultBindPort          = 8301
 	DefaultReconcileInterval = 60 * time.Second
 	DefaultDeadServerTimeout = 30 * time.Second
+	// DefaultServerStabilizationTime is ServerStabilizationTime's default.
+	DefaultServerStabilizationTime = 10 * time.Second
 )
 
 // DefaultConfig returns a Config with every optional field set. NodeID,
@@ -132,6 +142,8 @@ func DefaultConfig() Config {
 		ReconcileInterval: DefaultReconcileInterval,
 		DeadServerTimeout: DefaultDeadServerTimeout,
 		Gossip:            DefaultGossipConfig(),
+
+		ServerStabilizationTime: DefaultServerStabilizationTime,
 	}
 }
 
@@ -233,6 +245,8 @@ func (c Config) validateTimings() error {
 		return invalid("ReconcileInterval %v must be positive", c.ReconcileInterval)
 	case c.DeadServerTimeout <= 0:
 		return invalid("DeadServerTimeout %v must be positive", c.DeadServerTimeout)
+	case c.ServerStabilizationTime < 0:
+		return invalid("ServerStabilizationTime %v must not be negative", c.ServerStabilizationTime)
 	case c.JoinRetryMin <= 0:
 		return invalid("JoinRetryMin %v must be positive", c.JoinRetryMin)
 	case c.JoinRetryMax < c.JoinRetryMin:

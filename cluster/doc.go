@@ -17,7 +17,7 @@
 //	c, err := cluster.New(cfg, raftNode, logger) // memberlist is listening
 //	go func() { runErr <- c.Run(ctx) }()       // join, bootstrap, reconcile
 //	...
-//	c.Leave(5 * time.Second) // graceful: the leader removes us at once
+//	c.Leave(5 * time.Second) // graceful: our voter slot is kept for DeadServerTimeout
 //	<-runErr                 // Run has returned (Leave waited for it too)
 //	raftNode.Shutdown()
 //
@@ -56,12 +56,12 @@
 // A pass runs on gaining leadership, after every batch of membership events,
 // every ReconcileInterval, when a failed server's DeadServerTimeout expires
 // and shortly after a failed change. planReconcile (pure, reconcile.go)
-// decides: add alive servers missing from Raft as voters; remove servers
-// that left at once; remove servers failed, or absent from gossip, for
-// DeadServerTimeout, only while the remaining alive voters stay a majority
+// decides: add alive servers missing from Raft as non-voters and promote
+// them after ServerStabilizationTime (autopilot.go); remove servers
+// that left gracefully, failed, or are absent from gossip, for
+// DeadServerTimeout (a restart within it keeps the voter slot), only while the remaining alive voters stay a majority
 // of the new configuration and at most (voters-1)/2 per pass; never remove
-// this server. Unlike Consul, new servers are added directly as voters (no
-// autopilot-style non-voter stabilisation).
+// this server.
 //
 // # Goroutines
 //

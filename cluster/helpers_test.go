@@ -32,7 +32,7 @@ type fakeRaft struct {
 
 // change is one AddVoter or RemoveServer call.
 type change struct {
-	Op   string // "add" or "remove"
+	Op   string // "add", "add-nonvoter" or "remove"
 	ID   string
 	Addr string
 	At   time.Time
@@ -83,6 +83,23 @@ func (f *fakeRaft) AddVoter(id, addr string) error {
 	}
 	f.servers = slices.DeleteFunc(f.servers, func(s raftnode.Server) bool { return s.ID == id || s.Address == addr })
 	f.servers = append(f.servers, raftnode.Server{ID: id, Address: addr, Voter: true})
+	return nil
+}
+
+func (f *fakeRaft) AddNonvoter(id, addr string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.changes = append(f.changes, change{Op: "add-nonvoter", ID: id, Addr: addr, At: time.Now()})
+	if !f.leader {
+		return fmt.Errorf("fake add non-voter: %w", raftnode.ErrNotLeader)
+	}
+	for _, s := range f.servers {
+		if s.ID == id && s.Address == addr {
+			return nil
+		}
+	}
+	f.servers = slices.DeleteFunc(f.servers, func(s raftnode.Server) bool { return s.ID == id || s.Address == addr })
+	f.servers = append(f.servers, raftnode.Server{ID: id, Address: addr, Voter: false})
 	return nil
 }
 
@@ -201,6 +218,7 @@ func testConfig(t *testing.T, name string, join ...string) Config {
 	cfg.GRPCAddr = grpcAddr(name)
 	cfg.ReconcileInterval = 300 * time.Millisecond
 	cfg.DeadServerTimeout = time.Minute
+	cfg.ServerStabilizationTime = 500 * time.Millisecond
 	g := LocalGossipConfig()
 	g.ProbeInterval = 250 * time.Millisecond
 	g.ProbeTimeout = 150 * time.Millisecond

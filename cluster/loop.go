@@ -184,6 +184,7 @@ func (l *loop) reconcile() (plan, bool) {
 		members:           c.table.snapshot(),
 		now:               c.now(),
 		deadServerTimeout: c.cfg.DeadServerTimeout,
+		stabilization:     c.cfg.ServerStabilizationTime,
 		unknownSince:      l.unknownSince,
 	})
 	l.unknownSince = p.unknown
@@ -215,13 +216,12 @@ func (l *loop) apply(p plan) bool {
 		}
 		return true
 	}
-	for _, r := range p.removeLeft {
-		if !run("remove left server", r.ID, func() error { return c.raft.RemoveServer(r.ID) }) {
-			return false
-		}
-	}
 	for _, s := range p.add {
-		if !run("add voter", s.ID, func() error { return c.raft.AddVoter(s.ID, s.Address) }) {
+		op, add := "add voter", c.raft.AddVoter
+		if !s.Voter {
+			op, add = "add non-voter", c.raft.AddNonvoter
+		}
+		if !run(op, s.ID, func() error { return add(s.ID, s.Address) }) {
 			return false
 		}
 	}

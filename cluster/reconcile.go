@@ -16,7 +16,7 @@ import (
 type removalReason uint8
 
 const (
-	reasonLeft    removalReason = iota + 1 // gossip: left gracefully
+	reasonLeft    removalReason = iota + 1 // gossip: left gracefully for DeadServerTimeout
 	reasonFailed                           // gossip: failed for DeadServerTimeout
 	reasonUnknown                          // not in gossip at all for DeadServerTimeout
 )
@@ -50,6 +50,9 @@ type planInput struct {
 	members           []memberState     // member table snapshot
 	now               time.Time
 	deadServerTimeout time.Duration
+	// stabilization is how long a new server stays a non-voter
+	// (autopilot.go); 0 adds new servers as voters at once.
+	stabilization time.Duration
 	// unknownSince: when each Raft server was first seen with no gossip
 	// member (owned by the loop; the plan returns the updated map).
 	unknownSince map[string]time.Time
@@ -57,10 +60,9 @@ type planInput struct {
 
 // plan is the outcome of planReconcile, applied in field order.
 type plan struct {
-	removeLeft []removal            // left gracefully: remove at once
-	add        []raftnode.Server    // alive servers missing (or stale) in Raft
-	removeDead []removal            // failed/unknown past the timeout, allowed by the guard
-	blocked    []removal            // failed/unknown past the timeout, kept by the quorum guard
+	add        []raftnode.Server    // alive servers missing (Voter false: as non-voters), stale, or due for promotion
+	removeDead []removal            // left/failed/unknown past the timeout, allowed by the guard
+	blocked    []removal            // left/failed/unknown past the timeout, kept by the quorum guard
 	unknown    map[string]time.Time // new unknownSince
 	// nextDue is the earliest time a failed or unknown server not yet due
 	// becomes due for removal (zero: none pending). The loop sets a timer.
@@ -71,19 +73,18 @@ type plan struct {
 // line with gossip membership. Rules:
 //   - An alive server of our datacenter that is not a voter with the same
 //     ID and address is added (AddVoter replaces a stale entry).
-//   - A server that left gracefully is removed at once.
-//   - A server that has been failed, or unknown to gossip, for at least
-//     deadServerTimeout is removed, subject to the quorum guard: voters
+//   - A server that has left gracefully, failed, or been unknown to
+//     gossip for at least deadServerTimeout is removed (a graceful leave
+//     is not removed at once: a restart keeps its voter slot), subject to the quorum guard: voters
 //     are removed only while the remaining alive voters stay a majority of
 //     the new configuration, and at most (voters-1)/2 in one pass.
 //   - This server is never removed.
 func planReconcile(in planInput) plan {
 	byID := indexMembers(in.members, in.datacenter)
 	p := plan{unknown: make(map[string]time.Time)}
-	p.add = planAdds(in, byID)
+	p.add, p.nextDue = planAdds(in, byID)
 
 	var due []removal
-	leftIDs := make(map[string]bool)
 	for _, s := range sortedServers(in.servers) {
 		if s.ID == in.selfID {
 			continue
@@ -92,10 +93,10 @@ func planReconcile(in planInput) plan {
 		r := removal{ID: s.ID, Voter: s.Voter, Since: m.since}
 		switch {
 		case known && m.status == StatusLeft:
+			// A graceful leave keeps the server's slot like a failure
+			// does: a restart within the timeout finds it a voter still,
+			// so the configuration never shrinks for a restart.
 			r.Reason = reasonLeft
-			p.removeLeft = append(p.removeLeft, r)
-			leftIDs[s.ID] = true
-			continue
 		case known && m.live():
 			continue
 		case known:
@@ -117,41 +118,20 @@ func planReconcile(in planInput) plan {
 		}
 		due = append(due, r)
 	}
-	p.removeDead, p.blocked = guardRemovals(in, byID, leftIDs, due)
+	p.removeDead, p.blocked = guardRemovals(in, byID, due)
 	return p
-}
-
-// planAdds lists alive servers that are not voters at their gossiped
-// address, sorted by ID.
-func planAdds(in planInput, byID map[string]memberState) []raftnode.Server {
-	current := make(map[string]raftnode.Server, len(in.servers))
-	for _, s := range in.servers {
-		current[s.ID] = s
-	}
-	var adds []raftnode.Server
-	for _, id := range sortedKeys(byID) {
-		m := byID[id]
-		if id == in.selfID || m.status != StatusAlive || m.meta.RaftAddr == "" {
-			continue
-		}
-		if s, ok := current[id]; ok && s.Voter && s.Address == m.meta.RaftAddr {
-			continue // already present: a no-op
-		}
-		adds = append(adds, raftnode.Server{ID: id, Address: m.meta.RaftAddr, Voter: true})
-	}
-	return adds
 }
 
 // guardRemovals splits due removals into allowed and blocked. Non-voters
 // never affect quorum and are always allowed. For voters, with V voters
-// left after the graceful leaves and A of them alive (this server
+// and A of them alive (this server
 // included): removing k more is allowed while k <= (V-1)/2 and
 // 2*A > V-k, i.e. the remaining alive voters are a majority of the new
 // configuration. Oldest failures go first; ties break by ID.
-func guardRemovals(in planInput, byID map[string]memberState, leftIDs map[string]bool, due []removal) (allowed, blocked []removal) {
+func guardRemovals(in planInput, byID map[string]memberState, due []removal) (allowed, blocked []removal) {
 	voters, alive := 0, 0
 	for _, s := range in.servers {
-		if !s.Voter || leftIDs[s.ID] {
+		if !s.Voter {
 			continue
 		}
 		voters++

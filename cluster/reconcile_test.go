@@ -88,10 +88,15 @@ func TestPlanReconcile(t *testing.T) {
 			}(),
 			want: plan{},
 		},
-		"left server is removed at once": {
+		"left server keeps its slot until the timeout": {
 			servers: voters("n1", "n2", "n3"),
-			members: append(alive("n1", "n2"), mem("n3", StatusLeft, now)),
-			want:    plan{removeLeft: []removal{rm("n3", true, reasonLeft, now)}},
+			members: append(alive("n1", "n2"), mem("n3", StatusLeft, now.Add(-10*time.Second))),
+			want:    plan{nextDue: now.Add(20 * time.Second)},
+		},
+		"left server is removed after the timeout": {
+			servers: voters("n1", "n2", "n3"),
+			members: append(alive("n1", "n2"), mem("n3", StatusLeft, now.Add(-timeout))),
+			want:    plan{removeDead: []removal{rm("n3", true, reasonLeft, now.Add(-timeout))}},
 		},
 		"failed server waits for the timeout": {
 			servers: voters("n1", "n2", "n3"),
@@ -128,13 +133,23 @@ func TestPlanReconcile(t *testing.T) {
 				rm("n5", true, reasonFailed, now.Add(-time.Minute)),
 			}},
 		},
-		"graceful leaves do not count against the guard": {
+		"graceful leaves count against the guard like failures": {
 			servers: voters("n1", "n2", "n3", "n4", "n5"),
-			members: append(alive("n1", "n2"), mem("n3", StatusLeft, now), mem("n4", StatusLeft, now), failed("n5", time.Minute)),
+			members: append(alive("n1", "n2", "n3"), mem("n4", StatusLeft, now.Add(-2*time.Minute)), failed("n5", time.Minute)),
 			want: plan{
-				removeLeft: []removal{rm("n3", true, reasonLeft, now), rm("n4", true, reasonLeft, now)},
-				removeDead: []removal{rm("n5", true, reasonFailed, now.Add(-time.Minute))},
+				removeDead: []removal{
+					rm("n4", true, reasonLeft, now.Add(-2*time.Minute)),
+					rm("n5", true, reasonFailed, now.Add(-time.Minute)),
+				},
 			},
+		},
+		"two of three left: nothing removed": {
+			servers: voters("n1", "n2", "n3"),
+			members: append(alive("n1"), mem("n2", StatusLeft, now.Add(-time.Minute)), mem("n3", StatusLeft, now.Add(-time.Minute))),
+			want: plan{blocked: []removal{
+				rm("n2", true, reasonLeft, now.Add(-time.Minute)),
+				rm("n3", true, reasonLeft, now.Add(-time.Minute)),
+			}},
 		},
 		"failed non-voter is removed even when voters are blocked": {
 			servers: append(voters("n1", "n2", "n3"), nonVoter("n4")),
@@ -302,6 +317,59 @@ func TestPlanBootstrap(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.wantServers, servers); diff != "" {
 				t.Errorf("planBootstrap() servers mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPlanAutopilotStages: with a stabilization time, a new server is
+// added as a non-voter, promoted only once it has been alive that long; a
+// present voter is never demoted; a voter at a new address stays a voter.
+func TestPlanAutopilotStages(t *testing.T) {
+	t.Parallel()
+	const stable = 10 * time.Second
+	now := t0.Add(time.Hour)
+	aliveSince := func(name string, ago time.Duration) memberState { return mem(name, StatusAlive, now.Add(-ago)) }
+	tests := map[string]struct {
+		servers []raftnode.Server
+		members []memberState
+		want    plan
+	}{
+		"new server joins as a non-voter": {
+			servers: voters("n1", "n2", "n3"),
+			members: append(alive("n1", "n2", "n3"), aliveSince("n4", time.Second)),
+			want:    plan{add: []raftnode.Server{nonVoter("n4")}},
+		},
+		"non-voter not yet stable waits": {
+			servers: append(voters("n1", "n2", "n3"), nonVoter("n4")),
+			members: append(alive("n1", "n2", "n3"), aliveSince("n4", 4*time.Second)),
+			want:    plan{nextDue: now.Add(6 * time.Second)},
+		},
+		"stable non-voter is promoted": {
+			servers: append(voters("n1", "n2", "n3"), nonVoter("n4")),
+			members: append(alive("n1", "n2", "n3"), aliveSince("n4", stable)),
+			want:    plan{add: voters("n4")},
+		},
+		"restarted voter stays a voter": {
+			servers: voters("n1", "n2", "n3"),
+			members: append(alive("n1", "n2"), aliveSince("n3", time.Second)),
+			want:    plan{},
+		},
+		"voter at a new address is re-added as a voter": {
+			servers: []raftnode.Server{voter("n1"), voter("n2"), {ID: nodeID("n3"), Address: "old:8300", Voter: true}},
+			members: append(alive("n1", "n2"), aliveSince("n3", time.Second)),
+			want:    plan{add: voters("n3")},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			got := planReconcile(planInput{
+				selfID: nodeID("n1"), datacenter: "dc1", servers: tc.servers, members: tc.members,
+				now: now, deadServerTimeout: time.Minute, stabilization: stable,
+			})
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(plan{}), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("planReconcile() mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -59,6 +59,9 @@ const (
 	OpACLTokenSet Op = 13
 	// OpACLTokenDelete removes the token with AccessorID Command.ACLID.
 	OpACLTokenDelete Op = 14
+	// OpReapTombstones removes the tombstones deleted at or below
+	// Command.ReapIndex (tombstone GC, reap.go).
+	OpReapTombstones Op = 15
 
 	// IgnoreUnknownFlag marks a command type as safe to skip for replicas
 	// that do not know it (rolling upgrades: a newer leader may emit
@@ -101,6 +104,8 @@ func (op Op) String() string {
 		s = "acl-token-set"
 	case OpACLTokenDelete:
 		s = "acl-token-delete"
+	case OpReapTombstones:
+		s = "reap-tombstones"
 	default:
 		s = fmt.Sprintf("op(0x%02x)", uint8(op.base()))
 	}
@@ -113,7 +118,7 @@ func (op Op) String() string {
 // knownOp reports whether DecodeCommand understands op (flag stripped).
 func knownOp(op Op) bool {
 	switch op.base() {
-	case OpUpsert, OpUpsertCAS, OpDelete, OpDeleteCAS, OpNoop:
+	case OpUpsert, OpUpsertCAS, OpDelete, OpDeleteCAS, OpNoop, OpReapTombstones:
 		return true
 	}
 	return isCatalogOp(op) || isACLOp(op)
@@ -142,6 +147,8 @@ type Command struct {
 	ACLToken      *ACLToken
 	ACLID         string
 	ACLResetIndex uint64
+	// ReapIndex is the index of OpReapTombstones.
+	ReapIndex uint64
 }
 
 // ApplyResult is what the FSM returns for every command log (it becomes
@@ -169,6 +176,7 @@ type ApplyResult struct {
 //	OpDelete:    kind, name
 //	OpDeleteCAS: CASIndex, kind, name
 //	OpNoop:      empty body
+//	OpReapTombstones: reap index (always sent with IgnoreUnknownFlag)
 //
 // The decoder rejects trailing bytes, so each command has exactly one
 // encoding per entry JSON.
@@ -181,6 +189,12 @@ func EncodeCommand(c Command) ([]byte, error) {
 	op := c.Op
 	if !knownOp(op) {
 		return nil, fmt.Errorf("encode command type 0x%02x: %w", uint8(op), ErrUnknownOp)
+	}
+	if op.base() == OpReapTombstones {
+		return encodeReap(c)
+	}
+	if c.ReapIndex != 0 {
+		return nil, fmt.Errorf("encode %s with ReapIndex: %w", op, ErrMalformedCommand)
 	}
 	if isCatalogOp(op) {
 		if c.ACLPolicy != nil || c.ACLToken != nil || c.ACLID != "" || c.ACLResetIndex != 0 {
@@ -269,6 +283,9 @@ func DecodeCommand(b []byte) (Command, error) {
 	}
 	if isACLOp(op) {
 		return decodeACLCommand(op, b[1:])
+	}
+	if op == OpReapTombstones {
+		return decodeReap(b[1:])
 	}
 	c := Command{Op: op}
 	rest := b[1:]

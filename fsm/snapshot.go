@@ -32,6 +32,9 @@ import (
 //	  6 acl policy: encoding/json of ACLPolicy
 //	  7 acl token:  encoding/json of ACLToken (the secret's hash only)
 //	  8 acl meta:   name ("bootstrap" or "index"), value (uvarint)
+//	  9 reap floor: the highest deletion index of a reaped tombstone
+//	               (uvarint); written only when tombstone GC has run, at
+//	               most once
 //	  255 end:     entry, tombstone and index record counts (uvarints),
 //	               then, when the catalog or the ACL state is not empty,
 //	               instance and catalog-index record counts (uvarints),
@@ -60,6 +63,7 @@ const (
 	recACLPolicy byte = 6
 	recACLToken  byte = 7
 	recACLMeta   byte = 8
+	recReapFloor byte = 9
 	recEnd       byte = 0xFF
 
 	// maxRecordLen bounds one record's payload, so garbage cannot make
@@ -166,6 +170,12 @@ func writeSnapshot(out io.Writer, v *View) error {
 		return err
 	}
 	hasACL := nACL != [3]uint64{}
+	if floor := v.ReapFloor(); floor > 0 {
+		rec = appendRecord(rec[:0], recReapFloor, binary.AppendUvarint(nil, floor), nil)
+		if _, err := w.Write(rec); err != nil {
+			return fmt.Errorf("write reap floor: %w", err)
+		}
+	}
 
 	// The end record goes to bw only: the checksum covers what precedes it.
 	var p []byte
@@ -323,6 +333,8 @@ func readSnapshot(r io.Reader) (*Store, uint64, error) {
 			err = rs.aclToken(p)
 		case recACLMeta:
 			err = rs.aclMeta(p)
+		case recReapFloor:
+			err = rs.reapFloor(p)
 		case recEnd:
 			if err := rs.end(p, sum); err != nil {
 				return nil, 0, fmt.Errorf("record %d: %w", rec, err)
@@ -412,6 +424,18 @@ func (rs *restoreState) tombstone(p []byte) error {
 	}
 	must(rs.w.txn.Insert(tableTombstones, &tombstone{Key: k, Index: idx}))
 	rs.nTombs++
+	return nil
+}
+
+func (rs *restoreState) reapFloor(p []byte) error {
+	v, n := binary.Uvarint(p)
+	if n <= 0 || n != len(p) || v == 0 {
+		return badSnapshot("reap floor: bad value")
+	}
+	if rs.w.view().ReapFloor() != 0 {
+		return badSnapshot("reap floor: duplicate")
+	}
+	must(rs.w.txn.Insert(tableMeta, &indexRow{Name: metaReapFloor, Value: v}))
 	return nil
 }
 

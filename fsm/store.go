@@ -107,7 +107,9 @@ func (s *Store) Get(key chain.Key) (e *StoredEntry, index uint64, watch <-chan s
 		// closes its leaf channel: precise.
 		return nil, traw.(*tombstone).Index, tch
 	}
-	return nil, 0, ch
+	// Never existed, or its tombstone was reaped: the reap floor keeps the
+	// index from going backwards (reap.go).
+	return nil, reapFloorTxn(txn), ch
 }
 
 // List returns the entries of kind (any case) sorted by name, the list

@@ -67,6 +67,10 @@
 //     buffered channels at shutdown is never answered (a v1.7.3 limitation:
 //     such logFutures have no shutdown channel), so its waiter cannot end and
 //     is reported in the log. Its caller has already returned.
+//   - a restore runner per RestoreSnapshot (restore.go): raft.Restore takes
+//     no context and returns no future, so it runs on its own goroutine and
+//     the caller waits on it, its context and raftDone. It ends when Raft
+//     finishes the restore or shuts down; not counted by waiterSet.
 //
 // Started by hashicorp/raft and its NetworkTransport: the main run loop, the
 // FSM loop, the snapshot loop, one replication and one heartbeat goroutine

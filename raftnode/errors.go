@@ -87,9 +87,9 @@ func (n *Node) translate(op string, err error, dispatched bool) error {
 		return n.notLeaderError(op)
 	case errors.Is(err, raft.ErrLeadershipLost),
 		errors.Is(err, raft.ErrAbortedByRestore):
-		// ErrAbortedByRestore only follows a user-requested snapshot
-		// restore, which this package never issues; it is treated as
-		// indeterminate, which is always safe.
+		// ErrAbortedByRestore follows a user snapshot restore
+		// (RestoreSnapshot): the write may or may not be in the log the
+		// restore replaced; it is treated as indeterminate, always safe.
 		return fmt.Errorf("%s: %v: %w", op, err, ErrUnknownOutcome)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		if dispatched {

@@ -26,6 +26,7 @@ import (
 	"github.com/chainstore/chainstore/fsm"
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 	"github.com/chainstore/chainstore/raftnode"
+	"github.com/chainstore/chainstore/version"
 )
 
 const (
@@ -597,7 +598,8 @@ func TestClusterInfo(t *testing.T) {
 		t.Fatalf("Status: %v", err)
 	}
 	want := &chainstorev1.StatusResponse{Node: "node-a", NodeId: "a", Datacenter: "dc1", State: "Leader", IsLeader: true,
-		Leader: "node-a", LeaderId: "a", LeaderGrpcAddr: n.addr, Term: 1, CommitIndex: 1, AppliedIndex: 1, LastLogIndex: 1}
+		Leader: "node-a", LeaderId: "a", LeaderGrpcAddr: n.addr, Term: 1, CommitIndex: 1, AppliedIndex: 1, LastLogIndex: 1,
+		ServerVersion: version.String()}
 	if st.Meta.GetIndex() != 1 || st.Meta.GetServedBy() != "node-a" {
 		t.Errorf("Status meta = %v", st.Meta)
 	}

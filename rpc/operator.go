@@ -10,6 +10,7 @@ import (
 
 	"github.com/chainstore/chainstore/acl"
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
+	"github.com/chainstore/chainstore/version"
 	"github.com/chainstore/chainstore/xdsserver"
 )
 
@@ -30,6 +31,8 @@ type OperatorServer struct {
 	router *router
 	// xds is this server's xDS server; nil if it serves none.
 	xds XDS
+	// snap serialises snapshot restores (snapshot.go).
+	snap snapshotOps
 }
 
 var _ chainstorev1.OperatorServiceServer = (*OperatorServer)(nil)
@@ -98,6 +101,8 @@ func (s *OperatorServer) Status(ctx context.Context, _ *chainstorev1.StatusReque
 		AppliedIndex: s.router.fsm.AppliedIndex(),
 		LastLogIndex: st.LastLogIndex,
 		Meta:         s.router.meta(s.router.fsm.AppliedIndex()),
+		// ServerVersion is the stamped version of this binary.
+		ServerVersion: version.String(),
 	}
 	if leaderID != "" {
 		resp.Leader = s.router.memberNames()[leaderID]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,9 @@ type Raft interface {
 	Leader() (id, addr string)
 	Servers() ([]raftnode.Server, error)
 	Stats() raftnode.Stats
+	// RestoreSnapshot and LastIndex serve snapshot restores (snapshot.go).
+	RestoreSnapshot(ctx context.Context, index uint64, size int64, r io.Reader) error
+	LastIndex() uint64
 }
 
 // FSM is what the services need from fsm.FSM.

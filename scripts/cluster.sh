@@ -5,7 +5,9 @@
 #   scripts/cluster.sh up        start n1..n3 in the background; return once a
 #                                leader is elected and all three are voters
 #   scripts/cluster.sh down      stop every node (SIGTERM: graceful leave)
-#   scripts/cluster.sh stop N    stop node N with SIGTERM (graceful leave)
+#   scripts/cluster.sh stop N    stop node N with SIGTERM (graceful leave; it
+#                                keeps its voter slot for the dead-server
+#                                timeout, 30 s, so `start N` finds 3 voters)
 #   scripts/cluster.sh kill N    kill node N with SIGKILL (a crash)
 #   scripts/cluster.sh start N   start node N again (it resumes from its data)
 #   scripts/cluster.sh status    show each node's process and Raft status
@@ -297,7 +299,7 @@ cmd_run() {
 }
 
 usage() {
-  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in

@@ -15,6 +15,7 @@ import (
 	"github.com/chainstore/chainstore/httpapi"
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/tombgc"
 	"github.com/chainstore/chainstore/xdsserver"
 )
 
@@ -52,6 +53,8 @@ type Config struct {
 	Hub chainwatch.Config
 	// Health configures the TTL check monitor.
 	Health health.Config
+	// TombstoneGC configures the leader's tombstone garbage collection.
+	TombstoneGC tombgc.Config
 	// XDS configures the xDS server for proxyless gRPC clients (its
 	// version prefix defaults to one derived from NodeName).
 	XDS    xdsserver.Config
@@ -89,6 +92,7 @@ func DefaultConfig() Config {
 		RPC:             rpc.DefaultServerConfig(),
 		Hub:             chainwatch.DefaultConfig(),
 		Health:          health.DefaultConfig(),
+		TombstoneGC:     tombgc.DefaultConfig(),
 		XDS:             xdsserver.DefaultConfig(),
 		Chains:          rpc.DefaultChainServerConfig(),
 		HTTP:            httpapi.DefaultConfig(),
@@ -121,6 +125,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			return fmt.Errorf("--http-addr %q: %w", c.HTTPAddr, err)
 		}
+	}
+	if c.TombstoneGC.TTL <= 0 {
+		return fmt.Errorf("--tombstone-ttl must be positive, got %s", c.TombstoneGC.TTL)
 	}
 	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
 		return fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", c.LogLevel)

@@ -49,6 +49,7 @@ import (
 	"github.com/chainstore/chainstore/metrics"
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/tombgc"
 	"github.com/chainstore/chainstore/xdsserver"
 )
 
@@ -65,6 +66,7 @@ type Server struct {
 	cluster *cluster.Cluster
 	hub     *chainwatch.Hub
 	health  *health.Monitor
+	tombgc  *tombgc.Collector
 	xds     *xdsserver.Server
 	rpc     *rpc.Services
 	grpc    *grpc.Server
@@ -163,6 +165,9 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 		return nil, err
 	}
 	s.health, err = health.New(cfg.Health, s.raft, s.fsm, fsm.NewProposer(s.raft), logger)
+	if err == nil {
+		s.tombgc, err = tombgc.New(cfg.TombstoneGC, s.raft, s.fsm, fsm.NewProposer(s.raft), logger)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +249,7 @@ func (s *Server) Start() {
 	s.cancelCluster = cancel
 	hubCtx, cancelHub := context.WithCancel(context.Background())
 	s.cancelHub = cancelHub
-	s.wg.Add(6)
+	s.wg.Add(7)
 	go func() {
 		defer s.wg.Done()
 		// A Raft node whose disk stalled or failed has fenced itself off;
@@ -266,6 +271,11 @@ func (s *Server) Start() {
 		// Stopped with the hub, first in Stop: no expiry is proposed
 		// while Raft shuts down.
 		_ = s.health.Run(hubCtx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		// Tombstone GC, leader only; stopped with the hub like health.
+		_ = s.tombgc.Run(hubCtx)
 	}()
 	go func() {
 		defer s.wg.Done()

@@ -235,11 +235,33 @@ func TestLeaderCrashAndRestart(t *testing.T) {
 		}
 	})
 
-	t.Run("a follower stopped gracefully leaves and rejoins as a voter", func(t *testing.T) {
+	t.Run("a follower stopped gracefully keeps its voter slot and rejoins", func(t *testing.T) {
 		f := c.Followers()[0]
+		fID := f.Server().NodeID()
 		c.Stop(f)
-		c.WaitStable(2) // removed from Raft at once, not after the dead-server timeout
+		// The leader sees the leave, and keeps the server as a voter
+		// (it is removed only after the dead-server timeout, 30 s here).
+		leader := c.Leader()
+		viaLeader := c.Client(leader)
+		testutil.Poll(t, 10*time.Second, "the leader to see the leave", func() bool {
+			resp, err := viaLeader.Members(ctxFor(t, 5*time.Second), &chainstorev1.MembersRequest{})
+			for _, m := range resp.GetMembers() {
+				if err == nil && m.GetId() == fID {
+					return m.GetStatus() == "left"
+				}
+			}
+			return false
+		})
 		apply(t, cl, serviceDefaults("while-away", "http"))
+		servers, err := leader.Server().Raft().Servers()
+		if err != nil || len(servers) != 3 {
+			t.Fatalf("Raft configuration while %s is away = %v, %v; want 3 voters", f.Name(), servers, err)
+		}
+		for _, s := range servers {
+			if !s.Voter {
+				t.Errorf("server %s is not a voter while %s is away", s.ID, f.Name())
+			}
+		}
 		c.Start(f)
 		c.WaitStable(3)
 		c.WaitConverged()
@@ -272,7 +294,20 @@ func TestSnapshotJoinAndFailedServerRemoval(t *testing.T) {
 	snapIndex := leader.Server().Raft().Stats().LastSnapshotIndex
 
 	n4 := c.AddNode("n4", 0)
-	t.Run("the joining server becomes a voter", func(*testing.T) {
+	t.Run("the joining server is a non-voter first, then a voter", func(t *testing.T) {
+		n4ID := n4.Server().NodeID()
+		testutil.Poll(t, 20*time.Second, "n4 in the configuration", func() bool {
+			servers, err := c.Leader().Server().Raft().Servers()
+			for _, s := range servers {
+				if err == nil && s.ID == n4ID {
+					if s.Voter {
+						t.Errorf("n4 entered the configuration as a voter")
+					}
+					return true
+				}
+			}
+			return false
+		})
 		c.WaitStable(4)
 	})
 	t.Run("it catches up from the snapshot", func(t *testing.T) {

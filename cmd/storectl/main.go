@@ -31,6 +31,7 @@ var commandGroups = []func() commandTable{
 	catalogCommands,
 	xdsCommands,
 	aclCommands,
+	snapshotCommands,
 }
 
 // commands returns every storectl subcommand.

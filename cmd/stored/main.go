@@ -51,6 +51,10 @@ func main() {
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
 	}
+	if errors.Is(err, errVersion) {
+		printVersion(os.Stdout)
+		os.Exit(0)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stored:", err)
 		os.Exit(2)
@@ -67,6 +71,8 @@ func main() {
 // run builds the server from cfg and runs it until ctx is done.
 func run(ctx context.Context, cfg server.Config, dbg debugOptions) error {
 	logger := newLogger(cfg, os.Stderr)
+	stopReload := watchSIGHUP(&reloader{args: os.Args[1:], logger: logger, stderr: os.Stderr, current: cfg}) // config.go
+	defer stopReload()
 	_, stopDebug, err := startDebug(dbg, logger) //nolint:contextcheck // the returned stop runs after ctx is done (that is how run ends) and bounds the pprof server's Shutdown with its own timeout
 	if err != nil {
 		return err
@@ -116,10 +122,18 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 	fs.BoolVar(&cfg.LogJSON, "log-json", cfg.LogJSON, "log as JSON lines")
 	fs.BoolVar(&cfg.ACLEnabled, "acl-enabled", cfg.ACLEnabled, "enforce ACL tokens on every request (docs/acl.md)")
 	fs.StringVar(&cfg.ACLDefaultPolicy, "acl-default-policy", "deny", "with --acl-enabled, what no rule covers: deny or allow")
+	fs.DurationVar(&cfg.TombstoneGC.TTL, "tombstone-ttl", cfg.TombstoneGC.TTL, "keep the tombstones of deleted entries at least this long before the leader reaps them")
 	testHooks := registerTestFlags(fs)
 	dbg := registerDebugFlags(fs)
+	file := registerFileFlags(fs) // config.go
 	cli.HideFlags(fs, testFlagPrefix)
 	if err := fs.Parse(args); err != nil {
+		return server.Config{}, debugOptions{}, err
+	}
+	if file.showVersion {
+		return server.Config{}, debugOptions{}, errVersion
+	}
+	if err := file.applyConfigFile(fs); err != nil {
 		return server.Config{}, debugOptions{}, err
 	}
 	if fs.NArg() > 0 {

@@ -106,6 +106,7 @@ func Config(name, dataDir string) server.Config {
 	cfg.Cluster.JoinRetryMax = 500 * time.Millisecond
 	cfg.Cluster.ReconcileInterval = 500 * time.Millisecond
 	cfg.Cluster.DeadServerTimeout = 30 * time.Second
+	cfg.Cluster.ServerStabilizationTime = 500 * time.Millisecond
 	cfg.Cluster.Label = "chainstore-test"
 
 	cfg.RPC.HoldTimeout = 7 * time.Second

@@ -431,8 +431,10 @@ type StatusResponse struct {
 	AppliedIndex   uint64     `protobuf:"varint,11,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	LastLogIndex   uint64     `protobuf:"varint,12,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
 	Meta           *QueryMeta `protobuf:"bytes,13,opt,name=meta,proto3" json:"meta,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The version of this server's binary (stored --version).
+	ServerVersion string `protobuf:"bytes,14,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -554,6 +556,13 @@ func (x *StatusResponse) GetMeta() *QueryMeta {
 		return x.Meta
 	}
 	return nil
+}
+
+func (x *StatusResponse) GetServerVersion() string {
+	if x != nil {
+		return x.ServerVersion
+	}
+	return ""
 }
 
 type XdsClientsRequest struct {
@@ -1082,6 +1091,221 @@ func (x *XdsChainsResponse) GetMeta() *QueryMeta {
 	return nil
 }
 
+type SnapshotSaveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Serve from the receiving server's own state, even without a leader.
+	Stale         bool `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSaveRequest) Reset() {
+	*x = SnapshotSaveRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSaveRequest) ProtoMessage() {}
+
+func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SnapshotSaveRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+// SnapshotSaveResponse is one chunk (at most 1 MiB) of the backup file;
+// the file is their concatenation.
+type SnapshotSaveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSaveResponse) Reset() {
+	*x = SnapshotSaveResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSaveResponse) ProtoMessage() {}
+
+func (x *SnapshotSaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSaveResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotSaveResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SnapshotSaveResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// SnapshotRestoreRequest is one chunk (at most 1 MiB) of the backup file.
+type SnapshotRestoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRestoreRequest) Reset() {
+	*x = SnapshotRestoreRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRestoreRequest) ProtoMessage() {}
+
+func (x *SnapshotRestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRestoreRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotRestoreRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SnapshotRestoreRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type SnapshotRestoreResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Raft index the snapshot was taken at and where it was taken.
+	SnapshotIndex uint64                 `protobuf:"varint,1,opt,name=snapshot_index,json=snapshotIndex,proto3" json:"snapshot_index,omitempty"`
+	Datacenter    string                 `protobuf:"bytes,2,opt,name=datacenter,proto3" json:"datacenter,omitempty"`
+	Created       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created,proto3" json:"created,omitempty"`
+	// Every index of the restored state (and the FSM's applied index) was
+	// moved to restored_index, above every index the cluster had served.
+	RestoredIndex uint64     `protobuf:"varint,4,opt,name=restored_index,json=restoredIndex,proto3" json:"restored_index,omitempty"`
+	Meta          *QueryMeta `protobuf:"bytes,5,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRestoreResponse) Reset() {
+	*x = SnapshotRestoreResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRestoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRestoreResponse) ProtoMessage() {}
+
+func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRestoreResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotRestoreResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SnapshotRestoreResponse) GetSnapshotIndex() uint64 {
+	if x != nil {
+		return x.SnapshotIndex
+	}
+	return 0
+}
+
+func (x *SnapshotRestoreResponse) GetDatacenter() string {
+	if x != nil {
+		return x.Datacenter
+	}
+	return ""
+}
+
+func (x *SnapshotRestoreResponse) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *SnapshotRestoreResponse) GetRestoredIndex() uint64 {
+	if x != nil {
+		return x.RestoredIndex
+	}
+	return 0
+}
+
+func (x *SnapshotRestoreResponse) GetMeta() *QueryMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 var File_chainstore_v1_operator_proto protoreflect.FileDescriptor
 
 const file_chainstore_v1_operator_proto_rawDesc = "" +
@@ -1112,7 +1336,7 @@ const file_chainstore_v1_operator_proto_rawDesc = "" +
 	"\rPeersResponse\x12)\n" +
 	"\x05peers\x18\x01 \x03(\v2\x13.chainstore.v1.PeerR\x05peers\x12,\n" +
 	"\x04meta\x18\x02 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"\x0f\n" +
-	"\rStatusRequest\"\x9f\x03\n" +
+	"\rStatusRequest\"\xc6\x03\n" +
 	"\x0eStatusResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1e\n" +
@@ -1129,7 +1353,8 @@ const file_chainstore_v1_operator_proto_rawDesc = "" +
 	" \x01(\x04R\vcommitIndex\x12#\n" +
 	"\rapplied_index\x18\v \x01(\x04R\fappliedIndex\x12$\n" +
 	"\x0elast_log_index\x18\f \x01(\x04R\flastLogIndex\x12,\n" +
-	"\x04meta\x18\r \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"\x13\n" +
+	"\x04meta\x18\r \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\x12%\n" +
+	"\x0eserver_version\x18\x0e \x01(\tR\rserverVersion\"\x13\n" +
 	"\x11XdsClientsRequest\"\x9d\x02\n" +
 	"\tXdsClient\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
@@ -1169,14 +1394,30 @@ const file_chainstore_v1_operator_proto_rawDesc = "" +
 	"\aupdated\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"r\n" +
 	"\x11XdsChainsResponse\x12/\n" +
 	"\x06chains\x18\x01 \x03(\v2\x17.chainstore.v1.XdsChainR\x06chains\x12,\n" +
-	"\x04meta\x18\x02 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta2\x89\x03\n" +
+	"\x04meta\x18\x02 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"+\n" +
+	"\x13SnapshotSaveRequest\x12\x14\n" +
+	"\x05stale\x18\x01 \x01(\bR\x05stale\"*\n" +
+	"\x14SnapshotSaveResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\",\n" +
+	"\x16SnapshotRestoreRequest\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xeb\x01\n" +
+	"\x17SnapshotRestoreResponse\x12%\n" +
+	"\x0esnapshot_index\x18\x01 \x01(\x04R\rsnapshotIndex\x12\x1e\n" +
+	"\n" +
+	"datacenter\x18\x02 \x01(\tR\n" +
+	"datacenter\x124\n" +
+	"\acreated\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12%\n" +
+	"\x0erestored_index\x18\x04 \x01(\x04R\rrestoredIndex\x12,\n" +
+	"\x04meta\x18\x05 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta2\xc8\x04\n" +
 	"\x0fOperatorService\x12H\n" +
 	"\aMembers\x12\x1d.chainstore.v1.MembersRequest\x1a\x1e.chainstore.v1.MembersResponse\x12B\n" +
 	"\x05Peers\x12\x1b.chainstore.v1.PeersRequest\x1a\x1c.chainstore.v1.PeersResponse\x12E\n" +
 	"\x06Status\x12\x1c.chainstore.v1.StatusRequest\x1a\x1d.chainstore.v1.StatusResponse\x12Q\n" +
 	"\n" +
 	"XdsClients\x12 .chainstore.v1.XdsClientsRequest\x1a!.chainstore.v1.XdsClientsResponse\x12N\n" +
-	"\tXdsChains\x12\x1f.chainstore.v1.XdsChainsRequest\x1a .chainstore.v1.XdsChainsResponseBCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
+	"\tXdsChains\x12\x1f.chainstore.v1.XdsChainsRequest\x1a .chainstore.v1.XdsChainsResponse\x12Y\n" +
+	"\fSnapshotSave\x12\".chainstore.v1.SnapshotSaveRequest\x1a#.chainstore.v1.SnapshotSaveResponse0\x01\x12b\n" +
+	"\x0fSnapshotRestore\x12%.chainstore.v1.SnapshotRestoreRequest\x1a&.chainstore.v1.SnapshotRestoreResponse(\x01BCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
 
 var (
 	file_chainstore_v1_operator_proto_rawDescOnce sync.Once
@@ -1190,57 +1431,67 @@ func file_chainstore_v1_operator_proto_rawDescGZIP() []byte {
 	return file_chainstore_v1_operator_proto_rawDescData
 }
 
-var file_chainstore_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_chainstore_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_chainstore_v1_operator_proto_goTypes = []any{
-	(*MembersRequest)(nil),        // 0: chainstore.v1.MembersRequest
-	(*Member)(nil),                // 1: chainstore.v1.Member
-	(*MembersResponse)(nil),       // 2: chainstore.v1.MembersResponse
-	(*PeersRequest)(nil),          // 3: chainstore.v1.PeersRequest
-	(*Peer)(nil),                  // 4: chainstore.v1.Peer
-	(*PeersResponse)(nil),         // 5: chainstore.v1.PeersResponse
-	(*StatusRequest)(nil),         // 6: chainstore.v1.StatusRequest
-	(*StatusResponse)(nil),        // 7: chainstore.v1.StatusResponse
-	(*XdsClientsRequest)(nil),     // 8: chainstore.v1.XdsClientsRequest
-	(*XdsClient)(nil),             // 9: chainstore.v1.XdsClient
-	(*XdsTypeStatus)(nil),         // 10: chainstore.v1.XdsTypeStatus
-	(*XdsClientsResponse)(nil),    // 11: chainstore.v1.XdsClientsResponse
-	(*XdsChainsRequest)(nil),      // 12: chainstore.v1.XdsChainsRequest
-	(*XdsChain)(nil),              // 13: chainstore.v1.XdsChain
-	(*XdsChainsResponse)(nil),     // 14: chainstore.v1.XdsChainsResponse
-	(*QueryMeta)(nil),             // 15: chainstore.v1.QueryMeta
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*MembersRequest)(nil),          // 0: chainstore.v1.MembersRequest
+	(*Member)(nil),                  // 1: chainstore.v1.Member
+	(*MembersResponse)(nil),         // 2: chainstore.v1.MembersResponse
+	(*PeersRequest)(nil),            // 3: chainstore.v1.PeersRequest
+	(*Peer)(nil),                    // 4: chainstore.v1.Peer
+	(*PeersResponse)(nil),           // 5: chainstore.v1.PeersResponse
+	(*StatusRequest)(nil),           // 6: chainstore.v1.StatusRequest
+	(*StatusResponse)(nil),          // 7: chainstore.v1.StatusResponse
+	(*XdsClientsRequest)(nil),       // 8: chainstore.v1.XdsClientsRequest
+	(*XdsClient)(nil),               // 9: chainstore.v1.XdsClient
+	(*XdsTypeStatus)(nil),           // 10: chainstore.v1.XdsTypeStatus
+	(*XdsClientsResponse)(nil),      // 11: chainstore.v1.XdsClientsResponse
+	(*XdsChainsRequest)(nil),        // 12: chainstore.v1.XdsChainsRequest
+	(*XdsChain)(nil),                // 13: chainstore.v1.XdsChain
+	(*XdsChainsResponse)(nil),       // 14: chainstore.v1.XdsChainsResponse
+	(*SnapshotSaveRequest)(nil),     // 15: chainstore.v1.SnapshotSaveRequest
+	(*SnapshotSaveResponse)(nil),    // 16: chainstore.v1.SnapshotSaveResponse
+	(*SnapshotRestoreRequest)(nil),  // 17: chainstore.v1.SnapshotRestoreRequest
+	(*SnapshotRestoreResponse)(nil), // 18: chainstore.v1.SnapshotRestoreResponse
+	(*QueryMeta)(nil),               // 19: chainstore.v1.QueryMeta
+	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
 }
 var file_chainstore_v1_operator_proto_depIdxs = []int32{
 	1,  // 0: chainstore.v1.MembersResponse.members:type_name -> chainstore.v1.Member
-	15, // 1: chainstore.v1.MembersResponse.meta:type_name -> chainstore.v1.QueryMeta
+	19, // 1: chainstore.v1.MembersResponse.meta:type_name -> chainstore.v1.QueryMeta
 	4,  // 2: chainstore.v1.PeersResponse.peers:type_name -> chainstore.v1.Peer
-	15, // 3: chainstore.v1.PeersResponse.meta:type_name -> chainstore.v1.QueryMeta
-	15, // 4: chainstore.v1.StatusResponse.meta:type_name -> chainstore.v1.QueryMeta
-	16, // 5: chainstore.v1.XdsClient.connected_since:type_name -> google.protobuf.Timestamp
+	19, // 3: chainstore.v1.PeersResponse.meta:type_name -> chainstore.v1.QueryMeta
+	19, // 4: chainstore.v1.StatusResponse.meta:type_name -> chainstore.v1.QueryMeta
+	20, // 5: chainstore.v1.XdsClient.connected_since:type_name -> google.protobuf.Timestamp
 	10, // 6: chainstore.v1.XdsClient.types:type_name -> chainstore.v1.XdsTypeStatus
-	16, // 7: chainstore.v1.XdsTypeStatus.sent_at:type_name -> google.protobuf.Timestamp
-	16, // 8: chainstore.v1.XdsTypeStatus.acked_at:type_name -> google.protobuf.Timestamp
-	16, // 9: chainstore.v1.XdsTypeStatus.last_nack_at:type_name -> google.protobuf.Timestamp
+	20, // 7: chainstore.v1.XdsTypeStatus.sent_at:type_name -> google.protobuf.Timestamp
+	20, // 8: chainstore.v1.XdsTypeStatus.acked_at:type_name -> google.protobuf.Timestamp
+	20, // 9: chainstore.v1.XdsTypeStatus.last_nack_at:type_name -> google.protobuf.Timestamp
 	9,  // 10: chainstore.v1.XdsClientsResponse.clients:type_name -> chainstore.v1.XdsClient
-	15, // 11: chainstore.v1.XdsClientsResponse.meta:type_name -> chainstore.v1.QueryMeta
-	16, // 12: chainstore.v1.XdsChain.updated:type_name -> google.protobuf.Timestamp
+	19, // 11: chainstore.v1.XdsClientsResponse.meta:type_name -> chainstore.v1.QueryMeta
+	20, // 12: chainstore.v1.XdsChain.updated:type_name -> google.protobuf.Timestamp
 	13, // 13: chainstore.v1.XdsChainsResponse.chains:type_name -> chainstore.v1.XdsChain
-	15, // 14: chainstore.v1.XdsChainsResponse.meta:type_name -> chainstore.v1.QueryMeta
-	0,  // 15: chainstore.v1.OperatorService.Members:input_type -> chainstore.v1.MembersRequest
-	3,  // 16: chainstore.v1.OperatorService.Peers:input_type -> chainstore.v1.PeersRequest
-	6,  // 17: chainstore.v1.OperatorService.Status:input_type -> chainstore.v1.StatusRequest
-	8,  // 18: chainstore.v1.OperatorService.XdsClients:input_type -> chainstore.v1.XdsClientsRequest
-	12, // 19: chainstore.v1.OperatorService.XdsChains:input_type -> chainstore.v1.XdsChainsRequest
-	2,  // 20: chainstore.v1.OperatorService.Members:output_type -> chainstore.v1.MembersResponse
-	5,  // 21: chainstore.v1.OperatorService.Peers:output_type -> chainstore.v1.PeersResponse
-	7,  // 22: chainstore.v1.OperatorService.Status:output_type -> chainstore.v1.StatusResponse
-	11, // 23: chainstore.v1.OperatorService.XdsClients:output_type -> chainstore.v1.XdsClientsResponse
-	14, // 24: chainstore.v1.OperatorService.XdsChains:output_type -> chainstore.v1.XdsChainsResponse
-	20, // [20:25] is the sub-list for method output_type
-	15, // [15:20] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	19, // 14: chainstore.v1.XdsChainsResponse.meta:type_name -> chainstore.v1.QueryMeta
+	20, // 15: chainstore.v1.SnapshotRestoreResponse.created:type_name -> google.protobuf.Timestamp
+	19, // 16: chainstore.v1.SnapshotRestoreResponse.meta:type_name -> chainstore.v1.QueryMeta
+	0,  // 17: chainstore.v1.OperatorService.Members:input_type -> chainstore.v1.MembersRequest
+	3,  // 18: chainstore.v1.OperatorService.Peers:input_type -> chainstore.v1.PeersRequest
+	6,  // 19: chainstore.v1.OperatorService.Status:input_type -> chainstore.v1.StatusRequest
+	8,  // 20: chainstore.v1.OperatorService.XdsClients:input_type -> chainstore.v1.XdsClientsRequest
+	12, // 21: chainstore.v1.OperatorService.XdsChains:input_type -> chainstore.v1.XdsChainsRequest
+	15, // 22: chainstore.v1.OperatorService.SnapshotSave:input_type -> chainstore.v1.SnapshotSaveRequest
+	17, // 23: chainstore.v1.OperatorService.SnapshotRestore:input_type -> chainstore.v1.SnapshotRestoreRequest
+	2,  // 24: chainstore.v1.OperatorService.Members:output_type -> chainstore.v1.MembersResponse
+	5,  // 25: chainstore.v1.OperatorService.Peers:output_type -> chainstore.v1.PeersResponse
+	7,  // 26: chainstore.v1.OperatorService.Status:output_type -> chainstore.v1.StatusResponse
+	11, // 27: chainstore.v1.OperatorService.XdsClients:output_type -> chainstore.v1.XdsClientsResponse
+	14, // 28: chainstore.v1.OperatorService.XdsChains:output_type -> chainstore.v1.XdsChainsResponse
+	16, // 29: chainstore.v1.OperatorService.SnapshotSave:output_type -> chainstore.v1.SnapshotSaveResponse
+	18, // 30: chainstore.v1.OperatorService.SnapshotRestore:output_type -> chainstore.v1.SnapshotRestoreResponse
+	24, // [24:31] is the sub-list for method output_type
+	17, // [17:24] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_chainstore_v1_operator_proto_init() }
@@ -1255,7 +1506,7 @@ func file_chainstore_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chainstore_v1_operator_proto_rawDesc), len(file_chainstore_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,11 +27,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OperatorService_Members_FullMethodName    = "/chainstore.v1.OperatorService/Members"
-	OperatorService_Peers_FullMethodName      = "/chainstore.v1.OperatorService/Peers"
-	OperatorService_Status_FullMethodName     = "/chainstore.v1.OperatorService/Status"
-	OperatorService_XdsClients_FullMethodName = "/chainstore.v1.OperatorService/XdsClients"
-	OperatorService_XdsChains_FullMethodName  = "/chainstore.v1.OperatorService/XdsChains"
+	OperatorService_Members_FullMethodName         = "/chainstore.v1.OperatorService/Members"
+	OperatorService_Peers_FullMethodName           = "/chainstore.v1.OperatorService/Peers"
+	OperatorService_Status_FullMethodName          = "/chainstore.v1.OperatorService/Status"
+	OperatorService_XdsClients_FullMethodName      = "/chainstore.v1.OperatorService/XdsClients"
+	OperatorService_XdsChains_FullMethodName       = "/chainstore.v1.OperatorService/XdsChains"
+	OperatorService_SnapshotSave_FullMethodName    = "/chainstore.v1.OperatorService/SnapshotSave"
+	OperatorService_SnapshotRestore_FullMethodName = "/chainstore.v1.OperatorService/SnapshotRestore"
 )
 
 // OperatorServiceClient is the client API for OperatorService service.
@@ -56,6 +58,15 @@ type OperatorServiceClient interface {
 	// follows and publishes, with the version published and why a newer
 	// one is not. Empty when the server serves no xDS.
 	XdsChains(ctx context.Context, in *XdsChainsRequest, opts ...grpc.CallOption) (*XdsChainsResponse, error)
+	// SnapshotSave streams a backup file (package snapshot's format: header,
+	// FSM snapshot, SHA-256) of a consistent point-in-time state. A follower
+	// relays it from the leader unless stale is set.
+	SnapshotSave(ctx context.Context, in *SnapshotSaveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotSaveResponse], error)
+	// SnapshotRestore takes a backup file in chunks and restores it through
+	// Raft on the leader (a follower relays it); every server converges to
+	// it. A corrupt file, a file that is not a chainstore snapshot or one
+	// from another datacenter is refused and nothing changes.
+	SnapshotRestore(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SnapshotRestoreRequest, SnapshotRestoreResponse], error)
 }
 
 type operatorServiceClient struct {
@@ -116,6 +127,38 @@ func (c *operatorServiceClient) XdsChains(ctx context.Context, in *XdsChainsRequ
 	return out, nil
 }
 
+func (c *operatorServiceClient) SnapshotSave(ctx context.Context, in *SnapshotSaveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotSaveResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &OperatorService_ServiceDesc.Streams[0], OperatorService_SnapshotSave_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SnapshotSaveRequest, SnapshotSaveResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OperatorService_SnapshotSaveClient = grpc.ServerStreamingClient[SnapshotSaveResponse]
+
+func (c *operatorServiceClient) SnapshotRestore(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SnapshotRestoreRequest, SnapshotRestoreResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &OperatorService_ServiceDesc.Streams[1], OperatorService_SnapshotRestore_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SnapshotRestoreRequest, SnapshotRestoreResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OperatorService_SnapshotRestoreClient = grpc.ClientStreamingClient[SnapshotRestoreRequest, SnapshotRestoreResponse]
+
 // OperatorServiceServer is the server API for OperatorService service.
 // All implementations must embed UnimplementedOperatorServiceServer
 // for forward compatibility.
@@ -138,6 +181,15 @@ type OperatorServiceServer interface {
 	// follows and publishes, with the version published and why a newer
 	// one is not. Empty when the server serves no xDS.
 	XdsChains(context.Context, *XdsChainsRequest) (*XdsChainsResponse, error)
+	// SnapshotSave streams a backup file (package snapshot's format: header,
+	// FSM snapshot, SHA-256) of a consistent point-in-time state. A follower
+	// relays it from the leader unless stale is set.
+	SnapshotSave(*SnapshotSaveRequest, grpc.ServerStreamingServer[SnapshotSaveResponse]) error
+	// SnapshotRestore takes a backup file in chunks and restores it through
+	// Raft on the leader (a follower relays it); every server converges to
+	// it. A corrupt file, a file that is not a chainstore snapshot or one
+	// from another datacenter is refused and nothing changes.
+	SnapshotRestore(grpc.ClientStreamingServer[SnapshotRestoreRequest, SnapshotRestoreResponse]) error
 	mustEmbedUnimplementedOperatorServiceServer()
 }
 
@@ -162,6 +214,12 @@ func (UnimplementedOperatorServiceServer) XdsClients(context.Context, *XdsClient
 }
 func (UnimplementedOperatorServiceServer) XdsChains(context.Context, *XdsChainsRequest) (*XdsChainsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method XdsChains not implemented")
+}
+func (UnimplementedOperatorServiceServer) SnapshotSave(*SnapshotSaveRequest, grpc.ServerStreamingServer[SnapshotSaveResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method SnapshotSave not implemented")
+}
+func (UnimplementedOperatorServiceServer) SnapshotRestore(grpc.ClientStreamingServer[SnapshotRestoreRequest, SnapshotRestoreResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method SnapshotRestore not implemented")
 }
 func (UnimplementedOperatorServiceServer) mustEmbedUnimplementedOperatorServiceServer() {}
 func (UnimplementedOperatorServiceServer) testEmbeddedByValue()                         {}
@@ -274,6 +332,24 @@ func _OperatorService_XdsChains_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_SnapshotSave_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SnapshotSaveRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(OperatorServiceServer).SnapshotSave(m, &grpc.GenericServerStream[SnapshotSaveRequest, SnapshotSaveResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OperatorService_SnapshotSaveServer = grpc.ServerStreamingServer[SnapshotSaveResponse]
+
+func _OperatorService_SnapshotRestore_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(OperatorServiceServer).SnapshotRestore(&grpc.GenericServerStream[SnapshotRestoreRequest, SnapshotRestoreResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OperatorService_SnapshotRestoreServer = grpc.ClientStreamingServer[SnapshotRestoreRequest, SnapshotRestoreResponse]
+
 // OperatorService_ServiceDesc is the grpc.ServiceDesc for OperatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -302,6 +378,17 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _OperatorService_XdsChains_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SnapshotSave",
+			Handler:       _OperatorService_SnapshotSave_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "SnapshotRestore",
+			Handler:       _OperatorService_SnapshotRestore_Handler,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "chainstore/v1/operator.proto",
 }
