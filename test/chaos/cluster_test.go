@@ -74,7 +74,9 @@ type procNode struct {
 	idx                            int
 	name                           string
 	dataDir, journal, logPath      string
-	stall                          string // while this file exists, the node's Raft log writes block
+	stall                          string   // while this file exists, the node's Raft log writes block
+	failpoints                     string   // read on SIGUSR1: the failpoints to enable (crashpoint_test.go)
+	env                            []string // extra environment of the next start (e.g. CHAINSTORE_FAILPOINTS)
 	raftAddr, gossipAddr, grpcAddr string
 	client                         *api.Client // direct to this node, for status calls
 
@@ -126,11 +128,12 @@ func newProcCluster(t *testing.T, tuning string) *procCluster {
 	for i := 0; i < 3; i++ {
 		n := &procNode{
 			idx: i, name: fmt.Sprintf("n%d", i+1),
-			dataDir:  filepath.Join(root, fmt.Sprintf("n%d", i+1), "data"),
-			journal:  filepath.Join(root, fmt.Sprintf("n%d", i+1), "journal.jsonl"),
-			logPath:  filepath.Join(root, fmt.Sprintf("n%d", i+1), "stored.log"),
-			stall:    filepath.Join(root, fmt.Sprintf("n%d", i+1), "disk-stall"),
-			raftAddr: ports[3*i], gossipAddr: ports[3*i+1], grpcAddr: ports[3*i+2],
+			dataDir:    filepath.Join(root, fmt.Sprintf("n%d", i+1), "data"),
+			journal:    filepath.Join(root, fmt.Sprintf("n%d", i+1), "journal.jsonl"),
+			logPath:    filepath.Join(root, fmt.Sprintf("n%d", i+1), "stored.log"),
+			stall:      filepath.Join(root, fmt.Sprintf("n%d", i+1), "disk-stall"),
+			failpoints: filepath.Join(root, fmt.Sprintf("n%d", i+1), "failpoints"),
+			raftAddr:   ports[3*i], gossipAddr: ports[3*i+1], grpcAddr: ports[3*i+2],
 		}
 		if err := os.MkdirAll(n.dataDir, 0o755); err != nil {
 			t.Fatal(err)
@@ -189,6 +192,7 @@ func (c *procCluster) args(n *procNode) []string {
 		"--test-raft-dial-map", strings.Join(dial, ","),
 		"--test-apply-journal", n.journal,
 		"--test-disk-stall-file", n.stall,
+		"--test-failpoints-file", n.failpoints,
 	}
 	if c.tuning != "" {
 		a = append(a, "--test-raft-tuning", c.tuning)
@@ -217,6 +221,9 @@ func (c *procCluster) start(i int) {
 	_, _ = fmt.Fprintf(logf, "==== start %d at %s\n", n.started, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(c.bin, c.args(n)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(n.env) > 0 {
+		cmd.Env = append(os.Environ(), n.env...)
+	}
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()
 		c.t.Fatalf("start %s: %v", n.name, err)
