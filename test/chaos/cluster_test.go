@@ -92,9 +92,16 @@ type procCluster struct {
 	bin     string
 	tuning  string
 	nodes   []*procNode
-	proxies [][]*Proxy // [from][to]; nil on the diagonal
+	proxies [][]*Proxy // [from][to]; nil on the diagonal; nil in a netns cluster
+	// wrap, when set, turns a node's command line into the one to run
+	// (netns_test.go runs each node inside its network namespace).
+	wrap    func(n *procNode, argv []string) []string
 	waiters sync.WaitGroup
 }
+
+// prepareFunc adjusts a node before its first start (disk_test.go puts
+// its data dir on a file system of its own).
+type prepareFunc func(t *testing.T, n *procNode)
 
 // reservePorts holds n loopback listeners on free ports; release closes
 // them just before the processes bind (so proxies created meanwhile cannot
@@ -120,7 +127,7 @@ func reservePorts(t *testing.T, n int) ([]string, func()) {
 
 // newProcCluster starts three nodes and waits for a leader and three
 // voters.
-func newProcCluster(t *testing.T, tuning string) *procCluster {
+func newProcCluster(t *testing.T, tuning string, prepare ...prepareFunc) *procCluster {
 	t.Helper()
 	c := &procCluster{t: t, bin: storedBinary(t), tuning: tuning}
 	root := t.TempDir()
@@ -134,6 +141,9 @@ func newProcCluster(t *testing.T, tuning string) *procCluster {
 			stall:      filepath.Join(root, fmt.Sprintf("n%d", i+1), "disk-stall"),
 			failpoints: filepath.Join(root, fmt.Sprintf("n%d", i+1), "failpoints"),
 			raftAddr:   ports[3*i], gossipAddr: ports[3*i+1], grpcAddr: ports[3*i+2],
+		}
+		for _, p := range prepare {
+			p(t, n)
 		}
 		if err := os.MkdirAll(n.dataDir, 0o755); err != nil {
 			t.Fatal(err)
@@ -183,7 +193,9 @@ func (c *procCluster) args(n *procNode) []string {
 			continue
 		}
 		join = append(join, m.gossipAddr)
-		dial = append(dial, m.raftAddr+"="+c.proxies[n.idx][m.idx].Addr())
+		if c.proxies != nil {
+			dial = append(dial, m.raftAddr+"="+c.proxies[n.idx][m.idx].Addr())
+		}
 	}
 	a := []string{
 		"--node", n.name, "--data-dir", n.dataDir,
@@ -219,7 +231,11 @@ func (c *procCluster) start(i int) {
 	}
 	n.started++
 	_, _ = fmt.Fprintf(logf, "==== start %d at %s\n", n.started, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(c.bin, c.args(n)...)
+	argv := append([]string{c.bin}, c.args(n)...)
+	if c.wrap != nil {
+		argv = c.wrap(n, argv)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if len(n.env) > 0 {
 		cmd.Env = append(os.Environ(), n.env...)
