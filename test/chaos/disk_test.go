@@ -17,9 +17,10 @@ import (
 // ext4 file system of its own, in a 64 MiB image file loop-mounted with
 // errors=remount-ro. Scenarios, each one history checked like the others:
 //
-//   - disk-full-leader: fill the leader's file system (ENOSPC). The server
-//     must exit with a readable "no space left on device" and no panic;
-//     after the filler file is removed it restarts and catches up.
+//   - disk-full-leader (and -follower): fill the leader's (a follower's)
+//     file system (ENOSPC). The server must exit with a readable "no
+//     space left on device" and no panic; after the filler file is
+//     removed it restarts and catches up.
 //   - disk-readonly-leader: trigger an ext4 error on the leader's file
 //     system (/sys/fs/ext4/DEV/trigger_fs_error), which turns it read-only
 //     at once (EROFS) as a failing disk does. The server must exit with a
@@ -153,28 +154,8 @@ type diskScenario struct {
 
 func diskScenarios() []diskScenario {
 	return []diskScenario{
-		{"disk-full-leader", func(t *testing.T, c *procCluster, disks map[string]*loopDisk) { //nolint:thelper // a scenario body, not a helper
-			l := c.waitLeader(10 * time.Second)
-			n := c.nodes[l]
-			d := disks[n.name]
-			before := logSize(n.logPath)
-			filler := fill(t, d.mnt)
-			// Raft reuses log pages that a snapshot freed, so not every
-			// write needs new space; the next snapshot or log growth
-			// does. Traffic keeps flowing until then.
-			if !poll(60*time.Second, func() bool { return !c.running(l) }) {
-				t.Errorf("%s did not exit within 60 s of its disk filling up", n.name)
-			} else {
-				checkCleanExit(t, c, l, before, "no space left on device")
-			}
-			if err := os.Remove(filler); err != nil {
-				t.Fatal(err)
-			}
-			if c.running(l) {
-				return
-			}
-			c.start(l)
-		}},
+		{"disk-full-leader", diskFull(true)},
+		{"disk-full-follower", diskFull(false)},
 		{"disk-readonly-leader", func(t *testing.T, c *procCluster, disks map[string]*loopDisk) { //nolint:thelper // a scenario body, not a helper
 			l := c.waitLeader(10 * time.Second)
 			n := c.nodes[l]
@@ -200,6 +181,37 @@ func diskScenarios() []diskScenario {
 			d.mount(t)
 			c.start(l)
 		}},
+	}
+}
+
+// diskFull fills the file system of the leader (or of a follower) and
+// checks that the server exits cleanly, then frees the space and restarts
+// it.
+func diskFull(leader bool) func(t *testing.T, c *procCluster, disks map[string]*loopDisk) {
+	return func(t *testing.T, c *procCluster, disks map[string]*loopDisk) {
+		t.Helper()
+		i := c.waitLeader(10 * time.Second)
+		if !leader {
+			i = c.followers(i)[0]
+		}
+		n := c.nodes[i]
+		d := disks[n.name]
+		before := logSize(n.logPath)
+		filler := fill(t, d.mnt)
+		// Raft reuses log pages that a snapshot freed, so not every
+		// write needs new space; the next snapshot or log growth does.
+		// Traffic keeps flowing until then.
+		if !poll(60*time.Second, func() bool { return !c.running(i) }) {
+			t.Errorf("%s did not exit within 60 s of its disk filling up", n.name)
+		} else {
+			checkCleanExit(t, c, i, before, "no space left on device")
+		}
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+		if !c.running(i) {
+			c.start(i)
+		}
 	}
 }
 
