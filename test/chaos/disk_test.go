@@ -266,7 +266,8 @@ func TestDiskFaults(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				disks := map[string]*loopDisk{}
 				c := newProcCluster(t, defaultTuning, withLoopDisk(disks))
-				runHistoryOn(t, c, scenario{ds.name, func(t *testing.T, c *procCluster) { ds.run(t, c, disks) }}, tr, uint64(seed))
+				body := func(t *testing.T, c *procCluster) { ds.run(t, c, disks) } //nolint:thelper // a scenario body, not a helper
+				runHistoryOn(t, c, scenario{ds.name, body}, tr, uint64(seed))
 			})
 		}
 	}

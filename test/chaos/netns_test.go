@@ -459,7 +459,7 @@ func netnsScenarios() []netnsScenario {
 		// The short sample (make test) is the first one.
 		{"gossip-partition-leader", gossipOnly(func(_ *procCluster, l int) []int { return []int{l} })},
 		{"gossip-partition-follower", gossipOnly(func(c *procCluster, l int) []int { return c.followers(l)[:1] })},
-		{"gossip-partition-all", gossipOnly(func(c *procCluster, _ int) []int { return []int{0, 1, 2} })},
+		{"gossip-partition-all", gossipOnly(func(*procCluster, int) []int { return []int{0, 1, 2} })},
 		{"raft-partition-leader", cutLeader("r")},
 		{"full-partition-leader", cutLeader("r", "g", "c")},
 	}
@@ -491,7 +491,7 @@ func TestNetns(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				c, lab := newNetnsCluster(t, defaultTuning)
-				runHistoryOn(t, c, scenario{ns.name, func(t *testing.T, c *procCluster) {
+				runHistoryOn(t, c, scenario{ns.name, func(t *testing.T, c *procCluster) { //nolint:thelper // a scenario body, not a helper
 					ns.run(t, c, lab)
 					lab.healAll(t)
 				}}, tr, uint64(seed))
