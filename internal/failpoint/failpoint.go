@@ -75,9 +75,9 @@ const (
 	// FSMApplyAfterNotify: after the change set was published, before the
 	// batch's results return to Raft (so before any client is answered).
 	FSMApplyAfterNotify = "fsm/apply/afterNotify"
-	// FSMSnapshotPersist: in the middle of writing a snapshot (after the
-	// entries, before the end record and checksum). Can fail: the
-	// snapshot is cancelled.
+	// FSMSnapshotPersist: in the middle of writing a snapshot (every
+	// record written, up to 64 KB of it still buffered; the end record and
+	// checksum not). Can fail: the snapshot is cancelled.
 	FSMSnapshotPersist = "fsm/snapshot/persist"
 	// FSMSnapshotRestore: after a snapshot was decoded, before it replaces
 	// the state. Can fail: the restore fails and the state is kept.
