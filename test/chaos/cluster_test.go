@@ -334,9 +334,27 @@ func (c *procCluster) close() {
 					lines = lines[len(lines)-30:]
 				}
 				c.t.Logf("---- last log lines of %s (%s):\n%s", n.name, n.logPath, strings.Join(lines, "\n"))
+				saveLog(c.t, n.name, b)
 			}
 		}
 	}
+}
+
+// saveLog keeps a failed history's whole server log next to its saved
+// history (CHAOS_ARTIFACTS, default the temp dir), since the test's own
+// temp dir is deleted.
+func saveLog(t *testing.T, node string, b []byte) {
+	t.Helper()
+	dir := os.Getenv("CHAOS_ARTIFACTS")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	path := filepath.Join(dir, fmt.Sprintf("chaos-log-%s-%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), node, time.Now().UnixNano()))
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Logf("save log of %s: %v", node, err)
+		return
+	}
+	t.Logf("whole log of %s saved to %s", node, path)
 }
 
 // status asks node i directly (nil when it does not answer quickly).
