@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/chainstore/chainstore/internal/failpoint"
 )
 
 // ApplyJournal is called once for every command log the FSM applies, in
@@ -181,12 +183,16 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 	}
 	w.setApplied(last)
+	failpoint.Hit(failpoint.FSMApplyBeforeCommit)
 	w.txn.Commit()
+	failpoint.Hit(failpoint.FSMApplyAfterCommit)
 	f.setApplied(last)
 	keys, services := w.changedKeys(), w.changedServices()
+	failpoint.Hit(failpoint.FSMApplyBeforeNotify)
 	if len(keys) > 0 || len(services) > 0 {
 		f.feed.publish(ChangeSet{Index: last, Keys: keys, Services: services})
 	}
+	failpoint.Hit(failpoint.FSMApplyAfterNotify)
 	for _, j := range journal {
 		f.journal(j.index, j.term, j.cmd, j.res)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/chainstore/chainstore/chain"
+	"github.com/chainstore/chainstore/internal/failpoint"
 )
 
 // Snapshot format, version 1 (all multi-byte header integers big-endian;
@@ -176,6 +177,9 @@ func writeSnapshot(out io.Writer, v *View) error {
 			return fmt.Errorf("write reap floor: %w", err)
 		}
 	}
+	if err := failpoint.Eval(failpoint.FSMSnapshotPersist); err != nil {
+		return err
+	}
 
 	// The end record goes to bw only: the checksum covers what precedes it.
 	var p []byte
@@ -217,6 +221,9 @@ func appendRecord(dst []byte, typ byte, a, b []byte) []byte {
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer func() { _ = rc.Close() }()
 	s, idx, err := readSnapshot(rc)
+	if err == nil {
+		err = failpoint.Eval(failpoint.FSMSnapshotRestore)
+	}
 	if err != nil {
 		f.logger.Error("snapshot restore failed; keeping current state", "error", err)
 		return fmt.Errorf("restore snapshot: %w", err)

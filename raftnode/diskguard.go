@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/chainstore/chainstore/internal/failpoint"
 )
 
 // The disk guard (docs/reliability.md, G9). hashicorp/raft writes the leader's log
@@ -47,7 +49,11 @@ func (g *guardedLogStore) StoreLogs(logs []*raft.Log) error {
 		err = g.beforeWrite()
 	}
 	if err == nil {
+		err = failpoint.Eval(failpoint.RaftLogBeforeWrite)
+	}
+	if err == nil {
 		err = g.LogStore.StoreLogs(logs)
+		failpoint.Hit(failpoint.RaftLogAfterWrite)
 	}
 	if err != nil {
 		err = fmt.Errorf("%w: write raft log: %w", ErrDiskFailed, err)

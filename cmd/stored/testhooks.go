@@ -21,6 +21,9 @@ package main
 //	--test-disk-stall-file FILE  while FILE exists, every Raft log write
 //	    blocks (a stalled disk; it goes on once FILE is removed). Feeds
 //	    raftnode.Config.LogWriteHook.
+//	--test-failpoints-file FILE  on SIGUSR1, replace the enabled failpoints
+//	    with those in FILE (failpoints.go; CHAINSTORE_FAILPOINTS enables
+//	    them at start-up).
 
 import (
 	"encoding/json"
@@ -47,6 +50,7 @@ type testFlags struct {
 	journal string
 	tuning  string
 	stall   string
+	fpFile  string
 }
 
 // registerTestFlags adds the --test-* flags to fs.
@@ -56,12 +60,16 @@ func registerTestFlags(fs *flag.FlagSet) *testFlags {
 	fs.StringVar(&t.journal, "test-apply-journal", "", "TEST ONLY: append a JSON line per applied command to this file")
 	fs.StringVar(&t.tuning, "test-raft-tuning", "", "TEST ONLY: comma-separated Raft settings (heartbeat, election, lease, commit, snapshot-interval, snapshot-threshold, trailing-logs, disk-stall)")
 	fs.StringVar(&t.stall, "test-disk-stall-file", "", "TEST ONLY: Raft log writes block while this file exists")
+	fs.StringVar(&t.fpFile, "test-failpoints-file", "", "TEST ONLY: on SIGUSR1, enable the failpoints listed in this file")
 	return t
 }
 
 // apply installs the hooks the flags ask for into cfg. The journal file
 // stays open for the life of the process.
 func (t *testFlags) apply(cfg *server.Config) error {
+	if err := setupFailpoints(t.fpFile); err != nil {
+		return err
+	}
 	if t.dialMap != "" {
 		m, err := parseDialMap(t.dialMap)
 		if err != nil {

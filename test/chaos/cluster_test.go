@@ -74,7 +74,9 @@ type procNode struct {
 	idx                            int
 	name                           string
 	dataDir, journal, logPath      string
-	stall                          string // while this file exists, the node's Raft log writes block
+	stall                          string   // while this file exists, the node's Raft log writes block
+	failpoints                     string   // read on SIGUSR1: the failpoints to enable (crashpoint_test.go)
+	env                            []string // extra environment of the next start (e.g. CHAINSTORE_FAILPOINTS)
 	raftAddr, gossipAddr, grpcAddr string
 	client                         *api.Client // direct to this node, for status calls
 
@@ -90,9 +92,16 @@ type procCluster struct {
 	bin     string
 	tuning  string
 	nodes   []*procNode
-	proxies [][]*Proxy // [from][to]; nil on the diagonal
+	proxies [][]*Proxy // [from][to]; nil on the diagonal; nil in a netns cluster
+	// wrap, when set, turns a node's command line into the one to run
+	// (netns_test.go runs each node inside its network namespace).
+	wrap    func(n *procNode, argv []string) []string
 	waiters sync.WaitGroup
 }
+
+// prepareFunc adjusts a node before its first start (disk_test.go puts
+// its data dir on a file system of its own).
+type prepareFunc func(t *testing.T, n *procNode)
 
 // reservePorts holds n loopback listeners on free ports; release closes
 // them just before the processes bind (so proxies created meanwhile cannot
@@ -118,7 +127,7 @@ func reservePorts(t *testing.T, n int) ([]string, func()) {
 
 // newProcCluster starts three nodes and waits for a leader and three
 // voters.
-func newProcCluster(t *testing.T, tuning string) *procCluster {
+func newProcCluster(t *testing.T, tuning string, prepare ...prepareFunc) *procCluster {
 	t.Helper()
 	c := &procCluster{t: t, bin: storedBinary(t), tuning: tuning}
 	root := t.TempDir()
@@ -126,11 +135,15 @@ func newProcCluster(t *testing.T, tuning string) *procCluster {
 	for i := 0; i < 3; i++ {
 		n := &procNode{
 			idx: i, name: fmt.Sprintf("n%d", i+1),
-			dataDir:  filepath.Join(root, fmt.Sprintf("n%d", i+1), "data"),
-			journal:  filepath.Join(root, fmt.Sprintf("n%d", i+1), "journal.jsonl"),
-			logPath:  filepath.Join(root, fmt.Sprintf("n%d", i+1), "stored.log"),
-			stall:    filepath.Join(root, fmt.Sprintf("n%d", i+1), "disk-stall"),
-			raftAddr: ports[3*i], gossipAddr: ports[3*i+1], grpcAddr: ports[3*i+2],
+			dataDir:    filepath.Join(root, fmt.Sprintf("n%d", i+1), "data"),
+			journal:    filepath.Join(root, fmt.Sprintf("n%d", i+1), "journal.jsonl"),
+			logPath:    filepath.Join(root, fmt.Sprintf("n%d", i+1), "stored.log"),
+			stall:      filepath.Join(root, fmt.Sprintf("n%d", i+1), "disk-stall"),
+			failpoints: filepath.Join(root, fmt.Sprintf("n%d", i+1), "failpoints"),
+			raftAddr:   ports[3*i], gossipAddr: ports[3*i+1], grpcAddr: ports[3*i+2],
+		}
+		for _, p := range prepare {
+			p(t, n)
 		}
 		if err := os.MkdirAll(n.dataDir, 0o755); err != nil {
 			t.Fatal(err)
@@ -180,7 +193,9 @@ func (c *procCluster) args(n *procNode) []string {
 			continue
 		}
 		join = append(join, m.gossipAddr)
-		dial = append(dial, m.raftAddr+"="+c.proxies[n.idx][m.idx].Addr())
+		if c.proxies != nil {
+			dial = append(dial, m.raftAddr+"="+c.proxies[n.idx][m.idx].Addr())
+		}
 	}
 	a := []string{
 		"--node", n.name, "--data-dir", n.dataDir,
@@ -189,6 +204,7 @@ func (c *procCluster) args(n *procNode) []string {
 		"--test-raft-dial-map", strings.Join(dial, ","),
 		"--test-apply-journal", n.journal,
 		"--test-disk-stall-file", n.stall,
+		"--test-failpoints-file", n.failpoints,
 	}
 	if c.tuning != "" {
 		a = append(a, "--test-raft-tuning", c.tuning)
@@ -215,8 +231,15 @@ func (c *procCluster) start(i int) {
 	}
 	n.started++
 	_, _ = fmt.Fprintf(logf, "==== start %d at %s\n", n.started, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(c.bin, c.args(n)...)
+	argv := append([]string{c.bin}, c.args(n)...)
+	if c.wrap != nil {
+		argv = c.wrap(n, argv)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(n.env) > 0 {
+		cmd.Env = append(os.Environ(), n.env...)
+	}
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()
 		c.t.Fatalf("start %s: %v", n.name, err)
@@ -311,9 +334,27 @@ func (c *procCluster) close() {
 					lines = lines[len(lines)-30:]
 				}
 				c.t.Logf("---- last log lines of %s (%s):\n%s", n.name, n.logPath, strings.Join(lines, "\n"))
+				saveLog(c.t, n.name, b)
 			}
 		}
 	}
+}
+
+// saveLog keeps a failed history's whole server log next to its saved
+// history (CHAOS_ARTIFACTS, default the temp dir), since the test's own
+// temp dir is deleted.
+func saveLog(t *testing.T, node string, b []byte) {
+	t.Helper()
+	dir := os.Getenv("CHAOS_ARTIFACTS")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	path := filepath.Join(dir, fmt.Sprintf("chaos-log-%s-%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), node, time.Now().UnixNano()))
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Logf("save log of %s: %v", node, err)
+		return
+	}
+	t.Logf("whole log of %s saved to %s", node, path)
 }
 
 // status asks node i directly (nil when it does not answer quickly).

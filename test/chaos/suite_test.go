@@ -257,7 +257,12 @@ func TestChaos(t *testing.T) {
 
 // runHistory runs one scenario on a fresh cluster and checks the history.
 func runHistory(t *testing.T, sc scenario, tr tier, seed uint64) { //nolint:thelper // the body of each history subtest, not a helper
-	c := newProcCluster(t, defaultTuning)
+	runHistoryOn(t, newProcCluster(t, defaultTuning), sc, tr, seed)
+}
+
+// runHistoryOn is runHistory on a cluster the caller built (the disk and
+// network-namespace tiers build their own).
+func runHistoryOn(t *testing.T, c *procCluster, sc scenario, tr tier, seed uint64) { //nolint:thelper // the body of each history subtest, not a helper
 	keys := HotKeys(10)
 	services := make([]string, len(keys))
 	for i, k := range keys {
