@@ -38,12 +38,14 @@ type loop struct {
 	bootstrapDone bool
 	unknownSince  map[string]time.Time
 	due           *time.Timer // next reconcile for a pending removal or a retry
+	// refusalsLogged: identity refusals already logged (see identity.go).
+	refusalsLogged map[string]bool
 }
 
 // runLoop is the reconcile loop: the only goroutine that reads
 // LeadershipChanges and changes the Raft configuration.
 func (c *Cluster) runLoop(ctx context.Context) {
-	l := &loop{c: c, unknownSince: make(map[string]time.Time), due: time.NewTimer(time.Hour)}
+	l := &loop{c: c, unknownSince: make(map[string]time.Time), due: time.NewTimer(time.Hour), refusalsLogged: make(map[string]bool)}
 	l.due.Stop()
 	defer l.due.Stop()
 	ticker := time.NewTicker(c.cfg.ReconcileInterval)
@@ -146,6 +148,10 @@ func (l *loop) maybeBootstrap() bootstrapDecision {
 	case bootstrapPeerState, bootstrapLocalState:
 		l.c.logger.Info("not bootstrapping; waiting to be added by the leader", "reason", detail)
 	case bootstrapGo:
+		if !l.verifyBootstrap(proposal) {
+			l.bootstrapDone = false // evaluated again on the next change
+			return bootstrapWaiting
+		}
 		l.bootstrap(proposal)
 	}
 	return decision
@@ -177,24 +183,27 @@ func (l *loop) reconcile() (plan, bool) {
 		l.schedule(time.Time{}, true)
 		return plan{}, false
 	}
+	// Identity first: impostors never reach the plan (identity.go).
+	members, refused := admitMembers(c.cfg.NodeID, c.cfg.NodeName, servers, c.table.snapshot())
+	l.logRefusals(refused)
 	p := planReconcile(planInput{
 		selfID:            c.cfg.NodeID,
 		datacenter:        c.cfg.Datacenter,
 		servers:           servers,
-		members:           c.table.snapshot(),
+		members:           members,
 		now:               c.now(),
 		deadServerTimeout: c.cfg.DeadServerTimeout,
 		unknownSince:      l.unknownSince,
 	})
 	l.unknownSince = p.unknown
-	ok := l.apply(p)
+	ok := l.apply(p, memberNames(members))
 	l.schedule(p.nextDue, !ok)
 	return p, true
 }
 
 // apply makes the planned changes in order. It returns false if a change
 // failed (the pass is retried soon) or leadership was lost (stops at once).
-func (l *loop) apply(p plan) bool {
+func (l *loop) apply(p plan, names map[string]string) bool {
 	c := l.c
 	ok := true
 	for _, r := range p.blocked {
@@ -221,6 +230,9 @@ func (l *loop) apply(p plan) bool {
 		}
 	}
 	for _, s := range p.add {
+		if !l.verifyVoter(s, names[s.ID]) {
+			continue
+		}
 		if !run("add voter", s.ID, func() error { return c.raft.AddVoter(s.ID, s.Address) }) {
 			return false
 		}

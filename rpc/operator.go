@@ -75,7 +75,7 @@ func (s *OperatorServer) Peers(_ context.Context, _ *chainstorev1.PeersRequest) 
 // Status implements chainstorev1.OperatorServiceServer.
 func (s *OperatorServer) Status(_ context.Context, _ *chainstorev1.StatusRequest) (*chainstorev1.StatusResponse, error) {
 	st := s.router.raft.Stats()
-	leaderID, _ := s.router.raft.Leader()
+	leaderID, leaderRaftAddr := s.router.raft.Leader()
 	resp := &chainstorev1.StatusResponse{
 		Node:         s.router.cfg.NodeName,
 		NodeId:       s.router.cfg.NodeID,
@@ -94,7 +94,7 @@ func (s *OperatorServer) Status(_ context.Context, _ *chainstorev1.StatusRequest
 		if leaderID == s.router.cfg.NodeID {
 			resp.Leader = s.router.cfg.NodeName
 		}
-		resp.LeaderGrpcAddr, _ = s.router.members.GRPCAddrOf(leaderID)
+		resp.LeaderGrpcAddr, _ = s.router.members.ServerGRPCAddr(leaderID, leaderRaftAddr)
 	}
 	return resp, nil
 }

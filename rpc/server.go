@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,10 @@ type ServerConfig struct {
 	HoldTimeout time.Duration
 	// ForwardConnectTimeout bounds one attempt to connect to the leader.
 	ForwardConnectTimeout time.Duration
+	// ForwardTLS, when not nil, is the mutual-TLS config used to forward
+	// to the leader (tlsutil.Configurator.OutgoingServer: the leader must
+	// present a server certificate). Nil forwards in plain text.
+	ForwardTLS *tls.Config
 	// DefaultQueryWait and MaxQueryWait bound blocking queries.
 	DefaultQueryWait, MaxQueryWait time.Duration
 	// KeepaliveMinTime is the shortest client ping interval the server
