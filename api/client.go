@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -53,6 +52,8 @@ type ClientConfig struct {
 	// over) when no answer comes within KeepaliveTimeout. KeepaliveTime must
 	// not be below the server's KeepaliveMinTime (10 s by default).
 	KeepaliveTime, KeepaliveTimeout time.Duration
+	// TLS configures TLS to the servers; the zero value is plain text.
+	TLS TLSConfig
 }
 
 // DefaultClientConfig returns the defaults for a client of DefaultAddr.
@@ -137,9 +138,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		addrs = append(addrs, resolver.Address{Addr: a})
 	}
 	r.InitialState(resolver.State{Addresses: addrs})
+	creds, err := cfg.TLS.credentials()
+	if err != nil {
+		return nil, fmt.Errorf("client TLS: %w", err)
+	}
 	conn, err := grpc.NewClient(r.Scheme()+":///chainstore",
 		grpc.WithResolvers(r),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"pick_first":{}}]}`),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxRecvMsgSize)),
 		grpc.WithConnectParams(grpc.ConnectParams{

@@ -56,6 +56,10 @@ type Cluster struct {
 	metaMu sync.Mutex
 	meta   nodeMeta
 
+	// keyringMu serialises keyring changes with their persisting (the
+	// keyring itself is memberlist's and has its own lock).
+	keyringMu sync.Mutex
+
 	// lifeMu protects closed and runDone and serialises Leave against
 	// Shutdown (memberlist panics on Leave after Shutdown). It is never
 	// held while waiting for Run to return.

@@ -29,6 +29,8 @@ type OperatorServer struct {
 	router *router
 	// xds is this server's xDS server; nil if it serves none.
 	xds XDS
+	// keyring is this server's gossip keyring (WithKeyring); nil if none.
+	keyring Keyring
 }
 
 var _ chainstorev1.OperatorServiceServer = (*OperatorServer)(nil)

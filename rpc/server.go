@@ -201,7 +201,7 @@ type Services struct {
 // stop it before a graceful gRPC stop. x is the server's xDS server, whose
 // clients and chains the operator service reports; a nil x (no xDS
 // server) reports none.
-func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Members, hub *chainwatch.Hub, x XDS, logger hclog.Logger) (*Services, error) {
+func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Members, hub *chainwatch.Hub, x XDS, logger hclog.Logger, opts ...ServicesOption) (*Services, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid rpc config: %w", err)
 	}
@@ -216,13 +216,17 @@ func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Me
 	}
 	rt := newRouter(cfg, r, f, m)
 	proposer := fsm.NewProposer(r)
-	return &Services{
+	svc := &Services{
 		router:   rt,
 		entries:  &EntriesServer{router: rt, proposer: proposer, maxEntry: cfg.MaxEntrySize},
 		chains:   &ChainServer{cfg: chains, hub: hub, router: rt, logger: logger.Named("chains")},
 		operator: &OperatorServer{router: rt, xds: x},
 		catalog:  &CatalogServer{router: rt, proposer: proposer},
-	}, nil
+	}
+	for _, o := range opts {
+		o(svc)
+	}
+	return svc, nil
 }
 
 // Register registers every service on g (a server from NewGRPCServer).

@@ -44,6 +44,7 @@ import (
 	"github.com/chainstore/chainstore/health"
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
+	"github.com/chainstore/chainstore/tlsutil"
 	"github.com/chainstore/chainstore/xdsserver"
 )
 
@@ -64,6 +65,7 @@ type Server struct {
 	rpc     *rpc.Services
 	grpc    *grpc.Server
 	grpcLis net.Listener
+	tls     *tlsutil.Configurator // nil without TLS
 
 	mu            sync.Mutex // protects started, stopped, cancelCluster, cancelHub
 	started       bool
@@ -99,6 +101,11 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("load node ID: %w", err)
 	}
+	sec, err := setupSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.tls = sec.tls
 
 	s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -117,6 +124,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 
 	rc := cfg.Raft
 	rc.NodeID, rc.DataDir, rc.BindAddr, rc.AdvertiseAddr = s.nodeID, cfg.DataDir, cfg.RaftAddr, cfg.RaftAdvertise
+	sec.raft(&rc)
 	s.raft, err = raftnode.New(rc, s.fsm, logger.Named("raft"))
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -138,6 +146,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	}
 	cc.Join, cc.BootstrapExpect = cfg.Join, cfg.BootstrapExpect
 	cc.RaftAddr, cc.GRPCAddr = s.raft.Addr(), grpcAdvertise
+	sec.cluster(&cc)
 	s.cluster, err = cluster.New(cc, s.raft, logger.Named("cluster"))
 	if err != nil {
 		return nil, fmt.Errorf("start gossip: %w", err)
@@ -147,6 +156,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 
 	rpcCfg := cfg.RPC
 	rpcCfg.NodeName, rpcCfg.NodeID, rpcCfg.Datacenter = cfg.NodeName, s.nodeID, cfg.Datacenter
+	sec.rpc(&rpcCfg)
 	hubCfg := cfg.Hub
 	hubCfg.Datacenter = cfg.Datacenter
 	s.hub, err = chainwatch.New(hubCfg, chainwatch.FSMSource(s.fsm), logger)
@@ -161,11 +171,11 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.rpc, err = rpc.NewServices(rpcCfg, cfg.Chains, s.raft, s.fsm, s.cluster, s.hub, s.xds, logger)
+	s.rpc, err = rpc.NewServices(rpcCfg, cfg.Chains, s.raft, s.fsm, s.cluster, s.hub, s.xds, logger, rpc.WithKeyring(keyring{s.cluster, cfg.DataDir}))
 	if err != nil {
 		return nil, err
 	}
-	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"))
+	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"), sec.grpcOptions()...)
 	rpc.Register(s.grpc, s.rpc)
 	s.xds.Register(s.grpc)
 	return s, nil

@@ -1082,6 +1082,204 @@ func (x *XdsChainsResponse) GetMeta() *QueryMeta {
 	return nil
 }
 
+type KeyringListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringListRequest) Reset() {
+	*x = KeyringListRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringListRequest) ProtoMessage() {}
+
+func (x *KeyringListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringListRequest.ProtoReflect.Descriptor instead.
+func (*KeyringListRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{15}
+}
+
+type KeyringRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key, base64 of 16, 24 or 32 bytes.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringRequest) Reset() {
+	*x = KeyringRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringRequest) ProtoMessage() {}
+
+func (x *KeyringRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringRequest.ProtoReflect.Descriptor instead.
+func (*KeyringRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *KeyringRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type KeyringNodeResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's gossip name.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// Its keys (base64), primary first: filled by KeyringList.
+	Keys []string `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Why the server failed the call; empty on success.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringNodeResult) Reset() {
+	*x = KeyringNodeResult{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringNodeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringNodeResult) ProtoMessage() {}
+
+func (x *KeyringNodeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringNodeResult.ProtoReflect.Descriptor instead.
+func (*KeyringNodeResult) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *KeyringNodeResult) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *KeyringNodeResult) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *KeyringNodeResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type KeyringResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per live server, sorted by node.
+	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The number of servers that failed.
+	Failed        int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringResponse) Reset() {
+	*x = KeyringResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringResponse) ProtoMessage() {}
+
+func (x *KeyringResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringResponse.ProtoReflect.Descriptor instead.
+func (*KeyringResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *KeyringResponse) GetNodes() []*KeyringNodeResult {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KeyringResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
 var File_chainstore_v1_operator_proto protoreflect.FileDescriptor
 
 const file_chainstore_v1_operator_proto_rawDesc = "" +
@@ -1169,14 +1367,29 @@ const file_chainstore_v1_operator_proto_rawDesc = "" +
 	"\aupdated\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"r\n" +
 	"\x11XdsChainsResponse\x12/\n" +
 	"\x06chains\x18\x01 \x03(\v2\x17.chainstore.v1.XdsChainR\x06chains\x12,\n" +
-	"\x04meta\x18\x02 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta2\x89\x03\n" +
+	"\x04meta\x18\x02 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"\x14\n" +
+	"\x12KeyringListRequest\"\"\n" +
+	"\x0eKeyringRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"Q\n" +
+	"\x11KeyringNodeResult\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\tR\x04keys\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"a\n" +
+	"\x0fKeyringResponse\x126\n" +
+	"\x05nodes\x18\x01 \x03(\v2 .chainstore.v1.KeyringNodeResultR\x05nodes\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed2\xc9\x05\n" +
 	"\x0fOperatorService\x12H\n" +
 	"\aMembers\x12\x1d.chainstore.v1.MembersRequest\x1a\x1e.chainstore.v1.MembersResponse\x12B\n" +
 	"\x05Peers\x12\x1b.chainstore.v1.PeersRequest\x1a\x1c.chainstore.v1.PeersResponse\x12E\n" +
 	"\x06Status\x12\x1c.chainstore.v1.StatusRequest\x1a\x1d.chainstore.v1.StatusResponse\x12Q\n" +
 	"\n" +
 	"XdsClients\x12 .chainstore.v1.XdsClientsRequest\x1a!.chainstore.v1.XdsClientsResponse\x12N\n" +
-	"\tXdsChains\x12\x1f.chainstore.v1.XdsChainsRequest\x1a .chainstore.v1.XdsChainsResponseBCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
+	"\tXdsChains\x12\x1f.chainstore.v1.XdsChainsRequest\x1a .chainstore.v1.XdsChainsResponse\x12P\n" +
+	"\vKeyringList\x12!.chainstore.v1.KeyringListRequest\x1a\x1e.chainstore.v1.KeyringResponse\x12O\n" +
+	"\x0eKeyringInstall\x12\x1d.chainstore.v1.KeyringRequest\x1a\x1e.chainstore.v1.KeyringResponse\x12K\n" +
+	"\n" +
+	"KeyringUse\x12\x1d.chainstore.v1.KeyringRequest\x1a\x1e.chainstore.v1.KeyringResponse\x12N\n" +
+	"\rKeyringRemove\x12\x1d.chainstore.v1.KeyringRequest\x1a\x1e.chainstore.v1.KeyringResponseBCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
 
 var (
 	file_chainstore_v1_operator_proto_rawDescOnce sync.Once
@@ -1190,7 +1403,7 @@ func file_chainstore_v1_operator_proto_rawDescGZIP() []byte {
 	return file_chainstore_v1_operator_proto_rawDescData
 }
 
-var file_chainstore_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_chainstore_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_chainstore_v1_operator_proto_goTypes = []any{
 	(*MembersRequest)(nil),        // 0: chainstore.v1.MembersRequest
 	(*Member)(nil),                // 1: chainstore.v1.Member
@@ -1207,40 +1420,53 @@ var file_chainstore_v1_operator_proto_goTypes = []any{
 	(*XdsChainsRequest)(nil),      // 12: chainstore.v1.XdsChainsRequest
 	(*XdsChain)(nil),              // 13: chainstore.v1.XdsChain
 	(*XdsChainsResponse)(nil),     // 14: chainstore.v1.XdsChainsResponse
-	(*QueryMeta)(nil),             // 15: chainstore.v1.QueryMeta
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*KeyringListRequest)(nil),    // 15: chainstore.v1.KeyringListRequest
+	(*KeyringRequest)(nil),        // 16: chainstore.v1.KeyringRequest
+	(*KeyringNodeResult)(nil),     // 17: chainstore.v1.KeyringNodeResult
+	(*KeyringResponse)(nil),       // 18: chainstore.v1.KeyringResponse
+	(*QueryMeta)(nil),             // 19: chainstore.v1.QueryMeta
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_chainstore_v1_operator_proto_depIdxs = []int32{
 	1,  // 0: chainstore.v1.MembersResponse.members:type_name -> chainstore.v1.Member
-	15, // 1: chainstore.v1.MembersResponse.meta:type_name -> chainstore.v1.QueryMeta
+	19, // 1: chainstore.v1.MembersResponse.meta:type_name -> chainstore.v1.QueryMeta
 	4,  // 2: chainstore.v1.PeersResponse.peers:type_name -> chainstore.v1.Peer
-	15, // 3: chainstore.v1.PeersResponse.meta:type_name -> chainstore.v1.QueryMeta
-	15, // 4: chainstore.v1.StatusResponse.meta:type_name -> chainstore.v1.QueryMeta
-	16, // 5: chainstore.v1.XdsClient.connected_since:type_name -> google.protobuf.Timestamp
+	19, // 3: chainstore.v1.PeersResponse.meta:type_name -> chainstore.v1.QueryMeta
+	19, // 4: chainstore.v1.StatusResponse.meta:type_name -> chainstore.v1.QueryMeta
+	20, // 5: chainstore.v1.XdsClient.connected_since:type_name -> google.protobuf.Timestamp
 	10, // 6: chainstore.v1.XdsClient.types:type_name -> chainstore.v1.XdsTypeStatus
-	16, // 7: chainstore.v1.XdsTypeStatus.sent_at:type_name -> google.protobuf.Timestamp
-	16, // 8: chainstore.v1.XdsTypeStatus.acked_at:type_name -> google.protobuf.Timestamp
-	16, // 9: chainstore.v1.XdsTypeStatus.last_nack_at:type_name -> google.protobuf.Timestamp
+	20, // 7: chainstore.v1.XdsTypeStatus.sent_at:type_name -> google.protobuf.Timestamp
+	20, // 8: chainstore.v1.XdsTypeStatus.acked_at:type_name -> google.protobuf.Timestamp
+	20, // 9: chainstore.v1.XdsTypeStatus.last_nack_at:type_name -> google.protobuf.Timestamp
 	9,  // 10: chainstore.v1.XdsClientsResponse.clients:type_name -> chainstore.v1.XdsClient
-	15, // 11: chainstore.v1.XdsClientsResponse.meta:type_name -> chainstore.v1.QueryMeta
-	16, // 12: chainstore.v1.XdsChain.updated:type_name -> google.protobuf.Timestamp
+	19, // 11: chainstore.v1.XdsClientsResponse.meta:type_name -> chainstore.v1.QueryMeta
+	20, // 12: chainstore.v1.XdsChain.updated:type_name -> google.protobuf.Timestamp
 	13, // 13: chainstore.v1.XdsChainsResponse.chains:type_name -> chainstore.v1.XdsChain
-	15, // 14: chainstore.v1.XdsChainsResponse.meta:type_name -> chainstore.v1.QueryMeta
-	0,  // 15: chainstore.v1.OperatorService.Members:input_type -> chainstore.v1.MembersRequest
-	3,  // 16: chainstore.v1.OperatorService.Peers:input_type -> chainstore.v1.PeersRequest
-	6,  // 17: chainstore.v1.OperatorService.Status:input_type -> chainstore.v1.StatusRequest
-	8,  // 18: chainstore.v1.OperatorService.XdsClients:input_type -> chainstore.v1.XdsClientsRequest
-	12, // 19: chainstore.v1.OperatorService.XdsChains:input_type -> chainstore.v1.XdsChainsRequest
-	2,  // 20: chainstore.v1.OperatorService.Members:output_type -> chainstore.v1.MembersResponse
-	5,  // 21: chainstore.v1.OperatorService.Peers:output_type -> chainstore.v1.PeersResponse
-	7,  // 22: chainstore.v1.OperatorService.Status:output_type -> chainstore.v1.StatusResponse
-	11, // 23: chainstore.v1.OperatorService.XdsClients:output_type -> chainstore.v1.XdsClientsResponse
-	14, // 24: chainstore.v1.OperatorService.XdsChains:output_type -> chainstore.v1.XdsChainsResponse
-	20, // [20:25] is the sub-list for method output_type
-	15, // [15:20] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	19, // 14: chainstore.v1.XdsChainsResponse.meta:type_name -> chainstore.v1.QueryMeta
+	17, // 15: chainstore.v1.KeyringResponse.nodes:type_name -> chainstore.v1.KeyringNodeResult
+	0,  // 16: chainstore.v1.OperatorService.Members:input_type -> chainstore.v1.MembersRequest
+	3,  // 17: chainstore.v1.OperatorService.Peers:input_type -> chainstore.v1.PeersRequest
+	6,  // 18: chainstore.v1.OperatorService.Status:input_type -> chainstore.v1.StatusRequest
+	8,  // 19: chainstore.v1.OperatorService.XdsClients:input_type -> chainstore.v1.XdsClientsRequest
+	12, // 20: chainstore.v1.OperatorService.XdsChains:input_type -> chainstore.v1.XdsChainsRequest
+	15, // 21: chainstore.v1.OperatorService.KeyringList:input_type -> chainstore.v1.KeyringListRequest
+	16, // 22: chainstore.v1.OperatorService.KeyringInstall:input_type -> chainstore.v1.KeyringRequest
+	16, // 23: chainstore.v1.OperatorService.KeyringUse:input_type -> chainstore.v1.KeyringRequest
+	16, // 24: chainstore.v1.OperatorService.KeyringRemove:input_type -> chainstore.v1.KeyringRequest
+	2,  // 25: chainstore.v1.OperatorService.Members:output_type -> chainstore.v1.MembersResponse
+	5,  // 26: chainstore.v1.OperatorService.Peers:output_type -> chainstore.v1.PeersResponse
+	7,  // 27: chainstore.v1.OperatorService.Status:output_type -> chainstore.v1.StatusResponse
+	11, // 28: chainstore.v1.OperatorService.XdsClients:output_type -> chainstore.v1.XdsClientsResponse
+	14, // 29: chainstore.v1.OperatorService.XdsChains:output_type -> chainstore.v1.XdsChainsResponse
+	18, // 30: chainstore.v1.OperatorService.KeyringList:output_type -> chainstore.v1.KeyringResponse
+	18, // 31: chainstore.v1.OperatorService.KeyringInstall:output_type -> chainstore.v1.KeyringResponse
+	18, // 32: chainstore.v1.OperatorService.KeyringUse:output_type -> chainstore.v1.KeyringResponse
+	18, // 33: chainstore.v1.OperatorService.KeyringRemove:output_type -> chainstore.v1.KeyringResponse
+	25, // [25:34] is the sub-list for method output_type
+	16, // [16:25] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_chainstore_v1_operator_proto_init() }
@@ -1255,7 +1481,7 @@ func file_chainstore_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chainstore_v1_operator_proto_rawDesc), len(file_chainstore_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,11 +27,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OperatorService_Members_FullMethodName    = "/chainstore.v1.OperatorService/Members"
-	OperatorService_Peers_FullMethodName      = "/chainstore.v1.OperatorService/Peers"
-	OperatorService_Status_FullMethodName     = "/chainstore.v1.OperatorService/Status"
-	OperatorService_XdsClients_FullMethodName = "/chainstore.v1.OperatorService/XdsClients"
-	OperatorService_XdsChains_FullMethodName  = "/chainstore.v1.OperatorService/XdsChains"
+	OperatorService_Members_FullMethodName        = "/chainstore.v1.OperatorService/Members"
+	OperatorService_Peers_FullMethodName          = "/chainstore.v1.OperatorService/Peers"
+	OperatorService_Status_FullMethodName         = "/chainstore.v1.OperatorService/Status"
+	OperatorService_XdsClients_FullMethodName     = "/chainstore.v1.OperatorService/XdsClients"
+	OperatorService_XdsChains_FullMethodName      = "/chainstore.v1.OperatorService/XdsChains"
+	OperatorService_KeyringList_FullMethodName    = "/chainstore.v1.OperatorService/KeyringList"
+	OperatorService_KeyringInstall_FullMethodName = "/chainstore.v1.OperatorService/KeyringInstall"
+	OperatorService_KeyringUse_FullMethodName     = "/chainstore.v1.OperatorService/KeyringUse"
+	OperatorService_KeyringRemove_FullMethodName  = "/chainstore.v1.OperatorService/KeyringRemove"
 )
 
 // OperatorServiceClient is the client API for OperatorService service.
@@ -56,6 +60,18 @@ type OperatorServiceClient interface {
 	// follows and publishes, with the version published and why a newer
 	// one is not. Empty when the server serves no xDS.
 	XdsChains(ctx context.Context, in *XdsChainsRequest, opts ...grpc.CallOption) (*XdsChainsResponse, error)
+	// KeyringList lists the gossip encryption keys of every live server
+	// (primary key first). Unlike the calls above, the four keyring calls
+	// fan out: the server reached asks every live member (itself
+	// included) over gRPC and reports each one's answer.
+	KeyringList(ctx context.Context, in *KeyringListRequest, opts ...grpc.CallOption) (*KeyringResponse, error)
+	// KeyringInstall adds a key to every server's keyring (accepted on
+	// receipt, not used to send yet).
+	KeyringInstall(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error)
+	// KeyringUse makes an installed key the one every server sends with.
+	KeyringUse(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error)
+	// KeyringRemove removes a key that is not in use from every server.
+	KeyringRemove(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error)
 }
 
 type operatorServiceClient struct {
@@ -116,6 +132,46 @@ func (c *operatorServiceClient) XdsChains(ctx context.Context, in *XdsChainsRequ
 	return out, nil
 }
 
+func (c *operatorServiceClient) KeyringList(ctx context.Context, in *KeyringListRequest, opts ...grpc.CallOption) (*KeyringResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyringResponse)
+	err := c.cc.Invoke(ctx, OperatorService_KeyringList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) KeyringInstall(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyringResponse)
+	err := c.cc.Invoke(ctx, OperatorService_KeyringInstall_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) KeyringUse(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyringResponse)
+	err := c.cc.Invoke(ctx, OperatorService_KeyringUse_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) KeyringRemove(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyringResponse)
+	err := c.cc.Invoke(ctx, OperatorService_KeyringRemove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperatorServiceServer is the server API for OperatorService service.
 // All implementations must embed UnimplementedOperatorServiceServer
 // for forward compatibility.
@@ -138,6 +194,18 @@ type OperatorServiceServer interface {
 	// follows and publishes, with the version published and why a newer
 	// one is not. Empty when the server serves no xDS.
 	XdsChains(context.Context, *XdsChainsRequest) (*XdsChainsResponse, error)
+	// KeyringList lists the gossip encryption keys of every live server
+	// (primary key first). Unlike the calls above, the four keyring calls
+	// fan out: the server reached asks every live member (itself
+	// included) over gRPC and reports each one's answer.
+	KeyringList(context.Context, *KeyringListRequest) (*KeyringResponse, error)
+	// KeyringInstall adds a key to every server's keyring (accepted on
+	// receipt, not used to send yet).
+	KeyringInstall(context.Context, *KeyringRequest) (*KeyringResponse, error)
+	// KeyringUse makes an installed key the one every server sends with.
+	KeyringUse(context.Context, *KeyringRequest) (*KeyringResponse, error)
+	// KeyringRemove removes a key that is not in use from every server.
+	KeyringRemove(context.Context, *KeyringRequest) (*KeyringResponse, error)
 	mustEmbedUnimplementedOperatorServiceServer()
 }
 
@@ -162,6 +230,18 @@ func (UnimplementedOperatorServiceServer) XdsClients(context.Context, *XdsClient
 }
 func (UnimplementedOperatorServiceServer) XdsChains(context.Context, *XdsChainsRequest) (*XdsChainsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method XdsChains not implemented")
+}
+func (UnimplementedOperatorServiceServer) KeyringList(context.Context, *KeyringListRequest) (*KeyringResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KeyringList not implemented")
+}
+func (UnimplementedOperatorServiceServer) KeyringInstall(context.Context, *KeyringRequest) (*KeyringResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KeyringInstall not implemented")
+}
+func (UnimplementedOperatorServiceServer) KeyringUse(context.Context, *KeyringRequest) (*KeyringResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KeyringUse not implemented")
+}
+func (UnimplementedOperatorServiceServer) KeyringRemove(context.Context, *KeyringRequest) (*KeyringResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KeyringRemove not implemented")
 }
 func (UnimplementedOperatorServiceServer) mustEmbedUnimplementedOperatorServiceServer() {}
 func (UnimplementedOperatorServiceServer) testEmbeddedByValue()                         {}
@@ -274,6 +354,78 @@ func _OperatorService_XdsChains_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OperatorService_KeyringList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyringListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).KeyringList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_KeyringList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).KeyringList(ctx, req.(*KeyringListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_KeyringInstall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyringRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).KeyringInstall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_KeyringInstall_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).KeyringInstall(ctx, req.(*KeyringRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_KeyringUse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyringRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).KeyringUse(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_KeyringUse_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).KeyringUse(ctx, req.(*KeyringRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_KeyringRemove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyringRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).KeyringRemove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_KeyringRemove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).KeyringRemove(ctx, req.(*KeyringRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OperatorService_ServiceDesc is the grpc.ServiceDesc for OperatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -300,6 +452,22 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "XdsChains",
 			Handler:    _OperatorService_XdsChains_Handler,
+		},
+		{
+			MethodName: "KeyringList",
+			Handler:    _OperatorService_KeyringList_Handler,
+		},
+		{
+			MethodName: "KeyringInstall",
+			Handler:    _OperatorService_KeyringInstall_Handler,
+		},
+		{
+			MethodName: "KeyringUse",
+			Handler:    _OperatorService_KeyringUse_Handler,
+		},
+		{
+			MethodName: "KeyringRemove",
+			Handler:    _OperatorService_KeyringRemove_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,179 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/chainstore/chainstore/cluster"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
+)
+
+// Keyring is this server's gossip keyring as the keyring RPCs see it
+// (the server package adapts cluster.Cluster: each change is applied to
+// memberlist and persisted in the data dir).
+type Keyring interface {
+	Keys() []string
+	Change(op cluster.KeyringOp, key string) error
+}
+
+// ServicesOption is an optional collaborator of NewServices.
+type ServicesOption func(*Services)
+
+// WithKeyring gives the operator service this server's gossip keyring;
+// without it the keyring calls fail with FailedPrecondition.
+func WithKeyring(k Keyring) ServicesOption {
+	return func(s *Services) { s.operator.keyring = k }
+}
+
+// keyringLocalHeader marks a keyring call one server fanned out to
+// another: the receiver applies it to its own keyring only.
+const keyringLocalHeader = "chainstore-keyring-local"
+
+// keyringFanoutTimeout bounds the call to one server in a fan-out.
+const keyringFanoutTimeout = 10 * time.Second
+
+// Why the keyring calls fan out instead of going through Raft: the
+// keyring must work before Raft does (a server needs the key to join
+// gossip at all, and a restarted server reads it from its data dir
+// before it can hear from a leader), and a key in the Raft log would sit
+// in every snapshot. So, as in Consul, each server keeps its own keyring
+// and the server reached applies the change on every live member,
+// reporting each member's result; a server that was down catches up
+// when an operator repeats the call (install and use are idempotent).
+
+// KeyringList implements chainstorev1.OperatorServiceServer.
+func (s *OperatorServer) KeyringList(ctx context.Context, _ *chainstorev1.KeyringListRequest) (*chainstorev1.KeyringResponse, error) {
+	// ACL hook: the ACL layer requires operator:write here (issue 10).
+	return s.keyringCall(ctx, 0, "", func(ctx context.Context, c chainstorev1.OperatorServiceClient) (*chainstorev1.KeyringResponse, error) {
+		return c.KeyringList(ctx, &chainstorev1.KeyringListRequest{})
+	})
+}
+
+// KeyringInstall implements chainstorev1.OperatorServiceServer.
+func (s *OperatorServer) KeyringInstall(ctx context.Context, req *chainstorev1.KeyringRequest) (*chainstorev1.KeyringResponse, error) {
+	// ACL hook: the ACL layer requires operator:write here (issue 10).
+	return s.keyringChange(ctx, cluster.KeyInstall, req)
+}
+
+// KeyringUse implements chainstorev1.OperatorServiceServer.
+func (s *OperatorServer) KeyringUse(ctx context.Context, req *chainstorev1.KeyringRequest) (*chainstorev1.KeyringResponse, error) {
+	// ACL hook: the ACL layer requires operator:write here (issue 10).
+	return s.keyringChange(ctx, cluster.KeyUse, req)
+}
+
+// KeyringRemove implements chainstorev1.OperatorServiceServer.
+func (s *OperatorServer) KeyringRemove(ctx context.Context, req *chainstorev1.KeyringRequest) (*chainstorev1.KeyringResponse, error) {
+	// ACL hook: the ACL layer requires operator:write here (issue 10).
+	return s.keyringChange(ctx, cluster.KeyRemove, req)
+}
+
+func (s *OperatorServer) keyringChange(ctx context.Context, op cluster.KeyringOp, req *chainstorev1.KeyringRequest) (*chainstorev1.KeyringResponse, error) {
+	if _, err := cluster.DecodeKey(req.GetKey()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return s.keyringCall(ctx, op, req.GetKey(), func(ctx context.Context, c chainstorev1.OperatorServiceClient) (*chainstorev1.KeyringResponse, error) {
+		switch op {
+		case cluster.KeyInstall:
+			return c.KeyringInstall(ctx, req)
+		case cluster.KeyUse:
+			return c.KeyringUse(ctx, req)
+		default:
+			return c.KeyringRemove(ctx, req)
+		}
+	})
+}
+
+// keyringCall applies op (0: list) here when the call was fanned out to
+// this server, and otherwise on every live member through remote.
+func (s *OperatorServer) keyringCall(ctx context.Context, op cluster.KeyringOp, key string,
+	remote func(context.Context, chainstorev1.OperatorServiceClient) (*chainstorev1.KeyringResponse, error),
+) (*chainstorev1.KeyringResponse, error) {
+	if s.keyring == nil {
+		return nil, status.Error(codes.FailedPrecondition, "this server has no gossip keyring")
+	}
+	if v := metadata.ValueFromIncomingContext(ctx, keyringLocalHeader); len(v) > 0 {
+		res := s.keyringLocal(op, key)
+		return &chainstorev1.KeyringResponse{Nodes: []*chainstorev1.KeyringNodeResult{res}, Failed: failed(res)}, nil
+	}
+	var (
+		mu   sync.Mutex
+		resp chainstorev1.KeyringResponse
+		wg   sync.WaitGroup
+	)
+	add := func(r *chainstorev1.KeyringNodeResult) {
+		mu.Lock()
+		defer mu.Unlock()
+		resp.Nodes = append(resp.Nodes, r)
+		resp.Failed += failed(r)
+	}
+	for _, m := range s.router.members.Members() {
+		if m.Status != cluster.StatusAlive && m.Status != cluster.StatusLeaving {
+			continue
+		}
+		if m.ID == s.router.cfg.NodeID {
+			add(s.keyringLocal(op, key))
+			continue
+		}
+		wg.Go(func() {
+			add(s.keyringRemote(ctx, m, remote))
+		})
+	}
+	wg.Wait()
+	sort.Slice(resp.Nodes, func(i, j int) bool { return resp.Nodes[i].Node < resp.Nodes[j].Node })
+	return &resp, nil
+}
+
+func (s *OperatorServer) keyringLocal(op cluster.KeyringOp, key string) *chainstorev1.KeyringNodeResult {
+	res := &chainstorev1.KeyringNodeResult{Node: s.router.cfg.NodeName}
+	if op != 0 {
+		if err := s.keyring.Change(op, key); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+	}
+	res.Keys = s.keyring.Keys()
+	if op != 0 {
+		res.Keys = nil // only a list returns keys
+	}
+	return res
+}
+
+func (s *OperatorServer) keyringRemote(ctx context.Context, m cluster.Member,
+	remote func(context.Context, chainstorev1.OperatorServiceClient) (*chainstorev1.KeyringResponse, error),
+) *chainstorev1.KeyringNodeResult {
+	res := &chainstorev1.KeyringNodeResult{Node: m.Name}
+	ctx, cancel := context.WithTimeout(ctx, keyringFanoutTimeout)
+	defer cancel()
+	var conn *grpc.ClientConn
+	conn, err := s.router.fwd.readyConn(ctx, m.GRPCAddr)
+	if err == nil {
+		ctx = metadata.AppendToOutgoingContext(ctx, keyringLocalHeader, s.router.cfg.NodeName)
+		var out *chainstorev1.KeyringResponse
+		out, err = remote(ctx, chainstorev1.NewOperatorServiceClient(conn))
+		if err == nil && len(out.GetNodes()) != 1 {
+			err = errors.New("unexpected keyring answer")
+		}
+		if err == nil {
+			r := out.GetNodes()[0]
+			r.Node = m.Name
+			return r
+		}
+	}
+	res.Error = status.Convert(err).Message()
+	return res
+}
+
+func failed(r *chainstorev1.KeyringNodeResult) int32 {
+	if r.GetError() != "" {
+		return 1
+	}
+	return 0
+}
