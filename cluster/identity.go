@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/chainstore/chainstore/raftnode"
@@ -145,11 +144,17 @@ func (c *Cluster) ServerGRPCAddr(nodeID, raftAddr string) (string, bool) {
 	return found.meta.GRPCAddr, ok
 }
 
-// logRefusals logs each refusal once until the member's claim changes.
-// Only the reconcile loop calls it (it owns logged).
+// logRefusals logs each refusal once until the member's claim changes,
+// and publishes the refused members (Cluster.Refused). Only the reconcile
+// loop calls it (it owns refusalsLogged and certRefused).
 func (l *loop) logRefusals(refused []refusal) {
 	seen := make(map[string]bool, len(refused))
+	current := make(map[string]string, len(refused)+len(l.certRefused))
+	for name, why := range l.certRefused {
+		current[name] = why
+	}
 	for _, r := range refused {
+		current[r.name] = r.reason.String()
 		key := r.name + "\x00" + r.id + "\x00" + r.raftAddr + "\x00" + r.reason.String()
 		seen[key] = true
 		if l.refusalsLogged[key] {
@@ -159,10 +164,11 @@ func (l *loop) logRefusals(refused []refusal) {
 		l.c.logger.Warn("refusing gossip member: "+r.reason.String(), "name", r.name, "id", r.id, "raft_addr", r.raftAddr)
 	}
 	for k := range l.refusalsLogged {
-		if !seen[k] && !strings.HasSuffix(k, "\x00cert") {
+		if !seen[k] {
 			delete(l.refusalsLogged, k)
 		}
 	}
+	l.c.setRefused(current)
 }
 
 // verifyVoter checks, when TLS is on (Config.VerifyServer), that the
@@ -176,16 +182,42 @@ func (l *loop) verifyVoter(s raftnode.Server, name string) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.c.cfg.Gossip.TCPTimeout+verifyTimeout)
 	defer cancel()
-	if err := verify(ctx, name, s.Address); err != nil {
-		key := name + "\x00" + s.ID + "\x00" + s.Address + "\x00cert"
-		if !l.refusalsLogged[key] {
-			l.refusalsLogged[key] = true
-			l.c.logger.Warn("refusing gossip member: "+refusedCertificate.String(),
-				"name", name, "id", s.ID, "raft_addr", s.Address, "error", err)
+	err := verify(ctx, name, s.Address)
+	if err == nil {
+		if _, ok := l.certRefused[name]; ok {
+			delete(l.certRefused, name)
+			l.c.logger.Info("gossip member proved its server certificate", "name", name, "id", s.ID)
 		}
-		return false
+		return true
 	}
-	return true
+	if _, ok := l.certRefused[name]; !ok {
+		l.c.logger.Warn("refusing gossip member: "+refusedCertificate.String(),
+			"name", name, "id", s.ID, "raft_addr", s.Address, "error", err)
+	}
+	l.certRefused[name] = refusedCertificate.String()
+	refused := l.c.Refused()
+	refused[name] = refusedCertificate.String()
+	l.c.setRefused(refused)
+	return false
+}
+
+// setRefused publishes the refused members.
+func (c *Cluster) setRefused(m map[string]string) {
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	c.refused = m
+}
+
+// Refused returns the gossip members the leader's last reconcile pass
+// refused (name -> reason); empty on followers. The caller owns the map.
+func (c *Cluster) Refused() map[string]string {
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	out := make(map[string]string, len(c.refused))
+	for k, v := range c.refused {
+		out[k] = v
+	}
+	return out
 }
 
 // memberNames maps the node ID of each admitted member to its gossip name.

@@ -38,14 +38,17 @@ type loop struct {
 	bootstrapDone bool
 	unknownSince  map[string]time.Time
 	due           *time.Timer // next reconcile for a pending removal or a retry
-	// refusalsLogged: identity refusals already logged (see identity.go).
+	// refusalsLogged: identity refusals already logged; certRefused:
+	// members that failed the certificate check, name -> reason (see
+	// identity.go).
 	refusalsLogged map[string]bool
+	certRefused    map[string]string
 }
 
 // runLoop is the reconcile loop: the only goroutine that reads
 // LeadershipChanges and changes the Raft configuration.
 func (c *Cluster) runLoop(ctx context.Context) {
-	l := &loop{c: c, unknownSince: make(map[string]time.Time), due: time.NewTimer(time.Hour), refusalsLogged: make(map[string]bool)}
+	l := &loop{c: c, unknownSince: make(map[string]time.Time), due: time.NewTimer(time.Hour), refusalsLogged: make(map[string]bool), certRefused: make(map[string]string)}
 	l.due.Stop()
 	defer l.due.Stop()
 	ticker := time.NewTicker(c.cfg.ReconcileInterval)

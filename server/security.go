@@ -135,3 +135,11 @@ func (k keyring) Keys() []string { return k.c.Keys() }
 func (k keyring) Change(op cluster.KeyringOp, key string) error {
 	return k.c.ChangeKeyring(k.dataDir, op, key)
 }
+
+// RefusedMembers returns the gossip members this server, as leader,
+// refused to adopt (name -> reason): identity conflicts and, with TLS,
+// members without a server certificate for their name.
+func (s *Server) RefusedMembers() map[string]string { return s.cluster.Refused() }
+
+// Members returns the gossip members this server knows (cluster.Members).
+func (s *Server) Members() []cluster.Member { return s.cluster.Members() }

@@ -265,7 +265,7 @@ func verifyServerChain(cs tls.ConnectionState, pool *x509.CertPool, names []stri
 // there presents a certificate of this datacenter naming node
 // (NodeServerName). It is how the leader checks a gossip member's claimed
 // identity before making it a Raft voter.
-func (c *Configurator) VerifyServerAt(ctx context.Context, addr, node string) error {
+func (c *Configurator) VerifyServerAt(ctx context.Context, node, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
 	defer cancel()
 	d := tls.Dialer{NetDialer: &net.Dialer{}, Config: c.OutgoingServerNamed(NodeServerName(node, c.cfg.Datacenter))}
