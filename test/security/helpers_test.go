@@ -89,11 +89,11 @@ func (c claim) encode() []byte {
 // metaDelegate gossips a fixed claim.
 type metaDelegate struct{ meta []byte }
 
-func (d metaDelegate) NodeMeta(int) []byte               { return d.meta }
-func (metaDelegate) NotifyMsg([]byte)                    {}
-func (metaDelegate) GetBroadcasts(int, int) [][]byte     { return nil }
-func (metaDelegate) LocalState(bool) []byte              { return nil }
-func (metaDelegate) MergeRemoteState([]byte, bool)       {}
+func (d metaDelegate) NodeMeta(int) []byte           { return d.meta }
+func (metaDelegate) NotifyMsg([]byte)                {}
+func (metaDelegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (metaDelegate) LocalState(bool) []byte          { return nil }
+func (metaDelegate) MergeRemoteState([]byte, bool)   {}
 
 // attacker starts a memberlist node called name with the test cluster's
 // label, gossiping c; key (base64) is its gossip key, "" for none. It is
