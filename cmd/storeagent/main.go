@@ -175,6 +175,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	cfg := Config{Watch: api.DefaultChainWatchConfig()}
 	var addrs string
 	cli.AddrFlag(fs, &addrs, "server gRPC addresses, host:port[,host:port...], tried in order")
+	tlsFlags := cli.RegisterTLSFlags(fs)
 	watch := fs.String("watch", "", "comma-separated services whose chains to watch")
 	fs.StringVar(&cfg.Datacenter, "datacenter", "", "datacenter to compile the chains for (default: the server's)")
 	fs.StringVar(&cfg.OutDir, "out", "", "directory to write <service>.json files into")
@@ -192,6 +193,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	cfg.Addrs = api.SplitAddrs(addrs)
+	cfg.Watch.TLS = tlsFlags.API()
 	cfg.Services = api.SplitAddrs(*watch) // the same comma-list rules
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
@@ -239,6 +241,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(cfg.Instances) > 0 {
 		cc := api.DefaultClientConfig()
 		cc.Addrs = cfg.Addrs
+		cc.TLS = cfg.Watch.TLS
 		client, err := api.NewClient(cc)
 		if err != nil {
 			fmt.Fprintf(stderr, "storeagent: %v\n", err)

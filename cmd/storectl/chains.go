@@ -219,6 +219,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cfg := api.DefaultChainWatchConfig()
 	cfg.Addrs = api.SplitAddrs(cf.addr)
+	cfg.TLS = cf.tls.API()
 	for _, s := range pos {
 		cfg.Chains = append(cfg.Chains, of.watched(s))
 	}

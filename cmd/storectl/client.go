@@ -16,6 +16,7 @@ import (
 type clientFlags struct {
 	addr    string
 	timeout time.Duration
+	tls     *cli.TLSFlags
 }
 
 // newFlagSet returns a flag set with the connection flags registered.
@@ -25,6 +26,7 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *clientFlags) {
 	cf := &clientFlags{}
 	cli.AddrFlag(fs, &cf.addr, "server gRPC addresses, host:port[,host:port...]; the next is tried when one is down")
 	fs.DurationVar(&cf.timeout, "timeout", 15*time.Second, "deadline of each request")
+	cf.tls = cli.RegisterTLSFlags(fs)
 	return fs, cf
 }
 
@@ -33,6 +35,7 @@ func (cf *clientFlags) dial() (*api.Client, error) {
 	cfg := api.DefaultClientConfig()
 	cfg.Addrs = api.SplitAddrs(cf.addr)
 	cfg.CallTimeout = cf.timeout
+	cfg.TLS = cf.tls.API()
 	return api.NewClient(cfg)
 }
 

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/chainstore/chainstore/cmd/internal/cli"
 )
@@ -78,7 +79,7 @@ func splitGlobalFlags(args []string) (global, rest []string) {
 			break
 		}
 		global = append(global, a)
-		if (a == "--addr" || a == "-addr") && i+1 < len(args) {
+		if cli.ValueFlags[strings.TrimLeft(a, "-")] && i+1 < len(args) {
 			global = append(global, args[i+1])
 			i++
 		}

@@ -6,6 +6,11 @@
 //	  --raft-addr 127.0.0.1:8300 --gossip-addr 127.0.0.1:8301 --grpc-addr 127.0.0.1:8502 \
 //	  --join 127.0.0.1:8311,127.0.0.1:8321 --bootstrap-expect 3
 //
+// With --ca-file, --cert-file and --key-file it speaks TLS on gRPC and
+// mutual TLS on Raft; --encrypt encrypts gossip; SIGHUP reloads the
+// certificate files. Bound to a non-loopback address it refuses to start
+// without both unless --insecure (docs/security.md).
+//
 // SIGINT or SIGTERM makes it leave the cluster gracefully: stop serving
 // gRPC (in-flight calls finish, with a deadline), hand leadership to
 // another voter, leave gossip (so the leader removes it from the Raft
@@ -22,7 +27,8 @@
 // each). raftnode, memberlist and grpc-go own their internal goroutines
 // and stop them in Shutdown / Leave / Stop. Server.Run returns after
 // Stop, when ctx is done (a signal) or when one of the goroutines fails.
-// With --pprof-addr, run starts one more goroutine, the pprof HTTP
+// run also starts the SIGHUP watcher (certificate reload), stopped and
+// joined before it returns (security.go). With --pprof-addr, run starts one more goroutine, the pprof HTTP
 // server, and stops and joins it before returning (debug.go).
 package main
 
@@ -74,6 +80,7 @@ func run(ctx context.Context, cfg server.Config, dbg debugOptions) error {
 	if err != nil {
 		return err
 	}
+	defer reloadOnSIGHUP(srv, logger)()
 	return srv.Run(ctx)
 }
 
@@ -107,6 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", cfg.BootstrapExpect, "number of servers to wait for before bootstrapping a new cluster (0: never bootstrap)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
 	fs.BoolVar(&cfg.LogJSON, "log-json", cfg.LogJSON, "log as JSON lines")
+	sec := registerSecurityFlags(fs, &cfg)
 	testHooks := registerTestFlags(fs)
 	dbg := registerDebugFlags(fs)
 	cli.HideFlags(fs, testFlagPrefix)
@@ -121,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 			cfg.Join = append(cfg.Join, j)
 		}
 	}
+	sec.apply(&cfg)
 	if err := testHooks.apply(&cfg); err != nil {
 		return server.Config{}, debugOptions{}, err
 	}
