@@ -23,7 +23,8 @@ type commandTable = cli.Table[cli.RunFunc]
 // commandGroups lists the constructors of every command group, one per
 // file: offline.go (compile, validate), entries.go and operator.go (put,
 // get, ..., status), chains.go (chain, watch), catalog.go (catalog and
-// its subcommands), xds.go (xds and its subcommands).
+// its subcommands), xds.go (xds and its subcommands), tls.go (tls ca|cert
+// create), keyring.go (keyring and its subcommands).
 var commandGroups = []func() commandTable{
 	offlineCommands,
 	entryCommands,
@@ -31,6 +32,8 @@ var commandGroups = []func() commandTable{
 	chainCommands,
 	catalogCommands,
 	xdsCommands,
+	tlsCommands,
+	keyringCommands,
 }
 
 // commands returns every storectl subcommand.

@@ -38,4 +38,4 @@ func (t *TLSFlags) API() api.TLSConfig {
 
 // ValueFlags lists the global flags that take a value in the next
 // argument (--addr x), so commands can split them off the command line.
-var ValueFlags = map[string]bool{"addr": true, "ca-file": true, "cert-file": true, "key-file": true}
+var ValueFlags = map[string]bool{"addr": true, "timeout": true, "ca-file": true, "cert-file": true, "key-file": true}
