@@ -21,6 +21,15 @@
 #   BIN_DIR      where stored and storectl are (default bin in the repo root)
 #   UP_TIMEOUT   seconds `up` and `start` wait for the cluster (default 60)
 #   LOG_LEVEL    stored --log-level (default info)
+#   SECURE       1: secure mode (docs/security.md). The first `up`/`run`
+#                creates a CA, server certificates (one per node), a client
+#                certificate and a gossip key in $CLUSTER_DIR/tls (ca.pem,
+#                client.pem, client-key.pem, gossip.key); servers then
+#                require TLS with client certificates on gRPC, mutual TLS
+#                on Raft and encrypted gossip. To use storectl against it:
+#                  export STORE_CACERT=$CLUSTER_DIR/tls/ca.pem \
+#                    STORE_CLIENT_CERT=$CLUSTER_DIR/tls/client.pem \
+#                    STORE_CLIENT_KEY=$CLUSTER_DIR/tls/client-key.pem
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +38,8 @@ BASE_PORT=${BASE_PORT:-8500}
 BIN_DIR=${BIN_DIR:-$ROOT/bin}
 UP_TIMEOUT=${UP_TIMEOUT:-60}
 LOG_LEVEL=${LOG_LEVEL:-info}
+SECURE=${SECURE:-0}
+TLS_DIR=$CLUSTER_DIR/tls
 HOST=127.0.0.1
 NODES=(1 2 3)
 STORED=$BIN_DIR/stored
@@ -50,6 +61,67 @@ all_grpc_addrs() {
   for n in "${NODES[@]}"; do out+="${out:+,}$(grpc_addr "$n")"; done
   echo "$out"
 }
+
+# ---------------------------------------------------------------------------
+# Secure mode (SECURE=1). Each step of the secure setup is one function,
+# called in order by secure_setup (before the nodes start) and
+# secure_after_up (once the cluster is up); add new steps (ACL bootstrap,
+# $CLUSTER_DIR/bootstrap-token) to those two lists.
+
+secure_on() { [[ "$SECURE" == 1 ]]; }
+
+# secure_tls_files: CA, one server certificate per node, one client
+# certificate; kept across runs (delete $CLUSTER_DIR/tls to start over).
+secure_tls_files() {
+  [[ -f "$TLS_DIR/ca.pem" ]] && return 0
+  mkdir -p "$TLS_DIR"
+  chmod 700 "$TLS_DIR"
+  "$STORECTL" tls ca create --dir "$TLS_DIR" >/dev/null
+  local n
+  for n in "${NODES[@]}"; do
+    "$STORECTL" tls cert create --server --node "n$n" --dir "$TLS_DIR" \
+      --ca "$TLS_DIR/ca.pem" --ca-key "$TLS_DIR/ca-key.pem" >/dev/null
+  done
+  "$STORECTL" tls cert create --client --dir "$TLS_DIR" \
+    --ca "$TLS_DIR/ca.pem" --ca-key "$TLS_DIR/ca-key.pem" >/dev/null
+  echo "created CA, server and client certificates in $TLS_DIR"
+}
+
+# secure_gossip_key: the gossip encryption key (each node persists its
+# keyring in its data dir after the first start).
+secure_gossip_key() {
+  [[ -f "$TLS_DIR/gossip.key" ]] && return 0
+  (umask 077 && "$STORECTL" keyring generate >"$TLS_DIR/gossip.key")
+}
+
+# secure_client_env: storectl in this script (and its children) uses the
+# client certificate.
+secure_client_env() {
+  export STORE_CACERT="$TLS_DIR/ca.pem" STORE_CLIENT_CERT="$TLS_DIR/client.pem" STORE_CLIENT_KEY="$TLS_DIR/client-key.pem"
+}
+
+secure_setup() {
+  secure_on || return 0
+  secure_tls_files
+  secure_gossip_key
+  secure_client_env
+  # ACLs: add the ACL setup steps here.
+}
+
+secure_after_up() {
+  secure_on || return 0
+  # ACLs: add the post-start steps here (bootstrap, $CLUSTER_DIR/bootstrap-token).
+  echo "secure mode: export STORE_CACERT=$STORE_CACERT STORE_CLIENT_CERT=$STORE_CLIENT_CERT STORE_CLIENT_KEY=$STORE_CLIENT_KEY"
+}
+
+# secure_stored_flags N: the stored flags of node N in secure mode.
+secure_stored_flags() {
+  secure_on || return 0
+  printf '%s\n' --ca-file "$TLS_DIR/ca.pem" \
+    --cert-file "$TLS_DIR/server-n$1.pem" --key-file "$TLS_DIR/server-n$1-key.pem" \
+    --encrypt "$(<"$TLS_DIR/gossip.key")"
+}
+# ---------------------------------------------------------------------------
 
 check_node() {
   [[ "${1:-}" =~ ^[123]$ ]] || die "node must be 1, 2 or 3, got '${1:-}'"
@@ -83,6 +155,8 @@ start_node() {
   done
   dir=$(node_dir "$n")
   mkdir -p "$dir/data"
+  local secure_flags=()
+  mapfile -t secure_flags < <(secure_stored_flags "$n")
   # setsid keeps Ctrl-C in the terminal away from background nodes; `run`
   # stops them itself.
   setsid "$STORED" \
@@ -94,6 +168,7 @@ start_node() {
     --join "$join" \
     --bootstrap-expect 3 \
     --log-level "$LOG_LEVEL" \
+    "${secure_flags[@]}" \
     >>"$(log_file "$n")" 2>&1 </dev/null &
   echo $! >"$(pid_file "$n")"
   echo "n$n started (pid $!, gRPC $(grpc_addr "$n"), log $(log_file "$n"))"
@@ -183,9 +258,11 @@ running_count() {
 
 cmd_up() {
   check_bins
+  secure_setup
   local n
   for n in "${NODES[@]}"; do start_node "$n"; done
   wait_ready 3
+  secure_after_up
   echo "cluster is up: leader elected, 3 voters; STORE_ADDR=$(all_grpc_addrs)"
 }
 
@@ -214,6 +291,7 @@ cmd_down() {
 cmd_start() {
   check_bins
   check_node "${1:-}"
+  secure_setup
   start_node "$1"
   wait_ready "$(running_count)"
 }
@@ -237,8 +315,10 @@ cmd_run() {
   local n logs=()
   TAIL_PID=""
   trap 'echo; echo "stopping the cluster..."; [[ -n "$TAIL_PID" ]] && kill "$TAIL_PID" 2>/dev/null; cmd_down; exit 0' INT TERM
+  secure_setup
   for n in "${NODES[@]}"; do start_node "$n"; logs+=("$(log_file "$n")"); done
   wait_ready 3
+  secure_after_up
   echo "cluster is up: leader elected, 3 voters. Try:"
   echo "  export STORE_ADDR=$(all_grpc_addrs)"
   echo "  bin/storectl put scripts/examples/01-proxy-defaults.hcl"
@@ -250,7 +330,7 @@ cmd_run() {
 }
 
 usage() {
-  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in
@@ -259,7 +339,7 @@ case "${1:-}" in
   start) cmd_start "${2:-}" ;;
   stop) check_node "${2:-}"; stop_node "$2" ;;
   kill) check_node "${2:-}"; kill_node "$2" ;;
-  status) check_bins; show_status ;;
+  status) check_bins; secure_on && secure_client_env; show_status ;;
   run) cmd_run ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;
