@@ -175,12 +175,12 @@ func (l *loop) logRefusals(refused []refusal) {
 // member about to become a voter holds a server certificate for its node
 // name at the Raft address it gossips. It returns false (and logs) to
 // refuse it.
-func (l *loop) verifyVoter(s raftnode.Server, name string) bool {
+func (l *loop) verifyVoter(ctx context.Context, s raftnode.Server, name string) bool {
 	verify := l.c.cfg.VerifyServer
 	if verify == nil {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.c.cfg.Gossip.TCPTimeout+verifyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, l.c.cfg.Gossip.TCPTimeout+verifyTimeout)
 	defer cancel()
 	err := verify(ctx, name, s.Address)
 	if err == nil {
@@ -236,13 +236,13 @@ func memberNames(members []memberState) map[string]string {
 // verifyBootstrap runs verifyVoter on every other server of a bootstrap
 // proposal: in TLS mode a member without a server certificate for its
 // name never enters the first configuration either.
-func (l *loop) verifyBootstrap(servers []raftnode.Server) bool {
+func (l *loop) verifyBootstrap(ctx context.Context, servers []raftnode.Server) bool {
 	if l.c.cfg.VerifyServer == nil {
 		return true
 	}
 	names := memberNames(l.c.table.snapshot())
 	for _, s := range servers {
-		if s.ID != l.c.cfg.NodeID && !l.verifyVoter(s, names[s.ID]) {
+		if s.ID != l.c.cfg.NodeID && !l.verifyVoter(ctx, s, names[s.ID]) {
 			return false
 		}
 	}

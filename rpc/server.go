@@ -1,8 +1,8 @@
 package rpc
 
 import (
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"runtime/debug"

@@ -44,7 +44,7 @@ type CertOptions struct {
 	// NotBefore and NotAfter bound validity; zero NotBefore means now
 	// minus a minute, zero NotAfter means NotBefore plus Days days.
 	NotBefore, NotAfter time.Time
-	Days               int
+	Days                int
 	// ExtraDNS and ExtraIPs are added to the subject alternative names.
 	ExtraDNS []string
 	ExtraIPs []net.IP

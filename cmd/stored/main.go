@@ -80,7 +80,7 @@ func run(ctx context.Context, cfg server.Config, dbg debugOptions) error {
 	if err != nil {
 		return err
 	}
-	defer reloadOnSIGHUP(srv, logger)()
+	defer reloadOnSIGHUP(ctx, srv, logger)()
 	return srv.Run(ctx)
 }
 

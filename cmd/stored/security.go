@@ -45,11 +45,11 @@ func (f *securityFlags) apply(cfg *server.Config) {
 }
 
 // reloadOnSIGHUP reloads the server's certificates on every SIGHUP until
-// the returned stop is called (which joins its goroutine).
-func reloadOnSIGHUP(srv *server.Server, logger hclog.Logger) (stop func()) {
+// ctx is done or the returned stop is called (which joins its goroutine).
+func reloadOnSIGHUP(ctx context.Context, srv *server.Server, logger hclog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {

@@ -104,13 +104,13 @@ func TestImpostors(t *testing.T) {
 				c, key = cl, servertest.TestGossipKey
 				clientOfNodes = func(nodes ...*servertest.Node) func(*testing.T, string) {
 					cli := clientOf(t, p, nodes...)
-					return func(t *testing.T, name string) { put(t, cli, name) }
+					return func(t *testing.T, name string) { t.Helper(); put(t, cli, name) }
 				}
 			} else {
 				c = servertest.NewCluster(t, 3, nil)
 				clientOfNodes = func(nodes ...*servertest.Node) func(*testing.T, string) {
 					cli := c.Client(nodes...)
-					return func(t *testing.T, name string) { put(t, cli, name) }
+					return func(t *testing.T, name string) { t.Helper(); put(t, cli, name) }
 				}
 			}
 			leader := c.Leader()
