@@ -92,7 +92,9 @@ func (s *OperatorServer) keyringChange(ctx context.Context, op cluster.KeyringOp
 }
 
 // keyringCall applies op (0: list) here when the call was fanned out to
-// this server, and otherwise on every live member through remote.
+// this server, and otherwise on every live member that is a server of the
+// Raft configuration, through remote; other live members are reported as
+// skipped (and count as failed).
 func (s *OperatorServer) keyringCall(ctx context.Context, op cluster.KeyringOp, key string,
 	remote func(context.Context, chainstorev1.OperatorServiceClient) (*chainstorev1.KeyringResponse, error),
 ) (*chainstorev1.KeyringResponse, error) {
@@ -114,17 +116,26 @@ func (s *OperatorServer) keyringCall(ctx context.Context, op cluster.KeyringOp, 
 		resp.Nodes = append(resp.Nodes, r)
 		resp.Failed += failed(r)
 	}
+	// Only servers in the Raft configuration at the Raft address they
+	// gossip are sent the call: a gossip member that is not one (an
+	// impostor holding a leaked key, say) must not receive the next key.
+	raftAddr := map[string]string{}
+	if servers, err := s.router.raft.Servers(); err == nil {
+		for _, srv := range servers {
+			raftAddr[srv.ID] = srv.Address
+		}
+	}
 	for _, m := range s.router.members.Members() {
-		if m.Status != cluster.StatusAlive && m.Status != cluster.StatusLeaving {
+		switch {
+		case m.Status != cluster.StatusAlive && m.Status != cluster.StatusLeaving:
 			continue
-		}
-		if m.ID == s.router.cfg.NodeID {
+		case m.ID == s.router.cfg.NodeID && m.Name == s.router.cfg.NodeName:
 			add(s.keyringLocal(op, key))
-			continue
+		case m.ID == "" || raftAddr[m.ID] != m.RaftAddr:
+			add(&chainstorev1.KeyringNodeResult{Node: m.Name, Error: "skipped: not a server of the Raft configuration at its gossiped address"})
+		default:
+			wg.Go(func() { add(s.keyringRemote(ctx, m, remote)) })
 		}
-		wg.Go(func() {
-			add(s.keyringRemote(ctx, m, remote))
-		})
 	}
 	wg.Wait()
 	sort.Slice(resp.Nodes, func(i, j int) bool { return resp.Nodes[i].Node < resp.Nodes[j].Node })
@@ -133,15 +144,12 @@ func (s *OperatorServer) keyringCall(ctx context.Context, op cluster.KeyringOp, 
 
 func (s *OperatorServer) keyringLocal(op cluster.KeyringOp, key string) *chainstorev1.KeyringNodeResult {
 	res := &chainstorev1.KeyringNodeResult{Node: s.router.cfg.NodeName}
-	if op != 0 {
-		if err := s.keyring.Change(op, key); err != nil {
-			res.Error = err.Error()
-			return res
-		}
+	if op == 0 {
+		res.Keys = s.keyring.Keys()
+		return res
 	}
-	res.Keys = s.keyring.Keys()
-	if op != 0 {
-		res.Keys = nil // only a list returns keys
+	if err := s.keyring.Change(op, key); err != nil {
+		res.Error = err.Error()
 	}
 	return res
 }

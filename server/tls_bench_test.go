@@ -50,6 +50,7 @@ func BenchmarkSecurity(b *testing.B) {
 
 func benchPut(b *testing.B, c *api.Client, prefix string) {
 	b.Helper()
+	prefix = fmt.Sprintf("%s-r%d", prefix, benchRun.Add(1)) // a new entry on every write, across -count runs
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
