@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -49,72 +48,98 @@ const keyringFanoutTimeout = 10 * time.Second
 // reporting each member's result; a server that was down catches up
 // when an operator repeats the call (install and use are idempotent).
 
+// keyringResult is the answer of every keyring call: one result per
+// server, and how many failed or were skipped.
+type keyringResult struct {
+	nodes  []*chainstorev1.KeyringNodeResult
+	failed int32
+}
+
+// remoteKeyring makes the same keyring call on another server.
+type remoteKeyring func(context.Context, chainstorev1.OperatorServiceClient) (keyringResult, error)
+
 // KeyringList implements chainstorev1.OperatorServiceServer.
-func (s *OperatorServer) KeyringList(ctx context.Context, _ *chainstorev1.KeyringListRequest) (*chainstorev1.KeyringResponse, error) {
+func (s *OperatorServer) KeyringList(ctx context.Context, _ *chainstorev1.KeyringListRequest) (*chainstorev1.KeyringListResponse, error) {
 	// ACL hook: the ACL layer requires operator:write here (issue 10).
-	return s.keyringCall(ctx, 0, "", func(ctx context.Context, c chainstorev1.OperatorServiceClient) (*chainstorev1.KeyringResponse, error) {
-		return c.KeyringList(ctx, &chainstorev1.KeyringListRequest{})
+	r, err := s.keyringCall(ctx, 0, "", func(ctx context.Context, c chainstorev1.OperatorServiceClient) (keyringResult, error) {
+		resp, err := c.KeyringList(ctx, &chainstorev1.KeyringListRequest{})
+		return keyringResult{resp.GetNodes(), resp.GetFailed()}, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &chainstorev1.KeyringListResponse{Nodes: r.nodes, Failed: r.failed}, nil
 }
 
 // KeyringInstall implements chainstorev1.OperatorServiceServer.
-func (s *OperatorServer) KeyringInstall(ctx context.Context, req *chainstorev1.KeyringRequest) (*chainstorev1.KeyringResponse, error) {
+func (s *OperatorServer) KeyringInstall(ctx context.Context, req *chainstorev1.KeyringInstallRequest) (*chainstorev1.KeyringInstallResponse, error) {
 	// ACL hook: the ACL layer requires operator:write here (issue 10).
-	return s.keyringChange(ctx, cluster.KeyInstall, req)
+	r, err := s.keyringChange(ctx, cluster.KeyInstall, req.GetKey(), func(ctx context.Context, c chainstorev1.OperatorServiceClient) (keyringResult, error) {
+		resp, err := c.KeyringInstall(ctx, req)
+		return keyringResult{resp.GetNodes(), resp.GetFailed()}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &chainstorev1.KeyringInstallResponse{Nodes: r.nodes, Failed: r.failed}, nil
 }
 
 // KeyringUse implements chainstorev1.OperatorServiceServer.
-func (s *OperatorServer) KeyringUse(ctx context.Context, req *chainstorev1.KeyringRequest) (*chainstorev1.KeyringResponse, error) {
+func (s *OperatorServer) KeyringUse(ctx context.Context, req *chainstorev1.KeyringUseRequest) (*chainstorev1.KeyringUseResponse, error) {
 	// ACL hook: the ACL layer requires operator:write here (issue 10).
-	return s.keyringChange(ctx, cluster.KeyUse, req)
+	r, err := s.keyringChange(ctx, cluster.KeyUse, req.GetKey(), func(ctx context.Context, c chainstorev1.OperatorServiceClient) (keyringResult, error) {
+		resp, err := c.KeyringUse(ctx, req)
+		return keyringResult{resp.GetNodes(), resp.GetFailed()}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &chainstorev1.KeyringUseResponse{Nodes: r.nodes, Failed: r.failed}, nil
 }
 
 // KeyringRemove implements chainstorev1.OperatorServiceServer.
-func (s *OperatorServer) KeyringRemove(ctx context.Context, req *chainstorev1.KeyringRequest) (*chainstorev1.KeyringResponse, error) {
+func (s *OperatorServer) KeyringRemove(ctx context.Context, req *chainstorev1.KeyringRemoveRequest) (*chainstorev1.KeyringRemoveResponse, error) {
 	// ACL hook: the ACL layer requires operator:write here (issue 10).
-	return s.keyringChange(ctx, cluster.KeyRemove, req)
+	r, err := s.keyringChange(ctx, cluster.KeyRemove, req.GetKey(), func(ctx context.Context, c chainstorev1.OperatorServiceClient) (keyringResult, error) {
+		resp, err := c.KeyringRemove(ctx, req)
+		return keyringResult{resp.GetNodes(), resp.GetFailed()}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &chainstorev1.KeyringRemoveResponse{Nodes: r.nodes, Failed: r.failed}, nil
 }
 
-func (s *OperatorServer) keyringChange(ctx context.Context, op cluster.KeyringOp, req *chainstorev1.KeyringRequest) (*chainstorev1.KeyringResponse, error) {
-	if _, err := cluster.DecodeKey(req.GetKey()); err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+// keyringChange validates key, then runs keyringCall.
+func (s *OperatorServer) keyringChange(ctx context.Context, op cluster.KeyringOp, key string, remote remoteKeyring) (keyringResult, error) {
+	if _, err := cluster.DecodeKey(key); err != nil {
+		return keyringResult{}, status.Error(codes.InvalidArgument, err.Error())
 	}
-	return s.keyringCall(ctx, op, req.GetKey(), func(ctx context.Context, c chainstorev1.OperatorServiceClient) (*chainstorev1.KeyringResponse, error) {
-		switch op {
-		case cluster.KeyInstall:
-			return c.KeyringInstall(ctx, req)
-		case cluster.KeyUse:
-			return c.KeyringUse(ctx, req)
-		default:
-			return c.KeyringRemove(ctx, req)
-		}
-	})
+	return s.keyringCall(ctx, op, key, remote)
 }
 
 // keyringCall applies op (0: list) here when the call was fanned out to
 // this server, and otherwise on every live member that is a server of the
 // Raft configuration, through remote; other live members are reported as
 // skipped (and count as failed).
-func (s *OperatorServer) keyringCall(ctx context.Context, op cluster.KeyringOp, key string,
-	remote func(context.Context, chainstorev1.OperatorServiceClient) (*chainstorev1.KeyringResponse, error),
-) (*chainstorev1.KeyringResponse, error) {
+func (s *OperatorServer) keyringCall(ctx context.Context, op cluster.KeyringOp, key string, remote remoteKeyring) (keyringResult, error) {
 	if s.keyring == nil {
-		return nil, status.Error(codes.FailedPrecondition, "this server has no gossip keyring")
+		return keyringResult{}, status.Error(codes.FailedPrecondition, "this server has no gossip keyring")
 	}
 	if v := metadata.ValueFromIncomingContext(ctx, keyringLocalHeader); len(v) > 0 {
 		res := s.keyringLocal(op, key)
-		return &chainstorev1.KeyringResponse{Nodes: []*chainstorev1.KeyringNodeResult{res}, Failed: failed(res)}, nil
+		return keyringResult{nodes: []*chainstorev1.KeyringNodeResult{res}, failed: failed(res)}, nil
 	}
 	var (
-		mu   sync.Mutex
-		resp chainstorev1.KeyringResponse
-		wg   sync.WaitGroup
+		mu  sync.Mutex
+		out keyringResult
+		wg  sync.WaitGroup
 	)
 	add := func(r *chainstorev1.KeyringNodeResult) {
 		mu.Lock()
 		defer mu.Unlock()
-		resp.Nodes = append(resp.Nodes, r)
-		resp.Failed += failed(r)
+		out.nodes = append(out.nodes, r)
+		out.failed += failed(r)
 	}
 	// Only servers in the Raft configuration at the Raft address they
 	// gossip are sent the call: a gossip member that is not one (an
@@ -138,8 +163,8 @@ func (s *OperatorServer) keyringCall(ctx context.Context, op cluster.KeyringOp, 
 		}
 	}
 	wg.Wait()
-	sort.Slice(resp.Nodes, func(i, j int) bool { return resp.Nodes[i].Node < resp.Nodes[j].Node })
-	return &resp, nil
+	sort.Slice(out.nodes, func(i, j int) bool { return out.nodes[i].GetNode() < out.nodes[j].GetNode() })
+	return out, nil
 }
 
 func (s *OperatorServer) keyringLocal(op cluster.KeyringOp, key string) *chainstorev1.KeyringNodeResult {
@@ -154,23 +179,20 @@ func (s *OperatorServer) keyringLocal(op cluster.KeyringOp, key string) *chainst
 	return res
 }
 
-func (s *OperatorServer) keyringRemote(ctx context.Context, m cluster.Member,
-	remote func(context.Context, chainstorev1.OperatorServiceClient) (*chainstorev1.KeyringResponse, error),
-) *chainstorev1.KeyringNodeResult {
+func (s *OperatorServer) keyringRemote(ctx context.Context, m cluster.Member, remote remoteKeyring) *chainstorev1.KeyringNodeResult {
 	res := &chainstorev1.KeyringNodeResult{Node: m.Name}
 	ctx, cancel := context.WithTimeout(ctx, keyringFanoutTimeout)
 	defer cancel()
-	var conn *grpc.ClientConn
 	conn, err := s.router.fwd.readyConn(ctx, m.GRPCAddr)
 	if err == nil {
 		ctx = metadata.AppendToOutgoingContext(ctx, keyringLocalHeader, s.router.cfg.NodeName)
-		var out *chainstorev1.KeyringResponse
+		var out keyringResult
 		out, err = remote(ctx, chainstorev1.NewOperatorServiceClient(conn))
-		if err == nil && len(out.GetNodes()) != 1 {
+		if err == nil && len(out.nodes) != 1 {
 			err = errors.New("unexpected keyring answer")
 		}
 		if err == nil {
-			r := out.GetNodes()[0]
+			r := out.nodes[0]
 			r.Node = m.Name
 			return r
 		}

@@ -48,6 +48,12 @@ func runKeyringGenerate(_ context.Context, _ []string, stdout, stderr io.Writer)
 	return 0
 }
 
+// keyringResponse is what every keyring response has.
+type keyringResponse interface {
+	GetNodes() []*chainstorev1.KeyringNodeResult
+	GetFailed() int32
+}
+
 // keyringNodeJSON is one server of the keyring commands' --json output.
 type keyringNodeJSON struct {
 	Node  string   `json:"node"`
@@ -57,7 +63,7 @@ type keyringNodeJSON struct {
 
 // renderKeyring prints one line per server; the call fails if any
 // server failed.
-func renderKeyring(resp *chainstorev1.KeyringResponse, asJSON bool, verb string) (output, error) {
+func renderKeyring(resp keyringResponse, asJSON bool, verb string) (output, error) {
 	var out output
 	if asJSON {
 		rows := []keyringNodeJSON{}
@@ -113,17 +119,17 @@ func keyringChange(op string) cli.RunFunc {
 			fmt.Fprintf(stderr, "usage: storectl keyring %s KEY\n", op)
 			return 2
 		}
-		req := &chainstorev1.KeyringRequest{Key: pos[0]}
+		key := pos[0]
 		return cf.query(ctx, stdout, stderr, "Error changing the keyring", func(ctx context.Context, c *api.Client) (output, error) {
-			var resp *chainstorev1.KeyringResponse
+			var resp keyringResponse
 			var err error
 			switch op {
 			case "install":
-				resp, err = c.KeyringInstall(ctx, req)
+				resp, err = c.KeyringInstall(ctx, &chainstorev1.KeyringInstallRequest{Key: key})
 			case "use":
-				resp, err = c.KeyringUse(ctx, req)
+				resp, err = c.KeyringUse(ctx, &chainstorev1.KeyringUseRequest{Key: key})
 			default:
-				resp, err = c.KeyringRemove(ctx, req)
+				resp, err = c.KeyringRemove(ctx, &chainstorev1.KeyringRemoveRequest{Key: key})
 			}
 			if err != nil {
 				return output{}, err

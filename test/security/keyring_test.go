@@ -24,7 +24,7 @@ func TestKeyringRotationSkipsNonServers(t *testing.T) {
 	testutil.Poll(t, 20*time.Second, "n1 sees the leaked-key member", func() bool { return knows(n1.Server(), "leaked") })
 
 	const newKey = "Hkc5xtV4Wx6FMwOagaiboAzlPvJQYm/zC+Hufml5kC0="
-	resp, err := clientOf(t, pki, n1).KeyringInstall(ctxFor(t, 20*time.Second), &chainstorev1.KeyringRequest{Key: newKey})
+	resp, err := clientOf(t, pki, n1).KeyringInstall(ctxFor(t, 20*time.Second), &chainstorev1.KeyringInstallRequest{Key: newKey})
 	if err != nil {
 		t.Fatalf("KeyringInstall: %v", err)
 	}

@@ -1118,28 +1118,30 @@ func (*KeyringListRequest) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{15}
 }
 
-type KeyringRequest struct {
+type KeyringListResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The key, base64 of 16, 24 or 32 bytes.
-	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// One result per live server, sorted by node.
+	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The number of servers that failed or were skipped.
+	Failed        int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *KeyringRequest) Reset() {
-	*x = KeyringRequest{}
+func (x *KeyringListResponse) Reset() {
+	*x = KeyringListResponse{}
 	mi := &file_chainstore_v1_operator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *KeyringRequest) String() string {
+func (x *KeyringListResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*KeyringRequest) ProtoMessage() {}
+func (*KeyringListResponse) ProtoMessage() {}
 
-func (x *KeyringRequest) ProtoReflect() protoreflect.Message {
+func (x *KeyringListResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_chainstore_v1_operator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1151,16 +1153,320 @@ func (x *KeyringRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use KeyringRequest.ProtoReflect.Descriptor instead.
-func (*KeyringRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use KeyringListResponse.ProtoReflect.Descriptor instead.
+func (*KeyringListResponse) Descriptor() ([]byte, []int) {
 	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{16}
 }
 
-func (x *KeyringRequest) GetKey() string {
+func (x *KeyringListResponse) GetNodes() []*KeyringNodeResult {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KeyringListResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+type KeyringInstallRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key, base64 of 16, 24 or 32 bytes.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringInstallRequest) Reset() {
+	*x = KeyringInstallRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringInstallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringInstallRequest) ProtoMessage() {}
+
+func (x *KeyringInstallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringInstallRequest.ProtoReflect.Descriptor instead.
+func (*KeyringInstallRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *KeyringInstallRequest) GetKey() string {
 	if x != nil {
 		return x.Key
 	}
 	return ""
+}
+
+type KeyringInstallResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per live server, sorted by node.
+	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The number of servers that failed or were skipped.
+	Failed        int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringInstallResponse) Reset() {
+	*x = KeyringInstallResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringInstallResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringInstallResponse) ProtoMessage() {}
+
+func (x *KeyringInstallResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringInstallResponse.ProtoReflect.Descriptor instead.
+func (*KeyringInstallResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *KeyringInstallResponse) GetNodes() []*KeyringNodeResult {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KeyringInstallResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+type KeyringUseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key, base64 of 16, 24 or 32 bytes; it must be installed.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringUseRequest) Reset() {
+	*x = KeyringUseRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringUseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringUseRequest) ProtoMessage() {}
+
+func (x *KeyringUseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringUseRequest.ProtoReflect.Descriptor instead.
+func (*KeyringUseRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *KeyringUseRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type KeyringUseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per live server, sorted by node.
+	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The number of servers that failed or were skipped.
+	Failed        int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringUseResponse) Reset() {
+	*x = KeyringUseResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringUseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringUseResponse) ProtoMessage() {}
+
+func (x *KeyringUseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringUseResponse.ProtoReflect.Descriptor instead.
+func (*KeyringUseResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *KeyringUseResponse) GetNodes() []*KeyringNodeResult {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KeyringUseResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+type KeyringRemoveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key, base64 of 16, 24 or 32 bytes; not the one in use.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringRemoveRequest) Reset() {
+	*x = KeyringRemoveRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringRemoveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringRemoveRequest) ProtoMessage() {}
+
+func (x *KeyringRemoveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringRemoveRequest.ProtoReflect.Descriptor instead.
+func (*KeyringRemoveRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *KeyringRemoveRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type KeyringRemoveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per live server, sorted by node.
+	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The number of servers that failed or were skipped.
+	Failed        int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringRemoveResponse) Reset() {
+	*x = KeyringRemoveResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringRemoveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringRemoveResponse) ProtoMessage() {}
+
+func (x *KeyringRemoveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringRemoveResponse.ProtoReflect.Descriptor instead.
+func (*KeyringRemoveResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *KeyringRemoveResponse) GetNodes() []*KeyringNodeResult {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KeyringRemoveResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
 }
 
 type KeyringNodeResult struct {
@@ -1169,7 +1475,7 @@ type KeyringNodeResult struct {
 	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	// Its keys (base64), primary first: filled by KeyringList.
 	Keys []string `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
-	// Why the server failed the call; empty on success.
+	// Why the server failed the call or was skipped; empty on success.
 	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1177,7 +1483,7 @@ type KeyringNodeResult struct {
 
 func (x *KeyringNodeResult) Reset() {
 	*x = KeyringNodeResult{}
-	mi := &file_chainstore_v1_operator_proto_msgTypes[17]
+	mi := &file_chainstore_v1_operator_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1495,7 @@ func (x *KeyringNodeResult) String() string {
 func (*KeyringNodeResult) ProtoMessage() {}
 
 func (x *KeyringNodeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_operator_proto_msgTypes[17]
+	mi := &file_chainstore_v1_operator_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1508,7 @@ func (x *KeyringNodeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyringNodeResult.ProtoReflect.Descriptor instead.
 func (*KeyringNodeResult) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{17}
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KeyringNodeResult) GetNode() string {
@@ -1224,60 +1530,6 @@ func (x *KeyringNodeResult) GetError() string {
 		return x.Error
 	}
 	return ""
-}
-
-type KeyringResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// One result per live server, sorted by node.
-	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	// The number of servers that failed.
-	Failed        int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KeyringResponse) Reset() {
-	*x = KeyringResponse{}
-	mi := &file_chainstore_v1_operator_proto_msgTypes[18]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KeyringResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KeyringResponse) ProtoMessage() {}
-
-func (x *KeyringResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_operator_proto_msgTypes[18]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KeyringResponse.ProtoReflect.Descriptor instead.
-func (*KeyringResponse) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{18}
-}
-
-func (x *KeyringResponse) GetNodes() []*KeyringNodeResult {
-	if x != nil {
-		return x.Nodes
-	}
-	return nil
-}
-
-func (x *KeyringResponse) GetFailed() int32 {
-	if x != nil {
-		return x.Failed
-	}
-	return 0
 }
 
 var File_chainstore_v1_operator_proto protoreflect.FileDescriptor
@@ -1368,28 +1620,41 @@ const file_chainstore_v1_operator_proto_rawDesc = "" +
 	"\x11XdsChainsResponse\x12/\n" +
 	"\x06chains\x18\x01 \x03(\v2\x17.chainstore.v1.XdsChainR\x06chains\x12,\n" +
 	"\x04meta\x18\x02 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"\x14\n" +
-	"\x12KeyringListRequest\"\"\n" +
-	"\x0eKeyringRequest\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\"Q\n" +
+	"\x12KeyringListRequest\"e\n" +
+	"\x13KeyringListResponse\x126\n" +
+	"\x05nodes\x18\x01 \x03(\v2 .chainstore.v1.KeyringNodeResultR\x05nodes\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\")\n" +
+	"\x15KeyringInstallRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"h\n" +
+	"\x16KeyringInstallResponse\x126\n" +
+	"\x05nodes\x18\x01 \x03(\v2 .chainstore.v1.KeyringNodeResultR\x05nodes\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\"%\n" +
+	"\x11KeyringUseRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"d\n" +
+	"\x12KeyringUseResponse\x126\n" +
+	"\x05nodes\x18\x01 \x03(\v2 .chainstore.v1.KeyringNodeResultR\x05nodes\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\"(\n" +
+	"\x14KeyringRemoveRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"g\n" +
+	"\x15KeyringRemoveResponse\x126\n" +
+	"\x05nodes\x18\x01 \x03(\v2 .chainstore.v1.KeyringNodeResultR\x05nodes\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\"Q\n" +
 	"\x11KeyringNodeResult\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\tR\x04keys\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"a\n" +
-	"\x0fKeyringResponse\x126\n" +
-	"\x05nodes\x18\x01 \x03(\v2 .chainstore.v1.KeyringNodeResultR\x05nodes\x12\x16\n" +
-	"\x06failed\x18\x02 \x01(\x05R\x06failed2\xc9\x05\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error2\xed\x05\n" +
 	"\x0fOperatorService\x12H\n" +
 	"\aMembers\x12\x1d.chainstore.v1.MembersRequest\x1a\x1e.chainstore.v1.MembersResponse\x12B\n" +
 	"\x05Peers\x12\x1b.chainstore.v1.PeersRequest\x1a\x1c.chainstore.v1.PeersResponse\x12E\n" +
 	"\x06Status\x12\x1c.chainstore.v1.StatusRequest\x1a\x1d.chainstore.v1.StatusResponse\x12Q\n" +
 	"\n" +
 	"XdsClients\x12 .chainstore.v1.XdsClientsRequest\x1a!.chainstore.v1.XdsClientsResponse\x12N\n" +
-	"\tXdsChains\x12\x1f.chainstore.v1.XdsChainsRequest\x1a .chainstore.v1.XdsChainsResponse\x12P\n" +
-	"\vKeyringList\x12!.chainstore.v1.KeyringListRequest\x1a\x1e.chainstore.v1.KeyringResponse\x12O\n" +
-	"\x0eKeyringInstall\x12\x1d.chainstore.v1.KeyringRequest\x1a\x1e.chainstore.v1.KeyringResponse\x12K\n" +
+	"\tXdsChains\x12\x1f.chainstore.v1.XdsChainsRequest\x1a .chainstore.v1.XdsChainsResponse\x12T\n" +
+	"\vKeyringList\x12!.chainstore.v1.KeyringListRequest\x1a\".chainstore.v1.KeyringListResponse\x12]\n" +
+	"\x0eKeyringInstall\x12$.chainstore.v1.KeyringInstallRequest\x1a%.chainstore.v1.KeyringInstallResponse\x12Q\n" +
 	"\n" +
-	"KeyringUse\x12\x1d.chainstore.v1.KeyringRequest\x1a\x1e.chainstore.v1.KeyringResponse\x12N\n" +
-	"\rKeyringRemove\x12\x1d.chainstore.v1.KeyringRequest\x1a\x1e.chainstore.v1.KeyringResponseBCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
+	"KeyringUse\x12 .chainstore.v1.KeyringUseRequest\x1a!.chainstore.v1.KeyringUseResponse\x12Z\n" +
+	"\rKeyringRemove\x12#.chainstore.v1.KeyringRemoveRequest\x1a$.chainstore.v1.KeyringRemoveResponseBCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
 
 var (
 	file_chainstore_v1_operator_proto_rawDescOnce sync.Once
@@ -1403,70 +1668,78 @@ func file_chainstore_v1_operator_proto_rawDescGZIP() []byte {
 	return file_chainstore_v1_operator_proto_rawDescData
 }
 
-var file_chainstore_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_chainstore_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_chainstore_v1_operator_proto_goTypes = []any{
-	(*MembersRequest)(nil),        // 0: chainstore.v1.MembersRequest
-	(*Member)(nil),                // 1: chainstore.v1.Member
-	(*MembersResponse)(nil),       // 2: chainstore.v1.MembersResponse
-	(*PeersRequest)(nil),          // 3: chainstore.v1.PeersRequest
-	(*Peer)(nil),                  // 4: chainstore.v1.Peer
-	(*PeersResponse)(nil),         // 5: chainstore.v1.PeersResponse
-	(*StatusRequest)(nil),         // 6: chainstore.v1.StatusRequest
-	(*StatusResponse)(nil),        // 7: chainstore.v1.StatusResponse
-	(*XdsClientsRequest)(nil),     // 8: chainstore.v1.XdsClientsRequest
-	(*XdsClient)(nil),             // 9: chainstore.v1.XdsClient
-	(*XdsTypeStatus)(nil),         // 10: chainstore.v1.XdsTypeStatus
-	(*XdsClientsResponse)(nil),    // 11: chainstore.v1.XdsClientsResponse
-	(*XdsChainsRequest)(nil),      // 12: chainstore.v1.XdsChainsRequest
-	(*XdsChain)(nil),              // 13: chainstore.v1.XdsChain
-	(*XdsChainsResponse)(nil),     // 14: chainstore.v1.XdsChainsResponse
-	(*KeyringListRequest)(nil),    // 15: chainstore.v1.KeyringListRequest
-	(*KeyringRequest)(nil),        // 16: chainstore.v1.KeyringRequest
-	(*KeyringNodeResult)(nil),     // 17: chainstore.v1.KeyringNodeResult
-	(*KeyringResponse)(nil),       // 18: chainstore.v1.KeyringResponse
-	(*QueryMeta)(nil),             // 19: chainstore.v1.QueryMeta
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*MembersRequest)(nil),         // 0: chainstore.v1.MembersRequest
+	(*Member)(nil),                 // 1: chainstore.v1.Member
+	(*MembersResponse)(nil),        // 2: chainstore.v1.MembersResponse
+	(*PeersRequest)(nil),           // 3: chainstore.v1.PeersRequest
+	(*Peer)(nil),                   // 4: chainstore.v1.Peer
+	(*PeersResponse)(nil),          // 5: chainstore.v1.PeersResponse
+	(*StatusRequest)(nil),          // 6: chainstore.v1.StatusRequest
+	(*StatusResponse)(nil),         // 7: chainstore.v1.StatusResponse
+	(*XdsClientsRequest)(nil),      // 8: chainstore.v1.XdsClientsRequest
+	(*XdsClient)(nil),              // 9: chainstore.v1.XdsClient
+	(*XdsTypeStatus)(nil),          // 10: chainstore.v1.XdsTypeStatus
+	(*XdsClientsResponse)(nil),     // 11: chainstore.v1.XdsClientsResponse
+	(*XdsChainsRequest)(nil),       // 12: chainstore.v1.XdsChainsRequest
+	(*XdsChain)(nil),               // 13: chainstore.v1.XdsChain
+	(*XdsChainsResponse)(nil),      // 14: chainstore.v1.XdsChainsResponse
+	(*KeyringListRequest)(nil),     // 15: chainstore.v1.KeyringListRequest
+	(*KeyringListResponse)(nil),    // 16: chainstore.v1.KeyringListResponse
+	(*KeyringInstallRequest)(nil),  // 17: chainstore.v1.KeyringInstallRequest
+	(*KeyringInstallResponse)(nil), // 18: chainstore.v1.KeyringInstallResponse
+	(*KeyringUseRequest)(nil),      // 19: chainstore.v1.KeyringUseRequest
+	(*KeyringUseResponse)(nil),     // 20: chainstore.v1.KeyringUseResponse
+	(*KeyringRemoveRequest)(nil),   // 21: chainstore.v1.KeyringRemoveRequest
+	(*KeyringRemoveResponse)(nil),  // 22: chainstore.v1.KeyringRemoveResponse
+	(*KeyringNodeResult)(nil),      // 23: chainstore.v1.KeyringNodeResult
+	(*QueryMeta)(nil),              // 24: chainstore.v1.QueryMeta
+	(*timestamppb.Timestamp)(nil),  // 25: google.protobuf.Timestamp
 }
 var file_chainstore_v1_operator_proto_depIdxs = []int32{
 	1,  // 0: chainstore.v1.MembersResponse.members:type_name -> chainstore.v1.Member
-	19, // 1: chainstore.v1.MembersResponse.meta:type_name -> chainstore.v1.QueryMeta
+	24, // 1: chainstore.v1.MembersResponse.meta:type_name -> chainstore.v1.QueryMeta
 	4,  // 2: chainstore.v1.PeersResponse.peers:type_name -> chainstore.v1.Peer
-	19, // 3: chainstore.v1.PeersResponse.meta:type_name -> chainstore.v1.QueryMeta
-	19, // 4: chainstore.v1.StatusResponse.meta:type_name -> chainstore.v1.QueryMeta
-	20, // 5: chainstore.v1.XdsClient.connected_since:type_name -> google.protobuf.Timestamp
+	24, // 3: chainstore.v1.PeersResponse.meta:type_name -> chainstore.v1.QueryMeta
+	24, // 4: chainstore.v1.StatusResponse.meta:type_name -> chainstore.v1.QueryMeta
+	25, // 5: chainstore.v1.XdsClient.connected_since:type_name -> google.protobuf.Timestamp
 	10, // 6: chainstore.v1.XdsClient.types:type_name -> chainstore.v1.XdsTypeStatus
-	20, // 7: chainstore.v1.XdsTypeStatus.sent_at:type_name -> google.protobuf.Timestamp
-	20, // 8: chainstore.v1.XdsTypeStatus.acked_at:type_name -> google.protobuf.Timestamp
-	20, // 9: chainstore.v1.XdsTypeStatus.last_nack_at:type_name -> google.protobuf.Timestamp
+	25, // 7: chainstore.v1.XdsTypeStatus.sent_at:type_name -> google.protobuf.Timestamp
+	25, // 8: chainstore.v1.XdsTypeStatus.acked_at:type_name -> google.protobuf.Timestamp
+	25, // 9: chainstore.v1.XdsTypeStatus.last_nack_at:type_name -> google.protobuf.Timestamp
 	9,  // 10: chainstore.v1.XdsClientsResponse.clients:type_name -> chainstore.v1.XdsClient
-	19, // 11: chainstore.v1.XdsClientsResponse.meta:type_name -> chainstore.v1.QueryMeta
-	20, // 12: chainstore.v1.XdsChain.updated:type_name -> google.protobuf.Timestamp
+	24, // 11: chainstore.v1.XdsClientsResponse.meta:type_name -> chainstore.v1.QueryMeta
+	25, // 12: chainstore.v1.XdsChain.updated:type_name -> google.protobuf.Timestamp
 	13, // 13: chainstore.v1.XdsChainsResponse.chains:type_name -> chainstore.v1.XdsChain
-	19, // 14: chainstore.v1.XdsChainsResponse.meta:type_name -> chainstore.v1.QueryMeta
-	17, // 15: chainstore.v1.KeyringResponse.nodes:type_name -> chainstore.v1.KeyringNodeResult
-	0,  // 16: chainstore.v1.OperatorService.Members:input_type -> chainstore.v1.MembersRequest
-	3,  // 17: chainstore.v1.OperatorService.Peers:input_type -> chainstore.v1.PeersRequest
-	6,  // 18: chainstore.v1.OperatorService.Status:input_type -> chainstore.v1.StatusRequest
-	8,  // 19: chainstore.v1.OperatorService.XdsClients:input_type -> chainstore.v1.XdsClientsRequest
-	12, // 20: chainstore.v1.OperatorService.XdsChains:input_type -> chainstore.v1.XdsChainsRequest
-	15, // 21: chainstore.v1.OperatorService.KeyringList:input_type -> chainstore.v1.KeyringListRequest
-	16, // 22: chainstore.v1.OperatorService.KeyringInstall:input_type -> chainstore.v1.KeyringRequest
-	16, // 23: chainstore.v1.OperatorService.KeyringUse:input_type -> chainstore.v1.KeyringRequest
-	16, // 24: chainstore.v1.OperatorService.KeyringRemove:input_type -> chainstore.v1.KeyringRequest
-	2,  // 25: chainstore.v1.OperatorService.Members:output_type -> chainstore.v1.MembersResponse
-	5,  // 26: chainstore.v1.OperatorService.Peers:output_type -> chainstore.v1.PeersResponse
-	7,  // 27: chainstore.v1.OperatorService.Status:output_type -> chainstore.v1.StatusResponse
-	11, // 28: chainstore.v1.OperatorService.XdsClients:output_type -> chainstore.v1.XdsClientsResponse
-	14, // 29: chainstore.v1.OperatorService.XdsChains:output_type -> chainstore.v1.XdsChainsResponse
-	18, // 30: chainstore.v1.OperatorService.KeyringList:output_type -> chainstore.v1.KeyringResponse
-	18, // 31: chainstore.v1.OperatorService.KeyringInstall:output_type -> chainstore.v1.KeyringResponse
-	18, // 32: chainstore.v1.OperatorService.KeyringUse:output_type -> chainstore.v1.KeyringResponse
-	18, // 33: chainstore.v1.OperatorService.KeyringRemove:output_type -> chainstore.v1.KeyringResponse
-	25, // [25:34] is the sub-list for method output_type
-	16, // [16:25] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	24, // 14: chainstore.v1.XdsChainsResponse.meta:type_name -> chainstore.v1.QueryMeta
+	23, // 15: chainstore.v1.KeyringListResponse.nodes:type_name -> chainstore.v1.KeyringNodeResult
+	23, // 16: chainstore.v1.KeyringInstallResponse.nodes:type_name -> chainstore.v1.KeyringNodeResult
+	23, // 17: chainstore.v1.KeyringUseResponse.nodes:type_name -> chainstore.v1.KeyringNodeResult
+	23, // 18: chainstore.v1.KeyringRemoveResponse.nodes:type_name -> chainstore.v1.KeyringNodeResult
+	0,  // 19: chainstore.v1.OperatorService.Members:input_type -> chainstore.v1.MembersRequest
+	3,  // 20: chainstore.v1.OperatorService.Peers:input_type -> chainstore.v1.PeersRequest
+	6,  // 21: chainstore.v1.OperatorService.Status:input_type -> chainstore.v1.StatusRequest
+	8,  // 22: chainstore.v1.OperatorService.XdsClients:input_type -> chainstore.v1.XdsClientsRequest
+	12, // 23: chainstore.v1.OperatorService.XdsChains:input_type -> chainstore.v1.XdsChainsRequest
+	15, // 24: chainstore.v1.OperatorService.KeyringList:input_type -> chainstore.v1.KeyringListRequest
+	17, // 25: chainstore.v1.OperatorService.KeyringInstall:input_type -> chainstore.v1.KeyringInstallRequest
+	19, // 26: chainstore.v1.OperatorService.KeyringUse:input_type -> chainstore.v1.KeyringUseRequest
+	21, // 27: chainstore.v1.OperatorService.KeyringRemove:input_type -> chainstore.v1.KeyringRemoveRequest
+	2,  // 28: chainstore.v1.OperatorService.Members:output_type -> chainstore.v1.MembersResponse
+	5,  // 29: chainstore.v1.OperatorService.Peers:output_type -> chainstore.v1.PeersResponse
+	7,  // 30: chainstore.v1.OperatorService.Status:output_type -> chainstore.v1.StatusResponse
+	11, // 31: chainstore.v1.OperatorService.XdsClients:output_type -> chainstore.v1.XdsClientsResponse
+	14, // 32: chainstore.v1.OperatorService.XdsChains:output_type -> chainstore.v1.XdsChainsResponse
+	16, // 33: chainstore.v1.OperatorService.KeyringList:output_type -> chainstore.v1.KeyringListResponse
+	18, // 34: chainstore.v1.OperatorService.KeyringInstall:output_type -> chainstore.v1.KeyringInstallResponse
+	20, // 35: chainstore.v1.OperatorService.KeyringUse:output_type -> chainstore.v1.KeyringUseResponse
+	22, // 36: chainstore.v1.OperatorService.KeyringRemove:output_type -> chainstore.v1.KeyringRemoveResponse
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_chainstore_v1_operator_proto_init() }
@@ -1481,7 +1754,7 @@ func file_chainstore_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chainstore_v1_operator_proto_rawDesc), len(file_chainstore_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

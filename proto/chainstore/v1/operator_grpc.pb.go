@@ -64,14 +64,14 @@ type OperatorServiceClient interface {
 	// (primary key first). Unlike the calls above, the four keyring calls
 	// fan out: the server reached asks every live member (itself
 	// included) over gRPC and reports each one's answer.
-	KeyringList(ctx context.Context, in *KeyringListRequest, opts ...grpc.CallOption) (*KeyringResponse, error)
+	KeyringList(ctx context.Context, in *KeyringListRequest, opts ...grpc.CallOption) (*KeyringListResponse, error)
 	// KeyringInstall adds a key to every server's keyring (accepted on
 	// receipt, not used to send yet).
-	KeyringInstall(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error)
+	KeyringInstall(ctx context.Context, in *KeyringInstallRequest, opts ...grpc.CallOption) (*KeyringInstallResponse, error)
 	// KeyringUse makes an installed key the one every server sends with.
-	KeyringUse(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error)
+	KeyringUse(ctx context.Context, in *KeyringUseRequest, opts ...grpc.CallOption) (*KeyringUseResponse, error)
 	// KeyringRemove removes a key that is not in use from every server.
-	KeyringRemove(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error)
+	KeyringRemove(ctx context.Context, in *KeyringRemoveRequest, opts ...grpc.CallOption) (*KeyringRemoveResponse, error)
 }
 
 type operatorServiceClient struct {
@@ -132,9 +132,9 @@ func (c *operatorServiceClient) XdsChains(ctx context.Context, in *XdsChainsRequ
 	return out, nil
 }
 
-func (c *operatorServiceClient) KeyringList(ctx context.Context, in *KeyringListRequest, opts ...grpc.CallOption) (*KeyringResponse, error) {
+func (c *operatorServiceClient) KeyringList(ctx context.Context, in *KeyringListRequest, opts ...grpc.CallOption) (*KeyringListResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(KeyringResponse)
+	out := new(KeyringListResponse)
 	err := c.cc.Invoke(ctx, OperatorService_KeyringList_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -142,9 +142,9 @@ func (c *operatorServiceClient) KeyringList(ctx context.Context, in *KeyringList
 	return out, nil
 }
 
-func (c *operatorServiceClient) KeyringInstall(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error) {
+func (c *operatorServiceClient) KeyringInstall(ctx context.Context, in *KeyringInstallRequest, opts ...grpc.CallOption) (*KeyringInstallResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(KeyringResponse)
+	out := new(KeyringInstallResponse)
 	err := c.cc.Invoke(ctx, OperatorService_KeyringInstall_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -152,9 +152,9 @@ func (c *operatorServiceClient) KeyringInstall(ctx context.Context, in *KeyringR
 	return out, nil
 }
 
-func (c *operatorServiceClient) KeyringUse(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error) {
+func (c *operatorServiceClient) KeyringUse(ctx context.Context, in *KeyringUseRequest, opts ...grpc.CallOption) (*KeyringUseResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(KeyringResponse)
+	out := new(KeyringUseResponse)
 	err := c.cc.Invoke(ctx, OperatorService_KeyringUse_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -162,9 +162,9 @@ func (c *operatorServiceClient) KeyringUse(ctx context.Context, in *KeyringReque
 	return out, nil
 }
 
-func (c *operatorServiceClient) KeyringRemove(ctx context.Context, in *KeyringRequest, opts ...grpc.CallOption) (*KeyringResponse, error) {
+func (c *operatorServiceClient) KeyringRemove(ctx context.Context, in *KeyringRemoveRequest, opts ...grpc.CallOption) (*KeyringRemoveResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(KeyringResponse)
+	out := new(KeyringRemoveResponse)
 	err := c.cc.Invoke(ctx, OperatorService_KeyringRemove_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -198,14 +198,14 @@ type OperatorServiceServer interface {
 	// (primary key first). Unlike the calls above, the four keyring calls
 	// fan out: the server reached asks every live member (itself
 	// included) over gRPC and reports each one's answer.
-	KeyringList(context.Context, *KeyringListRequest) (*KeyringResponse, error)
+	KeyringList(context.Context, *KeyringListRequest) (*KeyringListResponse, error)
 	// KeyringInstall adds a key to every server's keyring (accepted on
 	// receipt, not used to send yet).
-	KeyringInstall(context.Context, *KeyringRequest) (*KeyringResponse, error)
+	KeyringInstall(context.Context, *KeyringInstallRequest) (*KeyringInstallResponse, error)
 	// KeyringUse makes an installed key the one every server sends with.
-	KeyringUse(context.Context, *KeyringRequest) (*KeyringResponse, error)
+	KeyringUse(context.Context, *KeyringUseRequest) (*KeyringUseResponse, error)
 	// KeyringRemove removes a key that is not in use from every server.
-	KeyringRemove(context.Context, *KeyringRequest) (*KeyringResponse, error)
+	KeyringRemove(context.Context, *KeyringRemoveRequest) (*KeyringRemoveResponse, error)
 	mustEmbedUnimplementedOperatorServiceServer()
 }
 
@@ -231,16 +231,16 @@ func (UnimplementedOperatorServiceServer) XdsClients(context.Context, *XdsClient
 func (UnimplementedOperatorServiceServer) XdsChains(context.Context, *XdsChainsRequest) (*XdsChainsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method XdsChains not implemented")
 }
-func (UnimplementedOperatorServiceServer) KeyringList(context.Context, *KeyringListRequest) (*KeyringResponse, error) {
+func (UnimplementedOperatorServiceServer) KeyringList(context.Context, *KeyringListRequest) (*KeyringListResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method KeyringList not implemented")
 }
-func (UnimplementedOperatorServiceServer) KeyringInstall(context.Context, *KeyringRequest) (*KeyringResponse, error) {
+func (UnimplementedOperatorServiceServer) KeyringInstall(context.Context, *KeyringInstallRequest) (*KeyringInstallResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method KeyringInstall not implemented")
 }
-func (UnimplementedOperatorServiceServer) KeyringUse(context.Context, *KeyringRequest) (*KeyringResponse, error) {
+func (UnimplementedOperatorServiceServer) KeyringUse(context.Context, *KeyringUseRequest) (*KeyringUseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method KeyringUse not implemented")
 }
-func (UnimplementedOperatorServiceServer) KeyringRemove(context.Context, *KeyringRequest) (*KeyringResponse, error) {
+func (UnimplementedOperatorServiceServer) KeyringRemove(context.Context, *KeyringRemoveRequest) (*KeyringRemoveResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method KeyringRemove not implemented")
 }
 func (UnimplementedOperatorServiceServer) mustEmbedUnimplementedOperatorServiceServer() {}
@@ -373,7 +373,7 @@ func _OperatorService_KeyringList_Handler(srv interface{}, ctx context.Context, 
 }
 
 func _OperatorService_KeyringInstall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(KeyringRequest)
+	in := new(KeyringInstallRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -385,13 +385,13 @@ func _OperatorService_KeyringInstall_Handler(srv interface{}, ctx context.Contex
 		FullMethod: OperatorService_KeyringInstall_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(OperatorServiceServer).KeyringInstall(ctx, req.(*KeyringRequest))
+		return srv.(OperatorServiceServer).KeyringInstall(ctx, req.(*KeyringInstallRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _OperatorService_KeyringUse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(KeyringRequest)
+	in := new(KeyringUseRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -403,13 +403,13 @@ func _OperatorService_KeyringUse_Handler(srv interface{}, ctx context.Context, d
 		FullMethod: OperatorService_KeyringUse_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(OperatorServiceServer).KeyringUse(ctx, req.(*KeyringRequest))
+		return srv.(OperatorServiceServer).KeyringUse(ctx, req.(*KeyringUseRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
 func _OperatorService_KeyringRemove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(KeyringRequest)
+	in := new(KeyringRemoveRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -421,7 +421,7 @@ func _OperatorService_KeyringRemove_Handler(srv interface{}, ctx context.Context
 		FullMethod: OperatorService_KeyringRemove_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(OperatorServiceServer).KeyringRemove(ctx, req.(*KeyringRequest))
+		return srv.(OperatorServiceServer).KeyringRemove(ctx, req.(*KeyringRemoveRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
