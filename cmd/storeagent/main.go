@@ -6,7 +6,9 @@
 //	storeagent --addr host:port[,host:port...] [--watch web,api [--out DIR] [--exec CMD]] [--services FILE]
 //
 // At least one of --watch and --services is needed; each works without
-// the other.
+// the other. --ca-file, --cert-file and --key-file (or $STORE_CACERT,
+// $STORE_CLIENT_CERT, $STORE_CLIENT_KEY) turn on TLS to the servers, as
+// for storectl (docs/security.md).
 //
 // # Watching chains (--watch)
 //

@@ -28,8 +28,9 @@
 // and stop them in Shutdown / Leave / Stop. Server.Run returns after
 // Stop, when ctx is done (a signal) or when one of the goroutines fails.
 // run also starts the SIGHUP watcher (certificate reload), stopped and
-// joined before it returns (security.go). With --pprof-addr, run starts one more goroutine, the pprof HTTP
-// server, and stops and joins it before returning (debug.go).
+// joined before it returns (security.go). With --pprof-addr, run starts
+// one more goroutine, the pprof HTTP server, and stops and joins it before
+// returning (debug.go).
 package main
 
 import (
