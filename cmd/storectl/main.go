@@ -82,7 +82,7 @@ func splitGlobalFlags(args []string) (global, rest []string) {
 			break
 		}
 		global = append(global, a)
-		if cli.ValueFlags[strings.TrimLeft(a, "-")] && i+1 < len(args) {
+		if cli.TakesValue(strings.TrimLeft(a, "-")) && i+1 < len(args) {
 			global = append(global, args[i+1])
 			i++
 		}

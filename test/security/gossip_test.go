@@ -3,11 +3,13 @@ package security_test
 import (
 	"crypto/tls"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chainstore/chainstore/internal/servertest"
 	"github.com/chainstore/chainstore/internal/testutil"
+	"github.com/chainstore/chainstore/internal/tlstest"
 )
 
 // TestGossipWithoutKeyCannotJoin: a memberlist node with the cluster's
@@ -38,47 +40,66 @@ func TestGossipWithoutKeyCannotJoin(t *testing.T) {
 
 // TestGossipKeyWithoutServerCertNeverVoter: with the gossip key (a leaked
 // key, or a compromised client machine) a node joins gossip, but it cannot
-// prove a server certificate for its name at its Raft address, so the
-// leader refuses to make it a voter, even when it serves TLS there with a
-// client certificate of the cluster's own CA.
+// prove a server certificate for its own name at its Raft address, so the
+// leader refuses to make it a voter: "n9" serves TLS there with a client
+// certificate of the cluster's own CA, "n8" with a real server certificate
+// stolen from n2 (its gossip identity does not match the certificate).
 func TestGossipKeyWithoutServerCertNeverVoter(t *testing.T) {
 	c, pki := secureCluster(t)
-	cf := pki.Client()
-	cert, err := tls.LoadX509KeyPair(cf.Cert, cf.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raftLn, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = raftLn.Close() })
-	go func() {
-		for {
-			conn, err := raftLn.Accept()
-			if err != nil {
-				return
-			}
-			_ = conn.(*tls.Conn).Handshake()
-			_ = conn.Close()
+	attackers := map[string]tlstest.Files{"n9": pki.Client(), "n8": pki.Server("n2")}
+	for name, files := range attackers {
+		raftAddr := serveTLS(t, files)
+		ml := attacker(t, name, servertest.TestGossipKey, claim{ID: name + "-id", Datacenter: "dc1", RaftAddr: raftAddr, GRPCAddr: listen(t).addr()})
+		if _, err := ml.Join([]string{c.Running()[0].Server().GossipAddr()}); err != nil {
+			t.Fatalf("%s: join with the gossip key: %v", name, err)
 		}
-	}()
-	ml := attacker(t, "n9", servertest.TestGossipKey, claim{ID: "n9-id", Datacenter: "dc1", RaftAddr: raftLn.Addr().String(), GRPCAddr: listen(t).addr()})
-	if _, err := ml.Join([]string{c.Running()[0].Server().GossipAddr()}); err != nil {
-		t.Fatalf("join with the gossip key: %v", err)
 	}
-	why := waitRefused(t, c, "n9")
-	t.Logf("leader refused n9: %s", why)
-	if _, ok := voterAddrs(t, c.Leader().Server())["n9-id"]; ok {
-		t.Fatal("n9 (no server certificate) is in the Raft configuration")
+	for name := range attackers {
+		why := waitRefused(t, c, name)
+		t.Logf("leader refused %s: %s", name, why)
+		if !strings.Contains(why, "certificate") {
+			t.Errorf("%s refused because %q, want the certificate check", name, why)
+		}
 	}
 	// A real server joining later is still added: the refusal is per
 	// member, not a stuck reconcile loop.
 	c.AddNode("n4", 0)
 	c.WaitStable(4)
-	if _, ok := voterAddrs(t, c.Leader().Server())["n9-id"]; ok {
-		t.Fatal("n9 (no server certificate) is in the Raft configuration")
+	for name := range attackers {
+		if _, ok := voterAddrs(t, c.Leader().Server())[name+"-id"]; ok {
+			t.Fatalf("%s (no server certificate for its name) is in the Raft configuration", name)
+		}
 	}
+}
+
+// serveTLS listens on loopback and completes a TLS handshake with the
+// certificate in files on every connection, then closes it: an
+// attacker's Raft port.
+func serveTLS(t *testing.T, files tlstest.Files) string {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			_ = conn.(*tls.Conn).Handshake()
+			_ = conn.Close()
+		}
+	}()
+	t.Cleanup(func() { _ = ln.Close(); <-done })
+	return ln.Addr().String()
 }
 
 // TestImpostors runs three gossip impostors against a cluster, in plain

@@ -36,6 +36,13 @@ func (t *TLSFlags) API() api.TLSConfig {
 	return api.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
 }
 
-// ValueFlags lists the global flags that take a value in the next
-// argument (--addr x), so commands can split them off the command line.
-var ValueFlags = map[string]bool{"addr": true, "timeout": true, "ca-file": true, "cert-file": true, "key-file": true}
+// TakesValue reports whether the global flag called name (without
+// dashes) takes its value in the next argument (--addr x), so commands can
+// split the global flags off the command line.
+func TakesValue(name string) bool {
+	switch name {
+	case "addr", "timeout", "ca-file", "cert-file", "key-file":
+		return true
+	}
+	return false
+}
