@@ -88,8 +88,9 @@ verify-proto: proto ## generated code is current and committed, protos lint clea
 	cd proto && $(TOOLS)/buf lint
 	cd proto && $(TOOLS)/buf breaking --against v1-baseline.binpb
 
-cluster: build ## run a local three-node cluster in the foreground until Ctrl-C
-	./scripts/cluster.sh run
+SECURE ?= 0
+cluster: build ## run a local three-node cluster in the foreground until Ctrl-C (SECURE=1: TLS, gossip encryption; docs/security.md)
+	SECURE=$(SECURE) ./scripts/cluster.sh run
 
 BENCH_BASE_PORT ?= 18500
 BENCH_JSON      ?= $(BIN)/bench-results.json

@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver/manual"
 
@@ -64,6 +63,8 @@ type ClientConfig struct {
 	// nothing), the client moves to the next address, and a read in flight
 	// is retried there. ProbeAfter 0 disables probing.
 	ProbeAfter, ProbeTimeout time.Duration
+	// TLS configures TLS to the servers; the zero value is plain text.
+	TLS TLSConfig
 }
 
 // DefaultClientConfig returns the defaults for a client of DefaultAddr.
@@ -151,9 +152,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	list := newAddrList(r, cfg.Addrs)
 	r.InitialState(list.initial())
 	dog := newWatchdog(cfg.ProbeAfter, cfg.ProbeTimeout, list)
+	creds, err := cfg.TLS.credentials()
+	if err != nil {
+		return nil, fmt.Errorf("client TLS: %w", err)
+	}
 	conn, err := grpc.NewClient(r.Scheme()+":///chainstore",
 		grpc.WithResolvers(r),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"pick_first":{}}]}`),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxRecvMsgSize)),
 		grpc.WithConnectParams(grpc.ConnectParams{

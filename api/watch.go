@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -88,6 +87,8 @@ type ChainWatchConfig struct {
 	// stream is probed every ProbeAfter: one small call per second per
 	// agent by default. ProbeAfter 0 disables probing.
 	ProbeAfter, ProbeTimeout time.Duration
+	// TLS configures TLS to the servers; the zero value is plain text.
+	TLS TLSConfig
 }
 
 // DefaultChainWatchConfig returns the defaults for watching chains on
@@ -247,6 +248,9 @@ func NewChainWatchClient(cfg ChainWatchConfig, logger hclog.Logger) (*ChainWatch
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid chain watch config: %w", err)
 	}
+	if _, err := cfg.TLS.credentials(); err != nil {
+		return nil, fmt.Errorf("client TLS: %w", err)
+	}
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -367,8 +371,12 @@ func jitter(d time.Duration) time.Duration {
 // session runs one stream against addr until it fails or ctx is done.
 // healthy reports whether the server answered at all.
 func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func(ChainEvent)) (healthy bool, err error) {
+	creds, err := c.cfg.TLS.credentials()
+	if err != nil {
+		return false, fmt.Errorf("client TLS: %w", err)
+	}
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(c.cfg.MaxRecvMsgSize)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.cfg.KeepaliveTime, Timeout: c.cfg.KeepaliveTimeout, PermitWithoutStream: true}),
 	)

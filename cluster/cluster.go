@@ -59,6 +59,15 @@ type Cluster struct {
 	metaMu sync.Mutex
 	meta   nodeMeta
 
+	// refusedMu protects refused: the members the leader's reconcile loop
+	// refused (identity.go), name -> reason.
+	refusedMu sync.Mutex
+	refused   map[string]string
+
+	// keyringMu serialises keyring changes with their persisting (the
+	// keyring itself is memberlist's and has its own lock).
+	keyringMu sync.Mutex
+
 	// lifeMu protects closed and runDone and serialises Leave against
 	// Shutdown (memberlist panics on Leave after Shutdown). It is never
 	// held while waiting for Run to return.

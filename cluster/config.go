@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -92,6 +93,17 @@ type Config struct {
 
 	// Gossip holds memberlist's failure-detector and gossip timings.
 	Gossip GossipConfig
+
+	// VerifyServer, when not nil (TLS mode), is called by the leader
+	// before it makes a gossip member a Raft voter (or bootstraps with
+	// it): it must prove that the server at raftAddr holds a server
+	// certificate for nodeName (tlsutil.Configurator.VerifyServerAt). A
+	// member that fails it is refused and logged.
+	VerifyServer func(ctx context.Context, nodeName, raftAddr string) error
+
+	// Keyring is memberlist's gossip encryption keyring (see keyring.go);
+	// nil gossips in plain text.
+	Keyring *memberlist.Keyring
 }
 
 // GossipConfig is the subset of memberlist.Config timings this package
@@ -340,6 +352,10 @@ func (c Config) memberlistConfig(logger hclog.Logger) *memberlist.Config {
 	m.GossipNodes = g.GossipNodes
 	m.GossipToTheDeadTime = g.GossipToTheDeadTime
 	m.DeadNodeReclaimTime = g.DeadNodeReclaimTime
+	if c.Keyring != nil {
+		m.Keyring = c.Keyring
+		m.GossipVerifyIncoming, m.GossipVerifyOutgoing = true, true
+	}
 	m.LogOutput = nil
 	m.Logger = logger.Named("memberlist").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	return m

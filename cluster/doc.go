@@ -63,6 +63,19 @@
 // of the new configuration and at most (voters-1)/2 per pass; never remove
 // this server.
 //
+// # Identity and gossip encryption
+//
+// Before a pass plans anything, admitMembers (identity.go, pure) drops the
+// members whose claims conflict with Raft: this server's ID under another
+// name, an ID already in the Raft configuration at another address, or a
+// second live claimant of one ID. With Config.VerifyServer (TLS mode) a
+// member becomes a voter, or part of the bootstrap configuration, only
+// after proving a server certificate for its name at its Raft address.
+// Refusals are logged once and reported by Refused. ServerGRPCAddr, which
+// the forwarding path uses, applies the same rules and matches the Raft
+// address Raft reports for the leader. With Config.Keyring gossip is
+// encrypted; keyring.go loads, persists and changes it (docs/security.md).
+//
 // # Goroutines
 //
 //   - Run's goroutine (the caller's) runs the reconcile loop (runLoop). It

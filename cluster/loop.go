@@ -38,19 +38,24 @@ type loop struct {
 	bootstrapDone bool
 	unknownSince  map[string]time.Time
 	due           *time.Timer // next reconcile for a pending removal or a retry
+	// refusalsLogged: identity refusals already logged; certRefused:
+	// members that failed the certificate check, name -> reason (see
+	// identity.go).
+	refusalsLogged map[string]bool
+	certRefused    map[string]string
 }
 
 // runLoop is the reconcile loop: the only goroutine that reads
 // LeadershipChanges and changes the Raft configuration.
 func (c *Cluster) runLoop(ctx context.Context) {
-	l := &loop{c: c, unknownSince: make(map[string]time.Time), due: time.NewTimer(time.Hour)}
+	l := &loop{c: c, unknownSince: make(map[string]time.Time), due: time.NewTimer(time.Hour), refusalsLogged: make(map[string]bool), certRefused: make(map[string]string)}
 	l.due.Stop()
 	defer l.due.Stop()
 	ticker := time.NewTicker(c.cfg.ReconcileInterval)
 	defer ticker.Stop()
 	leaderCh := c.raft.LeadershipChanges()
 
-	l.onMembershipChange()
+	l.onMembershipChange(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -58,44 +63,44 @@ func (c *Cluster) runLoop(ctx context.Context) {
 		case <-c.shutdownCh:
 			return
 		case isLeader := <-leaderCh:
-			l.onLeadershipChange(isLeader)
+			l.onLeadershipChange(ctx, isLeader)
 		case <-c.table.notify:
-			l.onMembershipChange()
+			l.onMembershipChange(ctx)
 		case <-ticker.C:
-			l.onTick()
+			l.onTick(ctx)
 		case <-l.due.C:
-			l.onDue()
+			l.onDue(ctx)
 		}
 	}
 }
 
 // onMembershipChange runs for every batch of gossip events.
-func (l *loop) onMembershipChange() {
+func (l *loop) onMembershipChange(ctx context.Context) {
 	ev := loopEvent{step: "membership"}
 	l.refreshLocalState()
-	ev.bootstrap = l.maybeBootstrap()
-	ev.plan, ev.reconciled = l.reconcile()
+	ev.bootstrap = l.maybeBootstrap(ctx)
+	ev.plan, ev.reconciled = l.reconcile(ctx)
 	l.emit(ev)
 }
 
 // onTick runs every ReconcileInterval: a full pass plus housekeeping.
-func (l *loop) onTick() {
+func (l *loop) onTick(ctx context.Context) {
 	ev := loopEvent{step: "tick"}
 	l.c.table.reap(l.c.now().Add(-memberReapTimeout))
 	l.refreshLocalState()
-	ev.bootstrap = l.maybeBootstrap()
-	ev.plan, ev.reconciled = l.reconcile()
+	ev.bootstrap = l.maybeBootstrap(ctx)
+	ev.plan, ev.reconciled = l.reconcile(ctx)
 	l.emit(ev)
 }
 
 // onLeadershipChange starts (full pass) or stops leader-only work.
-func (l *loop) onLeadershipChange(isLeader bool) {
+func (l *loop) onLeadershipChange(ctx context.Context, isLeader bool) {
 	ev := loopEvent{step: "leadership"}
 	l.c.logger.Info("leadership changed", "leader", isLeader)
 	l.leader = isLeader
 	clear(l.unknownSince) // only meaningful while continuously leader
 	if isLeader {
-		ev.plan, ev.reconciled = l.reconcile()
+		ev.plan, ev.reconciled = l.reconcile(ctx)
 	} else {
 		l.due.Stop()
 	}
@@ -103,9 +108,9 @@ func (l *loop) onLeadershipChange(isLeader bool) {
 }
 
 // onDue runs when a pending removal falls due or a retry is scheduled.
-func (l *loop) onDue() {
+func (l *loop) onDue(ctx context.Context) {
 	ev := loopEvent{step: "due"}
-	ev.plan, ev.reconciled = l.reconcile()
+	ev.plan, ev.reconciled = l.reconcile(ctx)
 	l.emit(ev)
 }
 
@@ -128,7 +133,7 @@ func (l *loop) refreshLocalState() {
 // maybeBootstrap evaluates bootstrap until a final decision; see
 // planBootstrap. BootstrapCluster is called at most once per Run. It
 // returns the decision, 0 if there was nothing to evaluate.
-func (l *loop) maybeBootstrap() bootstrapDecision {
+func (l *loop) maybeBootstrap(ctx context.Context) bootstrapDecision {
 	cfg := l.c.cfg
 	if l.bootstrapDone || cfg.BootstrapExpect == 0 {
 		return 0
@@ -146,6 +151,10 @@ func (l *loop) maybeBootstrap() bootstrapDecision {
 	case bootstrapPeerState, bootstrapLocalState:
 		l.c.logger.Info("not bootstrapping; waiting to be added by the leader", "reason", detail)
 	case bootstrapGo:
+		if !l.verifyBootstrap(ctx, proposal) {
+			l.bootstrapDone = false // evaluated again on the next change
+			return bootstrapWaiting
+		}
 		l.bootstrap(proposal)
 	}
 	return decision
@@ -166,7 +175,7 @@ func (l *loop) bootstrap(servers []raftnode.Server) {
 
 // reconcile is one full leader pass: plan, apply, schedule the next. It
 // returns the plan and true if it ran (this node is leader).
-func (l *loop) reconcile() (plan, bool) {
+func (l *loop) reconcile(ctx context.Context) (plan, bool) {
 	if !l.leader || !l.c.raft.IsLeader() {
 		return plan{}, false
 	}
@@ -177,25 +186,28 @@ func (l *loop) reconcile() (plan, bool) {
 		l.schedule(time.Time{}, true)
 		return plan{}, false
 	}
+	// Identity first: impostors never reach the plan (identity.go).
+	members, refused := admitMembers(c.cfg.NodeID, c.cfg.NodeName, servers, c.table.snapshot())
+	l.logRefusals(refused)
 	p := planReconcile(planInput{
 		selfID:            c.cfg.NodeID,
 		datacenter:        c.cfg.Datacenter,
 		servers:           servers,
-		members:           c.table.snapshot(),
+		members:           members,
 		now:               c.now(),
 		deadServerTimeout: c.cfg.DeadServerTimeout,
 		stabilization:     c.cfg.ServerStabilizationTime,
 		unknownSince:      l.unknownSince,
 	})
 	l.unknownSince = p.unknown
-	ok := l.apply(p)
+	ok := l.apply(ctx, p, memberNames(members))
 	l.schedule(p.nextDue, !ok)
 	return p, true
 }
 
 // apply makes the planned changes in order. It returns false if a change
 // failed (the pass is retried soon) or leadership was lost (stops at once).
-func (l *loop) apply(p plan) bool {
+func (l *loop) apply(ctx context.Context, p plan, names map[string]string) bool {
 	c := l.c
 	ok := true
 	for _, r := range p.blocked {
@@ -217,6 +229,9 @@ func (l *loop) apply(p plan) bool {
 		return true
 	}
 	for _, s := range p.add {
+		if !l.verifyVoter(ctx, s, names[s.ID]) {
+			continue
+		}
 		op, add := "add voter", c.raft.AddVoter
 		if !s.Voter {
 			op, add = "add non-voter", c.raft.AddNonvoter

@@ -80,6 +80,11 @@ type Config struct {
 	// ElectionTimeout; docs/reliability.md, G9 asks for 2x ElectionTimeout.
 	DiskStallTimeout time.Duration
 
+	// TLS, when not nil, runs the Raft transport over mutual TLS: every
+	// connection, both ways, must present a server certificate of the
+	// datacenter signed by the CA (see TransportTLS).
+	TLS TransportTLS
+
 	// DialOverride is test-only: when non-nil it is called with the Raft
 	// address of the peer being dialled and the connection goes to the
 	// address it returns instead (an empty result means "no override"). The

@@ -203,7 +203,7 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 		return nil, fmt.Errorf("restrict snapshot dir: %w", err)
 	}
 
-	n.stream, err = newStreamLayer(cfg.BindAddr, cfg.AdvertiseAddr, cfg.DialOverride)
+	n.stream, err = newStreamLayer(cfg.BindAddr, cfg.AdvertiseAddr, cfg.DialOverride, cfg.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("start raft transport: %w", err)
 	}

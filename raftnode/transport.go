@@ -1,6 +1,8 @@
 package raftnode
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -9,11 +11,12 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// streamLayer is the raft.StreamLayer under our NetworkTransport: plain TCP
-// today, and the place where mutual TLS and the check that a peer's
-// certificate names the expected server ID will go (not implemented yet:
-// docs/reliability.md, G13). It also implements the test-only dial override used
-// by the fault suite to route each directed link through a proxy.
+// streamLayer is the raft.StreamLayer under our NetworkTransport: plain TCP,
+// or mutual TLS when Config.TLS is set (both sides must present a server
+// certificate of the datacenter, so a process without one cannot send a
+// single Raft RPC; docs/security.md). It also implements the test-only dial
+// override used by the fault suite to route each directed link through a
+// proxy.
 type streamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
@@ -21,18 +24,29 @@ type streamLayer struct {
 	override func(addr string) string
 	// conns are the open connections, both ways, for fence.
 	conns connSet
+	// tls is nil for plain TCP.
+	tls TransportTLS
+}
+
+// TransportTLS supplies the Raft transport's TLS configurations
+// (*tlsutil.Configurator implements it). Each returned config must verify
+// that the peer holds a server certificate.
+type TransportTLS interface {
+	IncomingRaft() *tls.Config
+	OutgoingServer() *tls.Config
+	HandshakeTimeout() time.Duration
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
 // newStreamLayer binds bindAddr. advertise may be empty, in which case the
 // bound address is advertised (it must then be a specific IP).
-func newStreamLayer(bindAddr, advertise string, override func(string) string) (*streamLayer, error) {
+func newStreamLayer(bindAddr, advertise string, override func(string) string, tlsCfg TransportTLS) (*streamLayer, error) {
 	ln, err := net.Listen("tcp", bindAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", bindAddr, err)
 	}
-	s := &streamLayer{ln: ln, override: override}
+	s := &streamLayer{ln: ln, override: override, tls: tlsCfg}
 	if advertise == "" {
 		tcp, ok := ln.Addr().(*net.TCPAddr)
 		if !ok || tcp.IP == nil || tcp.IP.IsUnspecified() {
@@ -72,7 +86,17 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if !s.conns.add(tc) {
 		return nil, fmt.Errorf("dial raft peer %s: %w", address, ErrFenced)
 	}
-	return tc, nil
+	if s.tls == nil {
+		return tc, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), min(timeout, s.tls.HandshakeTimeout()))
+	defer cancel()
+	tlsConn := tls.Client(tc, s.tls.OutgoingServer())
+	if err := tlsConn.HandshakeContext(ctx); err != nil {
+		_ = tc.Close()
+		return nil, fmt.Errorf("TLS handshake with raft peer %s: %w", address, err)
+	}
+	return tlsConn, nil
 }
 
 // Accept implements net.Listener. Once fenced, it closes every connection
@@ -84,10 +108,53 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		tc := &trackedConn{Conn: conn, set: &s.conns}
-		if s.conns.add(tc) {
+		if !s.conns.add(tc) {
+			continue
+		}
+		if s.tls == nil {
 			return tc, nil
 		}
+		// The handshake runs on the transport's per-connection goroutine
+		// (first Read or Write), never here: one slow peer must not hold
+		// up the accept loop.
+		return &serverTLSConn{Conn: tls.Server(tc, s.tls.IncomingRaft()), timeout: s.tls.HandshakeTimeout()}, nil
 	}
+}
+
+// serverTLSConn runs the server side of the TLS handshake, bounded by
+// timeout, before the first Read or Write. A peer that fails it (no
+// certificate, another CA, not a server certificate) gets its connection
+// closed by the transport without one byte of Raft decoded.
+type serverTLSConn struct {
+	*tls.Conn
+	timeout time.Duration
+	once    sync.Once
+	err     error
+}
+
+func (c *serverTLSConn) handshake() error {
+	c.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+		defer cancel()
+		if err := c.HandshakeContext(ctx); err != nil {
+			c.err = fmt.Errorf("raft TLS handshake with %s: %w", c.RemoteAddr(), err)
+		}
+	})
+	return c.err
+}
+
+func (c *serverTLSConn) Read(b []byte) (int, error) {
+	if err := c.handshake(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *serverTLSConn) Write(b []byte) (int, error) {
+	if err := c.handshake(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
 }
 
 // fence closes every Raft connection and refuses new ones: the node can no

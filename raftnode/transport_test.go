@@ -130,12 +130,12 @@ func TestDialOverrideRoutesEveryLinkThroughProxies(t *testing.T) {
 
 func TestStreamLayer(t *testing.T) {
 	t.Run("unspecified bind without advertise is rejected", func(t *testing.T) {
-		if _, err := newStreamLayer("0.0.0.0:0", "", nil); !errors.Is(err, ErrInvalidConfig) {
+		if _, err := newStreamLayer("0.0.0.0:0", "", nil, nil); !errors.Is(err, ErrInvalidConfig) {
 			t.Fatalf("newStreamLayer(0.0.0.0:0, \"\") = %v, want ErrInvalidConfig", err)
 		}
 	})
 	t.Run("advertise address is reported", func(t *testing.T) {
-		s, err := newStreamLayer("127.0.0.1:0", "127.0.0.2:7000", nil)
+		s, err := newStreamLayer("127.0.0.1:0", "127.0.0.2:7000", nil, nil)
 		if err != nil {
 			t.Fatalf("newStreamLayer: %v", err)
 		}
@@ -145,7 +145,7 @@ func TestStreamLayer(t *testing.T) {
 		}
 	})
 	t.Run("dial goes to the override and falls back on empty", func(t *testing.T) {
-		target, err := newStreamLayer("127.0.0.1:0", "", nil)
+		target, err := newStreamLayer("127.0.0.1:0", "", nil, nil)
 		if err != nil {
 			t.Fatalf("newStreamLayer: %v", err)
 		}
@@ -168,7 +168,7 @@ func TestStreamLayer(t *testing.T) {
 				return target.Addr().String()
 			}
 			return ""
-		})
+		}, nil)
 		if err != nil {
 			t.Fatalf("newStreamLayer: %v", err)
 		}

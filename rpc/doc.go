@@ -33,7 +33,7 @@
 // result); graph validation runs inside the FSM on every
 // node and its *chain.GraphError comes back as InvalidArgument. A follower
 // forwards the request over gRPC to the leader's address (from
-// cluster.GRPCAddrOf) with a header that stops a second hop.
+// cluster.ServerGRPCAddr: the admitted member at the Raft address Raft reports for the leader) with a header that stops a second hop.
 //
 // Retries (router.onLeader): only while the error proves nothing was written: no
 // leader known, "not the leader" before the proposal, leader not ready,

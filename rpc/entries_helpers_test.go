@@ -163,6 +163,9 @@ func (c *esCluster) GRPCAddrOf(id string) (string, bool) {
 	return a, ok
 }
 
+// ServerGRPCAddr ignores the Raft address: the fake has one member per ID.
+func (c *esCluster) ServerGRPCAddr(id, _ string) (string, bool) { return c.GRPCAddrOf(id) }
+
 func (c *esCluster) set(id, addr string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
@@ -35,14 +37,19 @@ func forwardedBy(ctx context.Context) string {
 type forwarder struct {
 	connectTimeout time.Duration
 	maxMsgSize     int
+	creds          credentials.TransportCredentials
 
 	mu     sync.Mutex // protects conns and closed
 	conns  map[string]*grpc.ClientConn
 	closed bool
 }
 
-func newForwarder(connectTimeout time.Duration, maxMsgSize int) *forwarder {
-	return &forwarder{connectTimeout: connectTimeout, maxMsgSize: maxMsgSize, conns: map[string]*grpc.ClientConn{}}
+func newForwarder(connectTimeout time.Duration, maxMsgSize int, tlsCfg *tls.Config) *forwarder {
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
+	}
+	return &forwarder{connectTimeout: connectTimeout, maxMsgSize: maxMsgSize, creds: creds, conns: map[string]*grpc.ClientConn{}}
 }
 
 // conn returns the connection to addr, creating it on first use.
@@ -56,7 +63,7 @@ func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
 		return c, nil
 	}
 	c, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(f.creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(f.maxMsgSize)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},

@@ -33,6 +33,8 @@ type OperatorServer struct {
 	xds XDS
 	// snap serialises snapshot restores (snapshot.go).
 	snap snapshotOps
+	// keyring is this server's gossip keyring (WithKeyring); nil if none.
+	keyring Keyring
 }
 
 var _ chainstorev1.OperatorServiceServer = (*OperatorServer)(nil)
@@ -88,7 +90,7 @@ func (s *OperatorServer) Status(ctx context.Context, _ *chainstorev1.StatusReque
 		return nil, s.router.status(err)
 	}
 	st := s.router.raft.Stats()
-	leaderID, _ := s.router.raft.Leader()
+	leaderID, leaderRaftAddr := s.router.raft.Leader()
 	resp := &chainstorev1.StatusResponse{
 		Node:         s.router.cfg.NodeName,
 		NodeId:       s.router.cfg.NodeID,
@@ -109,7 +111,7 @@ func (s *OperatorServer) Status(ctx context.Context, _ *chainstorev1.StatusReque
 		if leaderID == s.router.cfg.NodeID {
 			resp.Leader = s.router.cfg.NodeName
 		}
-		resp.LeaderGrpcAddr, _ = s.router.members.GRPCAddrOf(leaderID)
+		resp.LeaderGrpcAddr, _ = s.router.members.ServerGRPCAddr(leaderID, leaderRaftAddr)
 	}
 	return resp, nil
 }

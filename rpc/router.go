@@ -47,6 +47,10 @@ type FSM interface {
 type Members interface {
 	Members() []cluster.Member
 	GRPCAddrOf(nodeID string) (string, bool)
+	// ServerGRPCAddr returns the gRPC address of the admitted member that
+	// is Raft server nodeID at Raft address raftAddr (both as Raft
+	// reports them), never one a gossip claim alone supplies.
+	ServerGRPCAddr(nodeID, raftAddr string) (string, bool)
 }
 
 var (
@@ -79,7 +83,7 @@ func newRouter(cfg ServerConfig, r Raft, f FSM, m Members) *router {
 		raft:       r,
 		fsm:        f,
 		members:    m,
-		fwd:        newForwarder(cfg.ForwardConnectTimeout, cfg.MaxRecvMsgSize),
+		fwd:        newForwarder(cfg.ForwardConnectTimeout, cfg.MaxRecvMsgSize, cfg.ForwardTLS),
 		acl:        newACLResolver(cfg.ACL, f),
 		shutdownCh: make(chan struct{}),
 	}
@@ -210,11 +214,13 @@ func (r *router) leaderAttempt(ctx context.Context, forwarded, write bool, local
 	if forwarded {
 		return ErrNotLeaderForwarded
 	}
-	id, _ := r.raft.Leader()
+	// The target is the leader Raft itself reports (ID and Raft address):
+	// a gossip member merely claiming the leader's ID is never chosen.
+	id, raftAddr := r.raft.Leader()
 	if id == "" || id == r.cfg.NodeID {
 		return raftnode.ErrNoLeader
 	}
-	addr, ok := r.members.GRPCAddrOf(id)
+	addr, ok := r.members.ServerGRPCAddr(id, raftAddr)
 	if !ok {
 		return fmt.Errorf("%w: no gRPC address known for leader %s", ErrLeaderUnreachable, id)
 	}
@@ -248,9 +254,10 @@ func (r *router) meta(index uint64) *chainstorev1.QueryMeta {
 func (r *router) status(err error) error {
 	var hint leaderHint
 	if errors.Is(err, raftnode.ErrNotLeader) || errors.Is(err, ErrNotLeaderForwarded) {
-		hint.id, _ = r.raft.Leader()
+		var raftAddr string
+		hint.id, raftAddr = r.raft.Leader()
 		if hint.id != "" {
-			hint.grpcAddr, _ = r.members.GRPCAddrOf(hint.id)
+			hint.grpcAddr, _ = r.members.ServerGRPCAddr(hint.id, raftAddr)
 		}
 	}
 	return statusOf(err, hint)

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -47,6 +48,10 @@ type ServerConfig struct {
 	HoldTimeout time.Duration
 	// ForwardConnectTimeout bounds one attempt to connect to the leader.
 	ForwardConnectTimeout time.Duration
+	// ForwardTLS, when not nil, is the mutual-TLS config used to forward
+	// to the leader (tlsutil.Configurator.OutgoingServer: the leader must
+	// present a server certificate). Nil forwards in plain text.
+	ForwardTLS *tls.Config
 	// DefaultQueryWait and MaxQueryWait bound blocking queries.
 	DefaultQueryWait, MaxQueryWait time.Duration
 	// KeepaliveMinTime is the shortest client ping interval the server
@@ -214,7 +219,7 @@ type Services struct {
 // stop it before a graceful gRPC stop. x is the server's xDS server, whose
 // clients and chains the operator service reports; a nil x (no xDS
 // server) reports none.
-func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Members, hub *chainwatch.Hub, x XDS, logger hclog.Logger) (*Services, error) {
+func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Members, hub *chainwatch.Hub, x XDS, logger hclog.Logger, opts ...ServicesOption) (*Services, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid rpc config: %w", err)
 	}
@@ -229,14 +234,18 @@ func NewServices(cfg ServerConfig, chains ChainServerConfig, r Raft, f FSM, m Me
 	}
 	rt := newRouter(cfg, r, f, m)
 	proposer := fsm.NewProposer(r)
-	return &Services{
+	svc := &Services{
 		router:   rt,
 		entries:  &EntriesServer{router: rt, proposer: proposer, maxEntry: cfg.MaxEntrySize, list: cfg.List},
 		chains:   &ChainServer{cfg: chains, hub: hub, router: rt, logger: logger.Named("chains")},
 		operator: &OperatorServer{router: rt, xds: x},
 		catalog:  &CatalogServer{router: rt, proposer: proposer},
 		acl:      &ACLServer{router: rt, proposer: proposer, logger: logger.Named("acl")},
-	}, nil
+	}
+	for _, o := range opts {
+		o(svc)
+	}
+	return svc, nil
 }
 
 // Register registers every service on g (a server from NewGRPCServer).

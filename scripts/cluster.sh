@@ -27,6 +27,18 @@
 #   ACL          1: servers run with --acl-enabled (default deny); `up` and
 #                `run` bootstrap once and keep the management SecretID in
 #                $CLUSTER_DIR/bootstrap-token, used by this script's calls
+#   SECURE       1: secure mode (docs/security.md). The first `up`/`run`
+#                creates a CA, server certificates (one per node), a client
+#                certificate and a gossip key in $CLUSTER_DIR/tls (ca.pem,
+#                client.pem, client-key.pem, gossip.key); servers then
+#                require TLS with client certificates on gRPC, mutual TLS
+#                on Raft and encrypted gossip, and ACLs are on (SECURE=1
+#                implies ACL=1: default deny, bootstrapped once, the
+#                management SecretID in $CLUSTER_DIR/bootstrap-token).
+#                To use storectl against it (and STORE_TOKEN):
+#                  export STORE_CACERT=$CLUSTER_DIR/tls/ca.pem \
+#                    STORE_CLIENT_CERT=$CLUSTER_DIR/tls/client.pem \
+#                    STORE_CLIENT_KEY=$CLUSTER_DIR/tls/client-key.pem
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +47,10 @@ BASE_PORT=${BASE_PORT:-8500}
 BIN_DIR=${BIN_DIR:-$ROOT/bin}
 UP_TIMEOUT=${UP_TIMEOUT:-60}
 LOG_LEVEL=${LOG_LEVEL:-info}
+SECURE=${SECURE:-0}
+# Secure mode includes ACLs.
+if [[ "$SECURE" == 1 ]]; then ACL=1; fi
+TLS_DIR=$CLUSTER_DIR/tls
 HOST=127.0.0.1
 NODES=(1 2 3)
 STORED=$BIN_DIR/stored
@@ -57,6 +73,66 @@ all_grpc_addrs() {
   for n in "${NODES[@]}"; do out+="${out:+,}$(grpc_addr "$n")"; done
   echo "$out"
 }
+
+# ---------------------------------------------------------------------------
+# Secure mode (SECURE=1). Each step of the secure setup is one function,
+# called in order by secure_setup (before the nodes start) and
+# secure_after_up (once the cluster is up). ACL=1 (implied by SECURE=1)
+# adds --acl-enabled and the bootstrap (acl_bootstrap, below).
+
+secure_on() { [[ "$SECURE" == 1 ]]; }
+
+# secure_tls_files: CA, one server certificate per node, one client
+# certificate; kept across runs (delete $CLUSTER_DIR/tls to start over).
+secure_tls_files() {
+  [[ -f "$TLS_DIR/ca.pem" ]] && return 0
+  mkdir -p "$TLS_DIR"
+  chmod 700 "$TLS_DIR"
+  "$STORECTL" tls ca create --dir "$TLS_DIR" >/dev/null
+  local n
+  for n in "${NODES[@]}"; do
+    "$STORECTL" tls cert create --server --node "n$n" --dir "$TLS_DIR" \
+      --ca "$TLS_DIR/ca.pem" --ca-key "$TLS_DIR/ca-key.pem" >/dev/null
+  done
+  "$STORECTL" tls cert create --client --dir "$TLS_DIR" \
+    --ca "$TLS_DIR/ca.pem" --ca-key "$TLS_DIR/ca-key.pem" >/dev/null
+  echo "created CA, server and client certificates in $TLS_DIR"
+}
+
+# secure_gossip_key: the gossip encryption key (each node persists its
+# keyring in its data dir after the first start).
+secure_gossip_key() {
+  [[ -f "$TLS_DIR/gossip.key" ]] && return 0
+  (umask 077 && "$STORECTL" keyring generate >"$TLS_DIR/gossip.key")
+}
+
+# secure_client_env: storectl in this script (and its children) uses the
+# client certificate.
+secure_client_env() {
+  export STORE_CACERT="$TLS_DIR/ca.pem" STORE_CLIENT_CERT="$TLS_DIR/client.pem" STORE_CLIENT_KEY="$TLS_DIR/client-key.pem"
+}
+
+secure_setup() {
+  secure_on || return 0
+  secure_tls_files
+  secure_gossip_key
+  secure_client_env
+}
+
+secure_after_up() {
+  secure_on || return 0
+  echo "secure mode: export STORE_TOKEN=\$(cat $CLUSTER_DIR/bootstrap-token)"
+  echo "secure mode: export STORE_CACERT=$STORE_CACERT STORE_CLIENT_CERT=$STORE_CLIENT_CERT STORE_CLIENT_KEY=$STORE_CLIENT_KEY"
+}
+
+# secure_stored_flags N: the stored flags of node N in secure mode.
+secure_stored_flags() {
+  secure_on || return 0
+  printf '%s\n' --ca-file "$TLS_DIR/ca.pem" \
+    --cert-file "$TLS_DIR/server-n$1.pem" --key-file "$TLS_DIR/server-n$1-key.pem" \
+    --encrypt "$(<"$TLS_DIR/gossip.key")"
+}
+# ---------------------------------------------------------------------------
 
 check_node() {
   [[ "${1:-}" =~ ^[123]$ ]] || die "node must be 1, 2 or 3, got '${1:-}'"
@@ -92,6 +168,8 @@ start_node() {
   mkdir -p "$dir/data"
   local extra=()
   [[ "${ACL:-0}" == 1 ]] && extra+=(--acl-enabled)
+  local secure_flags=()
+  mapfile -t secure_flags < <(secure_stored_flags "$n")
   # setsid keeps Ctrl-C in the terminal away from background nodes; `run`
   # stops them itself.
   setsid "$STORED" \
@@ -105,6 +183,7 @@ start_node() {
     --bootstrap-expect 3 \
     --log-level "$LOG_LEVEL" \
     ${extra[@]+"${extra[@]}"} \
+    "${secure_flags[@]}" \
     >>"$(log_file "$n")" 2>&1 </dev/null &
   echo $! >"$(pid_file "$n")"
   echo "n$n started (pid $!, gRPC $(grpc_addr "$n"), HTTP $HOST:$(http_port "$n"), log $(log_file "$n"))"
@@ -228,10 +307,12 @@ acl_bootstrap() {
 
 cmd_up() {
   check_bins
+  secure_setup
   local n
   for n in "${NODES[@]}"; do start_node "$n"; done
   acl_bootstrap
   wait_ready 3
+  secure_after_up
   echo "cluster is up: leader elected, 3 voters; STORE_ADDR=$(all_grpc_addrs); HTTP API and UI: http://$HOST:$(http_port 1)/"
 }
 
@@ -260,6 +341,7 @@ cmd_down() {
 cmd_start() {
   check_bins
   check_node "${1:-}"
+  secure_setup
   start_node "$1"
   acl_load_token
   wait_ready "$(running_count)"
@@ -284,9 +366,11 @@ cmd_run() {
   local n logs=()
   TAIL_PID=""
   trap 'echo; echo "stopping the cluster..."; [[ -n "$TAIL_PID" ]] && kill "$TAIL_PID" 2>/dev/null; cmd_down; exit 0' INT TERM
+  secure_setup
   for n in "${NODES[@]}"; do start_node "$n"; logs+=("$(log_file "$n")"); done
   acl_bootstrap
   wait_ready 3
+  secure_after_up
   echo "cluster is up: leader elected, 3 voters. Try:"
   echo "  export STORE_ADDR=$(all_grpc_addrs)"
   echo "  export CONSUL_HTTP_ADDR=$HOST:$(http_port 1)   # the Consul-compatible HTTP API; the UI is at /ui/"
@@ -299,7 +383,7 @@ cmd_run() {
 }
 
 usage() {
-  sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,41p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in
@@ -308,7 +392,7 @@ case "${1:-}" in
   start) cmd_start "${2:-}" ;;
   stop) check_node "${2:-}"; stop_node "$2" ;;
   kill) check_node "${2:-}"; kill_node "$2" ;;
-  status) check_bins; acl_load_token; show_status ;;
+  status) check_bins; secure_on && secure_client_env; acl_load_token; show_status ;;
   run) cmd_run ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;

@@ -16,6 +16,7 @@ import (
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
 	"github.com/chainstore/chainstore/tombgc"
+	"github.com/chainstore/chainstore/tlsutil"
 	"github.com/chainstore/chainstore/xdsserver"
 )
 
@@ -72,6 +73,15 @@ type Config struct {
 	// (docs/acl.md).
 	ACLEnabled       bool
 	ACLDefaultPolicy string
+	// TLS, when not nil, turns on TLS for gRPC (clients and forwarding)
+	// and mutual TLS for Raft; its Datacenter is set from Datacenter.
+	TLS *tlsutil.Config
+	// Encrypt is the initial base64 gossip key (--encrypt); a keyring
+	// persisted in DataDir wins over it (see cluster.LoadKeyring).
+	Encrypt string
+	// Insecure lets a server bound to a non-loopback address start
+	// without TLS or a gossip key (see checkSecure).
+	Insecure bool
 }
 
 // DefaultConfig returns the defaults of the stored flags and the production

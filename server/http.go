@@ -20,6 +20,12 @@ func (s *Server) newHTTP(rpcCfg rpc.ServerConfig) error {
 	hc := s.cfg.HTTP
 	hc.Datacenter = s.cfg.Datacenter
 	hc.MaxBodySize = int64(rpcCfg.MaxEntrySize)
+	// With TLS on, the HTTP API is HTTPS with the server's certificate
+	// (and, with VerifyIncoming, client certificates required), reloaded
+	// with the others.
+	if s.tls != nil && hc.TLS == nil {
+		hc.TLS = s.tls.IncomingHTTPS()
+	}
 	// A blocking query may wait MaxQueryWait plus 1/16 jitter; the write
 	// deadline must not cut it off.
 	if need := rpcCfg.MaxQueryWait + rpcCfg.MaxQueryWait/16 + rpcCfg.DefaultCallTimeout; hc.WriteTimeout < need {

@@ -50,6 +50,7 @@ import (
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
 	"github.com/chainstore/chainstore/tombgc"
+	"github.com/chainstore/chainstore/tlsutil"
 	"github.com/chainstore/chainstore/xdsserver"
 )
 
@@ -74,6 +75,7 @@ type Server struct {
 	metrics *metrics.Registry
 	http    *httpapi.Server // nil without HTTPAddr
 	httpLis net.Listener
+	tls     *tlsutil.Configurator // nil without TLS
 
 	mu            sync.Mutex // protects started, stopped, cancelCluster, cancelHub
 	started       bool
@@ -109,6 +111,11 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("load node ID: %w", err)
 	}
+	sec, err := setupSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.tls = sec.tls
 
 	s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -127,6 +134,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 
 	rc := cfg.Raft
 	rc.NodeID, rc.DataDir, rc.BindAddr, rc.AdvertiseAddr = s.nodeID, cfg.DataDir, cfg.RaftAddr, cfg.RaftAdvertise
+	sec.raft(&rc)
 	s.raft, err = raftnode.New(rc, s.fsm, logger.Named("raft"))
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -148,6 +156,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	}
 	cc.Join, cc.BootstrapExpect = cfg.Join, cfg.BootstrapExpect
 	cc.RaftAddr, cc.GRPCAddr = s.raft.Addr(), grpcAdvertise
+	sec.cluster(&cc)
 	s.cluster, err = cluster.New(cc, s.raft, logger.Named("cluster"))
 	if err != nil {
 		return nil, fmt.Errorf("start gossip: %w", err)
@@ -158,6 +167,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	rpcCfg := cfg.RPC
 	rpcCfg.NodeName, rpcCfg.NodeID, rpcCfg.Datacenter = cfg.NodeName, s.nodeID, cfg.Datacenter
 	rpcCfg.ACL = aclConfig(cfg)
+	sec.rpc(&rpcCfg)
 	hubCfg := cfg.Hub
 	hubCfg.Datacenter = cfg.Datacenter
 	s.hub, err = chainwatch.New(hubCfg, chainwatch.FSMSource(s.fsm), logger)
@@ -175,7 +185,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.rpc, err = rpc.NewServices(rpcCfg, cfg.Chains, s.raft, s.fsm, s.cluster, s.hub, s.xds, logger)
+	s.rpc, err = rpc.NewServices(rpcCfg, cfg.Chains, s.raft, s.fsm, s.cluster, s.hub, s.xds, logger, rpc.WithKeyring(keyring{s.cluster, cfg.DataDir}))
 	if err != nil {
 		return nil, err
 	}
@@ -183,8 +193,9 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"),
+	grpcOpts := append(sec.grpcOptions(),
 		grpc.ChainUnaryInterceptor(s.metrics.UnaryInterceptor()), grpc.ChainStreamInterceptor(s.metrics.StreamInterceptor()))
+	s.grpc = rpc.NewGRPCServer(rpcCfg, logger.Named("grpc"), grpcOpts...)
 	rpc.Register(s.grpc, s.rpc)
 	s.xds.Register(s.grpc)
 	if err := s.newHTTP(rpcCfg); err != nil {

@@ -6,7 +6,9 @@
 //	storeagent --addr host:port[,host:port...] [--watch web,api [--out DIR] [--exec CMD]] [--services FILE]
 //
 // At least one of --watch and --services is needed; each works without
-// the other.
+// the other. --ca-file, --cert-file and --key-file (or $STORE_CACERT,
+// $STORE_CLIENT_CERT, $STORE_CLIENT_KEY) turn on TLS to the servers, as
+// for storectl (docs/security.md).
 //
 // # Watching chains (--watch)
 //
@@ -204,6 +206,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	var addrs string
 	cli.AddrFlag(fs, &addrs, "server gRPC addresses, host:port[,host:port...], tried in order")
 	cli.TokenFlag(fs, &cfg.Watch.Token)
+	tlsFlags := cli.RegisterTLSFlags(fs)
 	watch := fs.String("watch", "", "comma-separated services whose chains to watch")
 	fs.StringVar(&cfg.Datacenter, "datacenter", "", "datacenter to compile the chains for (default: the server's)")
 	fs.StringVar(&cfg.OutDir, "out", "", "directory to write <service>.json files into")
@@ -225,6 +228,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	cfg.Addrs = api.SplitAddrs(addrs)
+	cfg.Watch.TLS = tlsFlags.API()
 	cfg.Services = api.SplitAddrs(*watch) // the same comma-list rules
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
@@ -273,6 +277,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cc := api.DefaultClientConfig()
 		cc.Addrs = cfg.Addrs
 		cc.Token = cfg.Watch.Token
+		cc.TLS = cfg.Watch.TLS
 		client, err := api.NewClient(cc)
 		if err != nil {
 			fmt.Fprintf(stderr, "storeagent: %v\n", err)

@@ -220,6 +220,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfg := api.DefaultChainWatchConfig()
 	cfg.Addrs = api.SplitAddrs(cf.addr)
 	cfg.Token = cf.token
+	cfg.TLS = cf.tls.API()
 	for _, s := range pos {
 		cfg.Chains = append(cfg.Chains, of.watched(s))
 	}

@@ -17,6 +17,7 @@ type clientFlags struct {
 	addr    string
 	token   string
 	timeout time.Duration
+	tls     *cli.TLSFlags
 }
 
 // newFlagSet returns a flag set with the connection flags registered.
@@ -27,6 +28,7 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *clientFlags) {
 	cli.AddrFlag(fs, &cf.addr, "server gRPC addresses, host:port[,host:port...]; the next is tried when one is down")
 	fs.DurationVar(&cf.timeout, "timeout", 15*time.Second, "deadline of each request")
 	cli.TokenFlag(fs, &cf.token)
+	cf.tls = cli.RegisterTLSFlags(fs)
 	return fs, cf
 }
 
@@ -36,6 +38,7 @@ func (cf *clientFlags) dial() (*api.Client, error) {
 	cfg.Addrs = api.SplitAddrs(cf.addr)
 	cfg.CallTimeout = cf.timeout
 	cfg.Token = cf.token
+	cfg.TLS = cf.tls.API()
 	return api.NewClient(cfg)
 }
 

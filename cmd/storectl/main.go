@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/chainstore/chainstore/cmd/internal/cli"
 )
@@ -22,7 +23,8 @@ type commandTable = cli.Table[cli.RunFunc]
 // commandGroups lists the constructors of every command group, one per
 // file: offline.go (compile, validate), entries.go and operator.go (put,
 // get, ..., status), chains.go (chain, watch), catalog.go (catalog and
-// its subcommands), xds.go (xds and its subcommands).
+// its subcommands), xds.go (xds and its subcommands), tls.go (tls ca|cert
+// create), keyring.go (keyring and its subcommands).
 var commandGroups = []func() commandTable{
 	offlineCommands,
 	entryCommands,
@@ -32,6 +34,8 @@ var commandGroups = []func() commandTable{
 	xdsCommands,
 	aclCommands,
 	snapshotCommands,
+	tlsCommands,
+	keyringCommands,
 }
 
 // commands returns every storectl subcommand.
@@ -80,7 +84,7 @@ func splitGlobalFlags(args []string) (global, rest []string) {
 			break
 		}
 		global = append(global, a)
-		if (a == "--addr" || a == "-addr" || a == "--token" || a == "-token") && i+1 < len(args) {
+		if cli.TakesValue(strings.TrimLeft(a, "-")) && i+1 < len(args) {
 			global = append(global, args[i+1])
 			i++
 		}

@@ -69,9 +69,8 @@ type reloader struct {
 	args   []string
 	logger hclog.Logger
 	stderr io.Writer
-	// hooks run after the log level has been applied. TLS certificate
-	// reload belongs here (re-read the files the new config names and
-	// swap them in).
+	// hooks run after the log level has been applied: the certificate
+	// reload (tlsReloadHook, security.go).
 	hooks []reloadHook
 
 	mu      sync.Mutex // guards current

@@ -6,6 +6,11 @@
 //	  --raft-addr 127.0.0.1:8300 --gossip-addr 127.0.0.1:8301 --grpc-addr 127.0.0.1:8502 \
 //	  --join 127.0.0.1:8311,127.0.0.1:8321 --bootstrap-expect 3
 //
+// With --ca-file, --cert-file and --key-file it speaks TLS on gRPC and
+// mutual TLS on Raft; --encrypt encrypts gossip; SIGHUP reloads the
+// certificate files. Bound to a non-loopback address it refuses to start
+// without both unless --insecure (docs/security.md).
+//
 // SIGINT or SIGTERM makes it leave the cluster gracefully: stop serving
 // gRPC (in-flight calls finish, with a deadline), hand leadership to
 // another voter, leave gossip (so the leader removes it from the Raft
@@ -22,8 +27,10 @@
 // each). raftnode, memberlist and grpc-go own their internal goroutines
 // and stop them in Shutdown / Leave / Stop. Server.Run returns after
 // Stop, when ctx is done (a signal) or when one of the goroutines fails.
-// With --pprof-addr, run starts one more goroutine, the pprof HTTP
-// server, and stops and joins it before returning (debug.go).
+// run also starts the SIGHUP watcher (certificate reload), stopped and
+// joined before it returns (security.go). With --pprof-addr, run starts
+// one more goroutine, the pprof HTTP server, and stops and joins it before
+// returning (debug.go).
 package main
 
 import (
@@ -35,6 +42,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -71,7 +79,9 @@ func main() {
 // run builds the server from cfg and runs it until ctx is done.
 func run(ctx context.Context, cfg server.Config, dbg debugOptions) error {
 	logger := newLogger(cfg, os.Stderr)
-	stopReload := watchSIGHUP(&reloader{args: os.Args[1:], logger: logger, stderr: os.Stderr, current: cfg}) // config.go
+	var live atomic.Pointer[server.Server] // set once built, for the TLS reload hook
+	stopReload := watchSIGHUP(&reloader{args: os.Args[1:], logger: logger, stderr: os.Stderr, current: cfg,
+		hooks: []reloadHook{tlsReloadHook(&live)}}) // config.go, security.go
 	defer stopReload()
 	_, stopDebug, err := startDebug(dbg, logger) //nolint:contextcheck // the returned stop runs after ctx is done (that is how run ends) and bounds the pprof server's Shutdown with its own timeout
 	if err != nil {
@@ -86,6 +96,7 @@ func run(ctx context.Context, cfg server.Config, dbg debugOptions) error {
 	if err := mountUI(srv, cfg); err != nil { //nolint:contextcheck // on failure mountUI stops the server, which bounds its shutdown with its own timeouts
 		return err
 	}
+	live.Store(srv)
 	return srv.Run(ctx)
 }
 
@@ -123,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 	fs.BoolVar(&cfg.ACLEnabled, "acl-enabled", cfg.ACLEnabled, "enforce ACL tokens on every request (docs/acl.md)")
 	fs.StringVar(&cfg.ACLDefaultPolicy, "acl-default-policy", "deny", "with --acl-enabled, what no rule covers: deny or allow")
 	fs.DurationVar(&cfg.TombstoneGC.TTL, "tombstone-ttl", cfg.TombstoneGC.TTL, "keep the tombstones of deleted entries at least this long before the leader reaps them")
+	sec := registerSecurityFlags(fs, &cfg)
 	testHooks := registerTestFlags(fs)
 	dbg := registerDebugFlags(fs)
 	file := registerFileFlags(fs) // config.go
@@ -144,6 +156,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 			cfg.Join = append(cfg.Join, j)
 		}
 	}
+	sec.apply(&cfg)
 	if err := testHooks.apply(&cfg); err != nil {
 		return server.Config{}, debugOptions{}, err
 	}

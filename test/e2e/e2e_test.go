@@ -28,6 +28,8 @@ type env struct {
 	root     string
 	dir      string
 	basePort int
+	// extraEnv is added to every command's environment (e.g. SECURE=1).
+	extraEnv []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -99,6 +101,7 @@ func (e *env) run(timeout time.Duration, name string, args ...string) (string, s
 		"UP_TIMEOUT=60",
 		"STORE_ADDR="+e.allAddrs(),
 	)
+	cmd.Env = append(cmd.Env, e.extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -1306,6 +1306,456 @@ func (x *SnapshotRestoreResponse) GetMeta() *QueryMeta {
 	return nil
 }
 
+type KeyringListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringListRequest) Reset() {
+	*x = KeyringListRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringListRequest) ProtoMessage() {}
+
+func (x *KeyringListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringListRequest.ProtoReflect.Descriptor instead.
+func (*KeyringListRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{19}
+}
+
+type KeyringListResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per live server, sorted by node.
+	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The number of servers that failed or were skipped.
+	Failed        int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringListResponse) Reset() {
+	*x = KeyringListResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringListResponse) ProtoMessage() {}
+
+func (x *KeyringListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringListResponse.ProtoReflect.Descriptor instead.
+func (*KeyringListResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *KeyringListResponse) GetNodes() []*KeyringNodeResult {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KeyringListResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+type KeyringInstallRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key, base64 of 16, 24 or 32 bytes.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringInstallRequest) Reset() {
+	*x = KeyringInstallRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringInstallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringInstallRequest) ProtoMessage() {}
+
+func (x *KeyringInstallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringInstallRequest.ProtoReflect.Descriptor instead.
+func (*KeyringInstallRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *KeyringInstallRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type KeyringInstallResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per live server, sorted by node.
+	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The number of servers that failed or were skipped.
+	Failed        int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringInstallResponse) Reset() {
+	*x = KeyringInstallResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringInstallResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringInstallResponse) ProtoMessage() {}
+
+func (x *KeyringInstallResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringInstallResponse.ProtoReflect.Descriptor instead.
+func (*KeyringInstallResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *KeyringInstallResponse) GetNodes() []*KeyringNodeResult {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KeyringInstallResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+type KeyringUseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key, base64 of 16, 24 or 32 bytes; it must be installed.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringUseRequest) Reset() {
+	*x = KeyringUseRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringUseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringUseRequest) ProtoMessage() {}
+
+func (x *KeyringUseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringUseRequest.ProtoReflect.Descriptor instead.
+func (*KeyringUseRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *KeyringUseRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type KeyringUseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per live server, sorted by node.
+	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The number of servers that failed or were skipped.
+	Failed        int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringUseResponse) Reset() {
+	*x = KeyringUseResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringUseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringUseResponse) ProtoMessage() {}
+
+func (x *KeyringUseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringUseResponse.ProtoReflect.Descriptor instead.
+func (*KeyringUseResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *KeyringUseResponse) GetNodes() []*KeyringNodeResult {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KeyringUseResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+type KeyringRemoveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key, base64 of 16, 24 or 32 bytes; not the one in use.
+	Key           string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringRemoveRequest) Reset() {
+	*x = KeyringRemoveRequest{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringRemoveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringRemoveRequest) ProtoMessage() {}
+
+func (x *KeyringRemoveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringRemoveRequest.ProtoReflect.Descriptor instead.
+func (*KeyringRemoveRequest) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *KeyringRemoveRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type KeyringRemoveResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per live server, sorted by node.
+	Nodes []*KeyringNodeResult `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The number of servers that failed or were skipped.
+	Failed        int32 `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringRemoveResponse) Reset() {
+	*x = KeyringRemoveResponse{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringRemoveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringRemoveResponse) ProtoMessage() {}
+
+func (x *KeyringRemoveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringRemoveResponse.ProtoReflect.Descriptor instead.
+func (*KeyringRemoveResponse) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *KeyringRemoveResponse) GetNodes() []*KeyringNodeResult {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *KeyringRemoveResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+type KeyringNodeResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's gossip name.
+	Node string `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// Its keys (base64), primary first: filled by KeyringList.
+	Keys []string `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Why the server failed the call or was skipped; empty on success.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyringNodeResult) Reset() {
+	*x = KeyringNodeResult{}
+	mi := &file_chainstore_v1_operator_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyringNodeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyringNodeResult) ProtoMessage() {}
+
+func (x *KeyringNodeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_operator_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyringNodeResult.ProtoReflect.Descriptor instead.
+func (*KeyringNodeResult) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_operator_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *KeyringNodeResult) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *KeyringNodeResult) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *KeyringNodeResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_chainstore_v1_operator_proto protoreflect.FileDescriptor
 
 const file_chainstore_v1_operator_proto_rawDesc = "" +
@@ -1408,7 +1858,30 @@ const file_chainstore_v1_operator_proto_rawDesc = "" +
 	"datacenter\x124\n" +
 	"\acreated\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12%\n" +
 	"\x0erestored_index\x18\x04 \x01(\x04R\rrestoredIndex\x12,\n" +
-	"\x04meta\x18\x05 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta2\xc8\x04\n" +
+	"\x04meta\x18\x05 \x01(\v2\x18.chainstore.v1.QueryMetaR\x04meta\"\x14\n" +
+	"\x12KeyringListRequest\"e\n" +
+	"\x13KeyringListResponse\x126\n" +
+	"\x05nodes\x18\x01 \x03(\v2 .chainstore.v1.KeyringNodeResultR\x05nodes\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\")\n" +
+	"\x15KeyringInstallRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"h\n" +
+	"\x16KeyringInstallResponse\x126\n" +
+	"\x05nodes\x18\x01 \x03(\v2 .chainstore.v1.KeyringNodeResultR\x05nodes\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\"%\n" +
+	"\x11KeyringUseRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"d\n" +
+	"\x12KeyringUseResponse\x126\n" +
+	"\x05nodes\x18\x01 \x03(\v2 .chainstore.v1.KeyringNodeResultR\x05nodes\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\"(\n" +
+	"\x14KeyringRemoveRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"g\n" +
+	"\x15KeyringRemoveResponse\x126\n" +
+	"\x05nodes\x18\x01 \x03(\v2 .chainstore.v1.KeyringNodeResultR\x05nodes\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\"Q\n" +
+	"\x11KeyringNodeResult\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\tR\x04keys\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error2\xac\a\n" +
 	"\x0fOperatorService\x12H\n" +
 	"\aMembers\x12\x1d.chainstore.v1.MembersRequest\x1a\x1e.chainstore.v1.MembersResponse\x12B\n" +
 	"\x05Peers\x12\x1b.chainstore.v1.PeersRequest\x1a\x1c.chainstore.v1.PeersResponse\x12E\n" +
@@ -1417,7 +1890,12 @@ const file_chainstore_v1_operator_proto_rawDesc = "" +
 	"XdsClients\x12 .chainstore.v1.XdsClientsRequest\x1a!.chainstore.v1.XdsClientsResponse\x12N\n" +
 	"\tXdsChains\x12\x1f.chainstore.v1.XdsChainsRequest\x1a .chainstore.v1.XdsChainsResponse\x12Y\n" +
 	"\fSnapshotSave\x12\".chainstore.v1.SnapshotSaveRequest\x1a#.chainstore.v1.SnapshotSaveResponse0\x01\x12b\n" +
-	"\x0fSnapshotRestore\x12%.chainstore.v1.SnapshotRestoreRequest\x1a&.chainstore.v1.SnapshotRestoreResponse(\x01BCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
+	"\x0fSnapshotRestore\x12%.chainstore.v1.SnapshotRestoreRequest\x1a&.chainstore.v1.SnapshotRestoreResponse(\x01\x12T\n" +
+	"\vKeyringList\x12!.chainstore.v1.KeyringListRequest\x1a\".chainstore.v1.KeyringListResponse\x12]\n" +
+	"\x0eKeyringInstall\x12$.chainstore.v1.KeyringInstallRequest\x1a%.chainstore.v1.KeyringInstallResponse\x12Q\n" +
+	"\n" +
+	"KeyringUse\x12 .chainstore.v1.KeyringUseRequest\x1a!.chainstore.v1.KeyringUseResponse\x12Z\n" +
+	"\rKeyringRemove\x12#.chainstore.v1.KeyringRemoveRequest\x1a$.chainstore.v1.KeyringRemoveResponseBCZAgithub.com/chainstore/chainstore/proto/chainstore/v1;chainstorev1b\x06proto3"
 
 var (
 	file_chainstore_v1_operator_proto_rawDescOnce sync.Once
@@ -1431,7 +1909,7 @@ func file_chainstore_v1_operator_proto_rawDescGZIP() []byte {
 	return file_chainstore_v1_operator_proto_rawDescData
 }
 
-var file_chainstore_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_chainstore_v1_operator_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_chainstore_v1_operator_proto_goTypes = []any{
 	(*MembersRequest)(nil),          // 0: chainstore.v1.MembersRequest
 	(*Member)(nil),                  // 1: chainstore.v1.Member
@@ -1452,46 +1930,67 @@ var file_chainstore_v1_operator_proto_goTypes = []any{
 	(*SnapshotSaveResponse)(nil),    // 16: chainstore.v1.SnapshotSaveResponse
 	(*SnapshotRestoreRequest)(nil),  // 17: chainstore.v1.SnapshotRestoreRequest
 	(*SnapshotRestoreResponse)(nil), // 18: chainstore.v1.SnapshotRestoreResponse
-	(*QueryMeta)(nil),               // 19: chainstore.v1.QueryMeta
-	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
+	(*KeyringListRequest)(nil),      // 19: chainstore.v1.KeyringListRequest
+	(*KeyringListResponse)(nil),     // 20: chainstore.v1.KeyringListResponse
+	(*KeyringInstallRequest)(nil),   // 21: chainstore.v1.KeyringInstallRequest
+	(*KeyringInstallResponse)(nil),  // 22: chainstore.v1.KeyringInstallResponse
+	(*KeyringUseRequest)(nil),       // 23: chainstore.v1.KeyringUseRequest
+	(*KeyringUseResponse)(nil),      // 24: chainstore.v1.KeyringUseResponse
+	(*KeyringRemoveRequest)(nil),    // 25: chainstore.v1.KeyringRemoveRequest
+	(*KeyringRemoveResponse)(nil),   // 26: chainstore.v1.KeyringRemoveResponse
+	(*KeyringNodeResult)(nil),       // 27: chainstore.v1.KeyringNodeResult
+	(*QueryMeta)(nil),               // 28: chainstore.v1.QueryMeta
+	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
 }
 var file_chainstore_v1_operator_proto_depIdxs = []int32{
 	1,  // 0: chainstore.v1.MembersResponse.members:type_name -> chainstore.v1.Member
-	19, // 1: chainstore.v1.MembersResponse.meta:type_name -> chainstore.v1.QueryMeta
+	28, // 1: chainstore.v1.MembersResponse.meta:type_name -> chainstore.v1.QueryMeta
 	4,  // 2: chainstore.v1.PeersResponse.peers:type_name -> chainstore.v1.Peer
-	19, // 3: chainstore.v1.PeersResponse.meta:type_name -> chainstore.v1.QueryMeta
-	19, // 4: chainstore.v1.StatusResponse.meta:type_name -> chainstore.v1.QueryMeta
-	20, // 5: chainstore.v1.XdsClient.connected_since:type_name -> google.protobuf.Timestamp
+	28, // 3: chainstore.v1.PeersResponse.meta:type_name -> chainstore.v1.QueryMeta
+	28, // 4: chainstore.v1.StatusResponse.meta:type_name -> chainstore.v1.QueryMeta
+	29, // 5: chainstore.v1.XdsClient.connected_since:type_name -> google.protobuf.Timestamp
 	10, // 6: chainstore.v1.XdsClient.types:type_name -> chainstore.v1.XdsTypeStatus
-	20, // 7: chainstore.v1.XdsTypeStatus.sent_at:type_name -> google.protobuf.Timestamp
-	20, // 8: chainstore.v1.XdsTypeStatus.acked_at:type_name -> google.protobuf.Timestamp
-	20, // 9: chainstore.v1.XdsTypeStatus.last_nack_at:type_name -> google.protobuf.Timestamp
+	29, // 7: chainstore.v1.XdsTypeStatus.sent_at:type_name -> google.protobuf.Timestamp
+	29, // 8: chainstore.v1.XdsTypeStatus.acked_at:type_name -> google.protobuf.Timestamp
+	29, // 9: chainstore.v1.XdsTypeStatus.last_nack_at:type_name -> google.protobuf.Timestamp
 	9,  // 10: chainstore.v1.XdsClientsResponse.clients:type_name -> chainstore.v1.XdsClient
-	19, // 11: chainstore.v1.XdsClientsResponse.meta:type_name -> chainstore.v1.QueryMeta
-	20, // 12: chainstore.v1.XdsChain.updated:type_name -> google.protobuf.Timestamp
+	28, // 11: chainstore.v1.XdsClientsResponse.meta:type_name -> chainstore.v1.QueryMeta
+	29, // 12: chainstore.v1.XdsChain.updated:type_name -> google.protobuf.Timestamp
 	13, // 13: chainstore.v1.XdsChainsResponse.chains:type_name -> chainstore.v1.XdsChain
-	19, // 14: chainstore.v1.XdsChainsResponse.meta:type_name -> chainstore.v1.QueryMeta
-	20, // 15: chainstore.v1.SnapshotRestoreResponse.created:type_name -> google.protobuf.Timestamp
-	19, // 16: chainstore.v1.SnapshotRestoreResponse.meta:type_name -> chainstore.v1.QueryMeta
-	0,  // 17: chainstore.v1.OperatorService.Members:input_type -> chainstore.v1.MembersRequest
-	3,  // 18: chainstore.v1.OperatorService.Peers:input_type -> chainstore.v1.PeersRequest
-	6,  // 19: chainstore.v1.OperatorService.Status:input_type -> chainstore.v1.StatusRequest
-	8,  // 20: chainstore.v1.OperatorService.XdsClients:input_type -> chainstore.v1.XdsClientsRequest
-	12, // 21: chainstore.v1.OperatorService.XdsChains:input_type -> chainstore.v1.XdsChainsRequest
-	15, // 22: chainstore.v1.OperatorService.SnapshotSave:input_type -> chainstore.v1.SnapshotSaveRequest
-	17, // 23: chainstore.v1.OperatorService.SnapshotRestore:input_type -> chainstore.v1.SnapshotRestoreRequest
-	2,  // 24: chainstore.v1.OperatorService.Members:output_type -> chainstore.v1.MembersResponse
-	5,  // 25: chainstore.v1.OperatorService.Peers:output_type -> chainstore.v1.PeersResponse
-	7,  // 26: chainstore.v1.OperatorService.Status:output_type -> chainstore.v1.StatusResponse
-	11, // 27: chainstore.v1.OperatorService.XdsClients:output_type -> chainstore.v1.XdsClientsResponse
-	14, // 28: chainstore.v1.OperatorService.XdsChains:output_type -> chainstore.v1.XdsChainsResponse
-	16, // 29: chainstore.v1.OperatorService.SnapshotSave:output_type -> chainstore.v1.SnapshotSaveResponse
-	18, // 30: chainstore.v1.OperatorService.SnapshotRestore:output_type -> chainstore.v1.SnapshotRestoreResponse
-	24, // [24:31] is the sub-list for method output_type
-	17, // [17:24] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	28, // 14: chainstore.v1.XdsChainsResponse.meta:type_name -> chainstore.v1.QueryMeta
+	29, // 15: chainstore.v1.SnapshotRestoreResponse.created:type_name -> google.protobuf.Timestamp
+	28, // 16: chainstore.v1.SnapshotRestoreResponse.meta:type_name -> chainstore.v1.QueryMeta
+	27, // 17: chainstore.v1.KeyringListResponse.nodes:type_name -> chainstore.v1.KeyringNodeResult
+	27, // 18: chainstore.v1.KeyringInstallResponse.nodes:type_name -> chainstore.v1.KeyringNodeResult
+	27, // 19: chainstore.v1.KeyringUseResponse.nodes:type_name -> chainstore.v1.KeyringNodeResult
+	27, // 20: chainstore.v1.KeyringRemoveResponse.nodes:type_name -> chainstore.v1.KeyringNodeResult
+	0,  // 21: chainstore.v1.OperatorService.Members:input_type -> chainstore.v1.MembersRequest
+	3,  // 22: chainstore.v1.OperatorService.Peers:input_type -> chainstore.v1.PeersRequest
+	6,  // 23: chainstore.v1.OperatorService.Status:input_type -> chainstore.v1.StatusRequest
+	8,  // 24: chainstore.v1.OperatorService.XdsClients:input_type -> chainstore.v1.XdsClientsRequest
+	12, // 25: chainstore.v1.OperatorService.XdsChains:input_type -> chainstore.v1.XdsChainsRequest
+	15, // 26: chainstore.v1.OperatorService.SnapshotSave:input_type -> chainstore.v1.SnapshotSaveRequest
+	17, // 27: chainstore.v1.OperatorService.SnapshotRestore:input_type -> chainstore.v1.SnapshotRestoreRequest
+	19, // 28: chainstore.v1.OperatorService.KeyringList:input_type -> chainstore.v1.KeyringListRequest
+	21, // 29: chainstore.v1.OperatorService.KeyringInstall:input_type -> chainstore.v1.KeyringInstallRequest
+	23, // 30: chainstore.v1.OperatorService.KeyringUse:input_type -> chainstore.v1.KeyringUseRequest
+	25, // 31: chainstore.v1.OperatorService.KeyringRemove:input_type -> chainstore.v1.KeyringRemoveRequest
+	2,  // 32: chainstore.v1.OperatorService.Members:output_type -> chainstore.v1.MembersResponse
+	5,  // 33: chainstore.v1.OperatorService.Peers:output_type -> chainstore.v1.PeersResponse
+	7,  // 34: chainstore.v1.OperatorService.Status:output_type -> chainstore.v1.StatusResponse
+	11, // 35: chainstore.v1.OperatorService.XdsClients:output_type -> chainstore.v1.XdsClientsResponse
+	14, // 36: chainstore.v1.OperatorService.XdsChains:output_type -> chainstore.v1.XdsChainsResponse
+	16, // 37: chainstore.v1.OperatorService.SnapshotSave:output_type -> chainstore.v1.SnapshotSaveResponse
+	18, // 38: chainstore.v1.OperatorService.SnapshotRestore:output_type -> chainstore.v1.SnapshotRestoreResponse
+	20, // 39: chainstore.v1.OperatorService.KeyringList:output_type -> chainstore.v1.KeyringListResponse
+	22, // 40: chainstore.v1.OperatorService.KeyringInstall:output_type -> chainstore.v1.KeyringInstallResponse
+	24, // 41: chainstore.v1.OperatorService.KeyringUse:output_type -> chainstore.v1.KeyringUseResponse
+	26, // 42: chainstore.v1.OperatorService.KeyringRemove:output_type -> chainstore.v1.KeyringRemoveResponse
+	32, // [32:43] is the sub-list for method output_type
+	21, // [21:32] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_chainstore_v1_operator_proto_init() }
@@ -1506,7 +2005,7 @@ func file_chainstore_v1_operator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chainstore_v1_operator_proto_rawDesc), len(file_chainstore_v1_operator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

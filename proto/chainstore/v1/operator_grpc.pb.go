@@ -34,6 +34,10 @@ const (
 	OperatorService_XdsChains_FullMethodName       = "/chainstore.v1.OperatorService/XdsChains"
 	OperatorService_SnapshotSave_FullMethodName    = "/chainstore.v1.OperatorService/SnapshotSave"
 	OperatorService_SnapshotRestore_FullMethodName = "/chainstore.v1.OperatorService/SnapshotRestore"
+	OperatorService_KeyringList_FullMethodName     = "/chainstore.v1.OperatorService/KeyringList"
+	OperatorService_KeyringInstall_FullMethodName  = "/chainstore.v1.OperatorService/KeyringInstall"
+	OperatorService_KeyringUse_FullMethodName      = "/chainstore.v1.OperatorService/KeyringUse"
+	OperatorService_KeyringRemove_FullMethodName   = "/chainstore.v1.OperatorService/KeyringRemove"
 )
 
 // OperatorServiceClient is the client API for OperatorService service.
@@ -67,6 +71,18 @@ type OperatorServiceClient interface {
 	// it. A corrupt file, a file that is not a chainstore snapshot or one
 	// from another datacenter is refused and nothing changes.
 	SnapshotRestore(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SnapshotRestoreRequest, SnapshotRestoreResponse], error)
+	// KeyringList lists the gossip encryption keys of every live server
+	// (primary key first). Unlike the calls above, the four keyring calls
+	// fan out: the server reached asks every live member (itself
+	// included) over gRPC and reports each one's answer.
+	KeyringList(ctx context.Context, in *KeyringListRequest, opts ...grpc.CallOption) (*KeyringListResponse, error)
+	// KeyringInstall adds a key to every server's keyring (accepted on
+	// receipt, not used to send yet).
+	KeyringInstall(ctx context.Context, in *KeyringInstallRequest, opts ...grpc.CallOption) (*KeyringInstallResponse, error)
+	// KeyringUse makes an installed key the one every server sends with.
+	KeyringUse(ctx context.Context, in *KeyringUseRequest, opts ...grpc.CallOption) (*KeyringUseResponse, error)
+	// KeyringRemove removes a key that is not in use from every server.
+	KeyringRemove(ctx context.Context, in *KeyringRemoveRequest, opts ...grpc.CallOption) (*KeyringRemoveResponse, error)
 }
 
 type operatorServiceClient struct {
@@ -159,6 +175,46 @@ func (c *operatorServiceClient) SnapshotRestore(ctx context.Context, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperatorService_SnapshotRestoreClient = grpc.ClientStreamingClient[SnapshotRestoreRequest, SnapshotRestoreResponse]
 
+func (c *operatorServiceClient) KeyringList(ctx context.Context, in *KeyringListRequest, opts ...grpc.CallOption) (*KeyringListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyringListResponse)
+	err := c.cc.Invoke(ctx, OperatorService_KeyringList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) KeyringInstall(ctx context.Context, in *KeyringInstallRequest, opts ...grpc.CallOption) (*KeyringInstallResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyringInstallResponse)
+	err := c.cc.Invoke(ctx, OperatorService_KeyringInstall_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) KeyringUse(ctx context.Context, in *KeyringUseRequest, opts ...grpc.CallOption) (*KeyringUseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyringUseResponse)
+	err := c.cc.Invoke(ctx, OperatorService_KeyringUse_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorServiceClient) KeyringRemove(ctx context.Context, in *KeyringRemoveRequest, opts ...grpc.CallOption) (*KeyringRemoveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyringRemoveResponse)
+	err := c.cc.Invoke(ctx, OperatorService_KeyringRemove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperatorServiceServer is the server API for OperatorService service.
 // All implementations must embed UnimplementedOperatorServiceServer
 // for forward compatibility.
@@ -190,6 +246,18 @@ type OperatorServiceServer interface {
 	// it. A corrupt file, a file that is not a chainstore snapshot or one
 	// from another datacenter is refused and nothing changes.
 	SnapshotRestore(grpc.ClientStreamingServer[SnapshotRestoreRequest, SnapshotRestoreResponse]) error
+	// KeyringList lists the gossip encryption keys of every live server
+	// (primary key first). Unlike the calls above, the four keyring calls
+	// fan out: the server reached asks every live member (itself
+	// included) over gRPC and reports each one's answer.
+	KeyringList(context.Context, *KeyringListRequest) (*KeyringListResponse, error)
+	// KeyringInstall adds a key to every server's keyring (accepted on
+	// receipt, not used to send yet).
+	KeyringInstall(context.Context, *KeyringInstallRequest) (*KeyringInstallResponse, error)
+	// KeyringUse makes an installed key the one every server sends with.
+	KeyringUse(context.Context, *KeyringUseRequest) (*KeyringUseResponse, error)
+	// KeyringRemove removes a key that is not in use from every server.
+	KeyringRemove(context.Context, *KeyringRemoveRequest) (*KeyringRemoveResponse, error)
 	mustEmbedUnimplementedOperatorServiceServer()
 }
 
@@ -220,6 +288,18 @@ func (UnimplementedOperatorServiceServer) SnapshotSave(*SnapshotSaveRequest, grp
 }
 func (UnimplementedOperatorServiceServer) SnapshotRestore(grpc.ClientStreamingServer[SnapshotRestoreRequest, SnapshotRestoreResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method SnapshotRestore not implemented")
+}
+func (UnimplementedOperatorServiceServer) KeyringList(context.Context, *KeyringListRequest) (*KeyringListResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KeyringList not implemented")
+}
+func (UnimplementedOperatorServiceServer) KeyringInstall(context.Context, *KeyringInstallRequest) (*KeyringInstallResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KeyringInstall not implemented")
+}
+func (UnimplementedOperatorServiceServer) KeyringUse(context.Context, *KeyringUseRequest) (*KeyringUseResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KeyringUse not implemented")
+}
+func (UnimplementedOperatorServiceServer) KeyringRemove(context.Context, *KeyringRemoveRequest) (*KeyringRemoveResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KeyringRemove not implemented")
 }
 func (UnimplementedOperatorServiceServer) mustEmbedUnimplementedOperatorServiceServer() {}
 func (UnimplementedOperatorServiceServer) testEmbeddedByValue()                         {}
@@ -350,6 +430,78 @@ func _OperatorService_SnapshotRestore_Handler(srv interface{}, stream grpc.Serve
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OperatorService_SnapshotRestoreServer = grpc.ClientStreamingServer[SnapshotRestoreRequest, SnapshotRestoreResponse]
 
+func _OperatorService_KeyringList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyringListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).KeyringList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_KeyringList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).KeyringList(ctx, req.(*KeyringListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_KeyringInstall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyringInstallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).KeyringInstall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_KeyringInstall_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).KeyringInstall(ctx, req.(*KeyringInstallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_KeyringUse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyringUseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).KeyringUse(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_KeyringUse_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).KeyringUse(ctx, req.(*KeyringUseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _OperatorService_KeyringRemove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KeyringRemoveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServiceServer).KeyringRemove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OperatorService_KeyringRemove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServiceServer).KeyringRemove(ctx, req.(*KeyringRemoveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OperatorService_ServiceDesc is the grpc.ServiceDesc for OperatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -376,6 +528,22 @@ var OperatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "XdsChains",
 			Handler:    _OperatorService_XdsChains_Handler,
+		},
+		{
+			MethodName: "KeyringList",
+			Handler:    _OperatorService_KeyringList_Handler,
+		},
+		{
+			MethodName: "KeyringInstall",
+			Handler:    _OperatorService_KeyringInstall_Handler,
+		},
+		{
+			MethodName: "KeyringUse",
+			Handler:    _OperatorService_KeyringUse_Handler,
+		},
+		{
+			MethodName: "KeyringRemove",
+			Handler:    _OperatorService_KeyringRemove_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
