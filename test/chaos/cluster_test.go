@@ -205,6 +205,9 @@ func (c *procCluster) args(n *procNode) []string {
 		"--test-apply-journal", n.journal,
 		"--test-disk-stall-file", n.stall,
 		"--test-failpoints-file", n.failpoints,
+		// The namespace tier binds non-loopback addresses; the suite tests
+		// faults, not secure mode (test/security does that).
+		"--insecure",
 	}
 	if c.tuning != "" {
 		a = append(a, "--test-raft-tuning", c.tuning)

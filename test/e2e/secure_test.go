@@ -48,10 +48,39 @@ func TestSecureClusterScript(t *testing.T) {
 	if _, stderr, code := e.ctl("--addr", e.grpcAddr(1), "--timeout", "3s", "status"); code == 0 {
 		t.Fatalf("storectl without TLS: exit 0, want refused (stderr %q)", stderr)
 	}
-	withTLS := []string{"--ca-file", filepath.Join(tlsDir, "ca.pem"), "--cert-file", filepath.Join(tlsDir, "client.pem"), "--key-file", filepath.Join(tlsDir, "client-key.pem")}
+	certOnly := []string{"--ca-file", filepath.Join(tlsDir, "ca.pem"), "--cert-file", filepath.Join(tlsDir, "client.pem"), "--key-file", filepath.Join(tlsDir, "client-key.pem")}
 	if _, stderr, code := e.ctl("--addr", e.grpcAddr(1), "--ca-file", filepath.Join(tlsDir, "ca.pem"), "--timeout", "3s", "status"); code == 0 {
 		t.Fatalf("storectl without a client certificate: exit 0, want refused (stderr %q)", stderr)
 	}
+
+	// Secure mode includes ACLs: the script bootstrapped them and kept the
+	// management token; a client with a certificate but no token may not
+	// write.
+	tokFile := filepath.Join(e.dir, "bootstrap-token")
+	st, err := os.Stat(tokFile)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("bootstrap-token: %v (mode %v), want a 0600 file", err, st)
+	}
+	tok, err := os.ReadFile(tokFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := e.ctl(append(certOnly, "--addr", e.allAddrs(), "put", "scripts/examples/01-proxy-defaults.hcl")...); code == 0 || !strings.Contains(stderr, "Permission denied") {
+		t.Fatalf("put with a certificate but no token: exit %d, stderr %q; want Permission denied", code, stderr)
+	}
+	withTLS := append(certOnly, "--token", strings.TrimSpace(string(tok)))
+
+	// The HTTP API is HTTPS with the same certificates.
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", e.basePort+3)
+	hc, err := tlsutil.ClientConfig(filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "client.pem"), filepath.Join(tlsDir, "client-key.pem"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hconn, err := tls.Dial("tcp", httpAddr, hc)
+	if err != nil {
+		t.Fatalf("TLS handshake with the HTTP port %s: %v", httpAddr, err)
+	}
+	_ = hconn.Close()
 	e.mustCtl(append(withTLS, "--addr", e.allAddrs(), "put", "scripts/examples/01-proxy-defaults.hcl")...)
 	if out := e.mustCtl(append(withTLS, "--addr", e.grpcAddr(2), "get", "proxy-defaults", "global")...); !strings.Contains(out, "global") {
 		t.Fatalf("get through n2: %q", out)
