@@ -15,6 +15,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/chainstore/chainstore/acl"
+
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 	"github.com/chainstore/chainstore/rpc"
 )
@@ -88,6 +90,11 @@ type Backend interface {
 	Services(context.Context, *chainstorev1.ServicesRequest) (*chainstorev1.ServicesResponse, error)
 	Peers(context.Context, *chainstorev1.PeersRequest) (*chainstorev1.PeersResponse, error)
 	Status(context.Context, *chainstorev1.StatusRequest) (*chainstorev1.StatusResponse, error)
+	// Authorize checks the request's token for endpoints the HTTP API
+	// serves itself (metrics).
+	Authorize(ctx context.Context, perms ...acl.Permission) error
+	ACLBackend
+	SnapshotBackend
 }
 
 var _ Backend = (*rpc.Local)(nil)
@@ -188,9 +195,14 @@ func (s *Server) handleChecked(pattern string, h http.Handler) (err error) {
 
 // HandleMetrics serves GET /v1/agent/metrics with h (package metrics:
 // Consul's JSON form, or the Prometheus text format with
-// ?format=prometheus). Call it before Serve.
+// ?format=prometheus). Call it before Serve. With ACLs on, the token needs
+// operator:read (Consul asks for agent:read; chainstore has no agent
+// resource, and operator:read is what its other server-wide reads take).
 func (s *Server) HandleMetrics(h http.Handler) {
 	s.route("/v1/agent/metrics", map[string]handlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) error {
+		if err := s.backend.Authorize(requestContext(r), acl.OperatorRead); err != nil {
+			return err
+		}
 		h.ServeHTTP(w, r)
 		return nil
 	}})
@@ -329,6 +341,8 @@ func (s *Server) routes() {
 	s.route("/v1/health/service/{service...}", map[string]handlerFunc{http.MethodGet: s.healthService})
 	s.route("/v1/agent/health/live", map[string]handlerFunc{http.MethodGet: s.live})
 	s.route("/v1/agent/health/ready", map[string]handlerFunc{http.MethodGet: s.ready})
+	s.aclRoutes()
+	s.route("/v1/snapshot", map[string]handlerFunc{http.MethodGet: s.snapshotSave, http.MethodPut: s.snapshotRestore})
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		// As Consul: the root goes to the web UI, when there is one.
 		s.mu.Lock()
