@@ -330,7 +330,13 @@ func (s *Server) aclTokenCreate(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, tokenJSON(resp.GetToken(), true))
 }
 
+// aclTokenRead is GET /v1/acl/token/:accessor, and GET
+// /v1/acl/token/self (one route: ServeMux cannot hold both patterns
+// beside the other methods of the first).
 func (s *Server) aclTokenRead(w http.ResponseWriter, r *http.Request) error {
+	if r.PathValue("accessor") == "self" {
+		return s.aclTokenSelf(w, r)
+	}
 	if err := s.checkACLScope(r); err != nil {
 		return err
 	}
@@ -404,7 +410,6 @@ func (s *Server) aclRoutes() {
 	s.route("/v1/acl/policy/name/{name}", map[string]handlerFunc{http.MethodGet: s.aclPolicyReadByName})
 	s.route("/v1/acl/policies", map[string]handlerFunc{http.MethodGet: s.aclPolicyList})
 	s.route("/v1/acl/token", map[string]handlerFunc{http.MethodPut: s.aclTokenCreate})
-	s.route("/v1/acl/token/self", map[string]handlerFunc{http.MethodGet: s.aclTokenSelf})
 	s.route("/v1/acl/token/{accessor}", map[string]handlerFunc{http.MethodGet: s.aclTokenRead, http.MethodDelete: s.aclTokenDelete,
 		http.MethodPut: notImplemented("updating a token is not supported by chainstore: create a new token with the policies it should hold, and delete the old one")})
 	s.route("/v1/acl/token/{accessor}/clone", map[string]handlerFunc{http.MethodPut: notImplemented("cloning a token is not supported by chainstore: create a new token with the same policies")})

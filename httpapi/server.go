@@ -30,6 +30,10 @@ type Config struct {
 	// larger bodies are refused with 413. It is the entry size limit
 	// (rpc.DefaultMaxEntrySize by default).
 	MaxBodySize int64
+	// MaxSnapshotSize is the largest backup file PUT /v1/snapshot reads
+	// (413 above it) and GET /v1/snapshot serves (rpc.MaxSnapshotSize by
+	// default, the limit of the gRPC restore).
+	MaxSnapshotSize int64
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are the
 	// http.Server deadlines. WriteTimeout must leave room for the longest
 	// blocking query (rpc MaxQueryWait plus its jitter).
@@ -49,6 +53,7 @@ func DefaultConfig() Config {
 	return Config{
 		Datacenter:        "dc1",
 		MaxBodySize:       rpc.DefaultMaxEntrySize,
+		MaxSnapshotSize:   rpc.MaxSnapshotSize,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// rpc's MaxQueryWait (10 min) + 1/16 jitter + room to answer.
@@ -66,6 +71,8 @@ func (c Config) Validate() error {
 		return errors.New("http: Datacenter must be set")
 	case c.MaxBodySize <= 0:
 		return fmt.Errorf("http: MaxBodySize must be positive, got %d", c.MaxBodySize)
+	case c.MaxSnapshotSize <= 0:
+		return fmt.Errorf("http: MaxSnapshotSize must be positive, got %d", c.MaxSnapshotSize)
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return errors.New("http: ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout must be positive")
 	case c.MaxHeaderBytes <= 0:

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
-	"github.com/chainstore/chainstore/rpc"
 	"github.com/chainstore/chainstore/snapshot"
 )
 
@@ -38,8 +37,8 @@ func (s *Server) snapshotSave(w http.ResponseWriter, r *http.Request) error {
 	_, stale := r.URL.Query()["stale"]
 	var file bytes.Buffer
 	err := s.backend.SnapshotSave(requestContext(r), &chainstorev1.SnapshotSaveRequest{Stale: stale}, func(b []byte) error {
-		if int64(file.Len()+len(b)) > rpc.MaxSnapshotSize {
-			return fmt.Errorf("the snapshot is larger than %d bytes", rpc.MaxSnapshotSize)
+		if int64(file.Len()+len(b)) > s.cfg.MaxSnapshotSize {
+			return fmt.Errorf("the snapshot is larger than %d bytes", s.cfg.MaxSnapshotSize)
 		}
 		file.Write(b)
 		return nil
@@ -47,7 +46,7 @@ func (s *Server) snapshotSave(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h, _, err := snapshot.Read(bytes.NewReader(file.Bytes()), rpc.MaxSnapshotSize)
+	h, _, err := snapshot.Read(bytes.NewReader(file.Bytes()), s.cfg.MaxSnapshotSize)
 	if err != nil {
 		return fmt.Errorf("check the snapshot taken: %w", err)
 	}
@@ -68,7 +67,7 @@ func (s *Server) snapshotRestore(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(snapshotTransferTimeout))
-	body := http.MaxBytesReader(w, r.Body, rpc.MaxSnapshotSize)
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxSnapshotSize)
 	if _, err := s.backend.SnapshotRestore(requestContext(r), body); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
