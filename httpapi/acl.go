@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/chainstore/chainstore/acl"
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
 
@@ -252,7 +253,11 @@ func (s *Server) aclPolicyDelete(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkACLScope(r); err != nil {
 		return err
 	}
-	if _, err := s.backend.PolicyDelete(requestContext(r), &chainstorev1.PolicyDeleteRequest{Id: r.PathValue("id")}); err != nil {
+	id := r.PathValue("id")
+	if _, err := s.backend.PolicyDelete(requestContext(r), &chainstorev1.PolicyDeleteRequest{Id: id}); err != nil {
+		if id == acl.GlobalManagementPolicyID {
+			return aclError(err) // 400: the built-in policy cannot be deleted
+		}
 		return aclNotFound(err)
 	}
 	return writeJSON(w, true)
@@ -367,7 +372,11 @@ func (s *Server) aclTokenDelete(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkACLScope(r); err != nil {
 		return err
 	}
-	if _, err := s.backend.TokenDelete(requestContext(r), &chainstorev1.TokenDeleteRequest{AccessorId: r.PathValue("accessor")}); err != nil {
+	accessor := r.PathValue("accessor")
+	if _, err := s.backend.TokenDelete(requestContext(r), &chainstorev1.TokenDeleteRequest{AccessorId: accessor}); err != nil {
+		if accessor == acl.AnonymousTokenID {
+			return aclError(err) // 400: the anonymous token cannot be deleted
+		}
 		return aclNotFound(err)
 	}
 	return writeJSON(w, true)

@@ -276,6 +276,8 @@ func TestHTTPACLClient(t *testing.T) {
 		{"PUT", "/v1/acl/token", `{"Polcies":[]}`, 400, `unknown field "Polcies"`},
 		{"GET", "/v1/acl/policies?ns=team", "", 400, "no namespaces"},
 		{"PUT", "/v1/acl/policy", `{"Name":"x","Rules":"service {"}`, 400, ""},
+		{"DELETE", "/v1/acl/policy/00000000-0000-0000-0000-000000000001", "", 400, "global-management policy cannot be deleted"},
+		{"DELETE", "/v1/acl/token/00000000-0000-0000-0000-000000000002", "", 400, "anonymous token"},
 	}
 	for _, r := range refusals {
 		if code, body := e.call(r.method, r.path, r.body, e.token(`acl = "write"`), viaHeader); code != r.code || !strings.Contains(body, r.contains) {

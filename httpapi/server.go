@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/chainstore/chainstore/acl"
-
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 	"github.com/chainstore/chainstore/rpc"
 )
