@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/chainstore/chainstore/acl"
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
+	"github.com/chainstore/chainstore/rpc"
 )
 
 // The /v1/acl/* endpoints: Consul's paths and JSON shapes over the rpc ACL
@@ -120,18 +122,17 @@ func tokenJSON(t *chainstorev1.ACLToken, withSecret bool) aclTokenJSON {
 }
 
 // aclError maps the ACL service's errors to Consul's answers: ACLs off is
-// a 401 "ACL support disabled"; a refused bootstrap a 403 "Permission
-// denied: ..."; everything else as errorResponse does.
+// a 401 "ACL support disabled"; everything else as errorResponse does.
 func aclError(err error) error {
-	st, ok := status.FromError(err)
-	if !ok || st.Code() != codes.FailedPrecondition {
-		return err
-	}
-	if st.Message() == "ACL support disabled" {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.FailedPrecondition && st.Message() == rpc.ErrACLDisabled.Error() {
 		return &httpError{code: http.StatusUnauthorized, msg: st.Message()}
 	}
-	return &httpError{code: http.StatusForbidden, msg: "Permission denied: " + st.Message()}
+	return err
 }
+
+// bootstrapRefused is the start of the message of a refused bootstrap,
+// as ACLService.Bootstrap documents it (acl.proto).
+const bootstrapRefused = "ACL bootstrap no longer allowed"
 
 // aclNotFound maps a read or delete of a policy or token that does not
 // exist (InvalidArgument from the service, whose message names it) to
@@ -193,6 +194,10 @@ func (s *Server) aclBootstrap(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	resp, err := s.backend.Bootstrap(requestContext(r), &chainstorev1.BootstrapRequest{})
+	if st, ok := status.FromError(err); ok && st.Code() == codes.FailedPrecondition && strings.HasPrefix(st.Message(), bootstrapRefused) {
+		// Consul answers a refused bootstrap as a permission error.
+		return &httpError{code: http.StatusForbidden, msg: "Permission denied: " + st.Message()}
+	}
 	if err != nil {
 		return aclError(err)
 	}
