@@ -31,15 +31,31 @@ func protocolOn(t *testing.T, c *capi.Client, name string) string {
 	return e.(*capi.ServiceConfigEntry).Protocol
 }
 
-// TestHTTPSnapshotRoundTrip: client.Snapshot().Save() through a follower
-// of a 3-node cluster, more writes, then Restore() through the other
+// TestHTTPSnapshotRoundTrip: in a 3-node cluster with ACLs, bootstrapped
+// through a follower, client.Snapshot().Save() through a follower, more writes, then Restore() through the other
 // follower: every server holds the saved state again. A corrupt file and
 // a file that is no snapshot are refused with 400 and nothing changes.
 func TestHTTPSnapshotRoundTrip(t *testing.T) {
 	t.Parallel()
-	c := servertest.NewCluster(t, 3, nil)
+	c := servertest.NewCluster(t, 3, withACLs)
 	fs := c.Followers()
 	viaF0, viaF1 := consulClient(t, fs[0].HTTPAddr()), consulClient(t, fs[1].HTTPAddr())
+
+	// With ACLs on: bootstrap through a follower (forwarded to the
+	// leader), and a backup needs operator:write there too.
+	boot, _, err := viaF0.ACL().Bootstrap()
+	if err != nil {
+		t.Fatalf("Bootstrap() through a follower: %v", err)
+	}
+	if _, _, err := viaF1.Snapshot().Save(nil); statusCode(err) != http.StatusForbidden || !strings.Contains(err.Error(), "Permission denied: token lacks permission 'operator:write'") {
+		t.Fatalf("Snapshot().Save() without a token = %v; want 403 operator:write", err)
+	}
+	if err := viaF1.Snapshot().Restore(nil, strings.NewReader("x")); statusCode(err) != http.StatusForbidden {
+		t.Fatalf("Snapshot().Restore() without a token = %v; want 403", err)
+	}
+	for _, cl := range []*capi.Client{viaF0, viaF1} {
+		cl.AddHeader("X-Consul-Token", boot.SecretID)
+	}
 
 	if _, _, err := viaF0.ConfigEntries().Set(&capi.ServiceConfigEntry{Kind: capi.ServiceDefaults, Name: "web", Protocol: "http"}, nil); err != nil {
 		t.Fatalf("Set(web): %v", err)
@@ -96,6 +112,7 @@ func TestHTTPSnapshotRoundTrip(t *testing.T) {
 	}
 	for _, nd := range c.Running() {
 		cl := consulClient(t, nd.HTTPAddr())
+		cl.AddHeader("X-Consul-Token", boot.SecretID)
 		testutil.Poll(t, 20*time.Second, nd.Name()+" to restore", func() bool {
 			return protocolOn(t, cl, "web") == "http" && protocolOn(t, cl, "late") == ""
 		})
