@@ -1,6 +1,7 @@
 // Package httpapi serves chainstore's Consul-compatible HTTP API: config
 // entries (/v1/config), discovery chains (/v1/discovery-chain), Raft
 // status (/v1/status), the catalog (/v1/catalog, /v1/health/service),
+// ACL bootstrap, policies and tokens (/v1/acl/*), backups (/v1/snapshot),
 // liveness and readiness (/v1/agent/health), and, when a metrics handler
 // is given, /v1/agent/metrics. Other handlers (the web UI) are mounted on
 // the same listener with Server.Mount.

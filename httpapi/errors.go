@@ -52,6 +52,11 @@ func (s *Server) errorResponse(err error) (int, string) {
 	}
 	var se *serverError
 	inWrite := errors.As(err, &se)
+	if inWrite {
+		// status.FromError of a wrapped status takes the wrapper's whole
+		// text as the message: use the status error itself.
+		err = se.err
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		switch {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/chainstore/chainstore/acl"
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 	"github.com/chainstore/chainstore/rpc"
 )
@@ -28,6 +29,10 @@ type Config struct {
 	// larger bodies are refused with 413. It is the entry size limit
 	// (rpc.DefaultMaxEntrySize by default).
 	MaxBodySize int64
+	// MaxSnapshotSize is the largest backup file PUT /v1/snapshot reads
+	// (413 above it) and GET /v1/snapshot serves (rpc.MaxSnapshotSize by
+	// default, the limit of the gRPC restore).
+	MaxSnapshotSize int64
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are the
 	// http.Server deadlines. WriteTimeout must leave room for the longest
 	// blocking query (rpc MaxQueryWait plus its jitter).
@@ -47,6 +52,7 @@ func DefaultConfig() Config {
 	return Config{
 		Datacenter:        "dc1",
 		MaxBodySize:       rpc.DefaultMaxEntrySize,
+		MaxSnapshotSize:   rpc.MaxSnapshotSize,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// rpc's MaxQueryWait (10 min) + 1/16 jitter + room to answer.
@@ -64,6 +70,8 @@ func (c Config) Validate() error {
 		return errors.New("http: Datacenter must be set")
 	case c.MaxBodySize <= 0:
 		return fmt.Errorf("http: MaxBodySize must be positive, got %d", c.MaxBodySize)
+	case c.MaxSnapshotSize <= 0:
+		return fmt.Errorf("http: MaxSnapshotSize must be positive, got %d", c.MaxSnapshotSize)
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return errors.New("http: ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout must be positive")
 	case c.MaxHeaderBytes <= 0:
@@ -88,6 +96,11 @@ type Backend interface {
 	Services(context.Context, *chainstorev1.ServicesRequest) (*chainstorev1.ServicesResponse, error)
 	Peers(context.Context, *chainstorev1.PeersRequest) (*chainstorev1.PeersResponse, error)
 	Status(context.Context, *chainstorev1.StatusRequest) (*chainstorev1.StatusResponse, error)
+	// Authorize checks the request's token for endpoints the HTTP API
+	// serves itself (metrics).
+	Authorize(ctx context.Context, perms ...acl.Permission) error
+	ACLBackend
+	SnapshotBackend
 }
 
 var _ Backend = (*rpc.Local)(nil)
@@ -188,9 +201,14 @@ func (s *Server) handleChecked(pattern string, h http.Handler) (err error) {
 
 // HandleMetrics serves GET /v1/agent/metrics with h (package metrics:
 // Consul's JSON form, or the Prometheus text format with
-// ?format=prometheus). Call it before Serve.
+// ?format=prometheus). Call it before Serve. With ACLs on, the token needs
+// operator:read (Consul asks for agent:read; chainstore has no agent
+// resource, and operator:read is what its other server-wide reads take).
 func (s *Server) HandleMetrics(h http.Handler) {
 	s.route("/v1/agent/metrics", map[string]handlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) error {
+		if err := s.backend.Authorize(requestContext(r), acl.OperatorRead); err != nil {
+			return err
+		}
 		h.ServeHTTP(w, r)
 		return nil
 	}})
@@ -329,6 +347,8 @@ func (s *Server) routes() {
 	s.route("/v1/health/service/{service...}", map[string]handlerFunc{http.MethodGet: s.healthService})
 	s.route("/v1/agent/health/live", map[string]handlerFunc{http.MethodGet: s.live})
 	s.route("/v1/agent/health/ready", map[string]handlerFunc{http.MethodGet: s.ready})
+	s.aclRoutes()
+	s.route("/v1/snapshot", map[string]handlerFunc{http.MethodGet: s.snapshotSave, http.MethodPut: s.snapshotRestore})
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		// As Consul: the root goes to the web UI, when there is one.
 		s.mu.Lock()

@@ -55,7 +55,16 @@ const maxSnapshotSize = snapshot.DefaultMaxSize
 // consistent snapshot taken on the leader (after a ReadIndex round), or
 // this server's own state with stale.
 func (s *OperatorServer) SnapshotSave(req *chainstorev1.SnapshotSaveRequest, stream grpc.ServerStreamingServer[chainstorev1.SnapshotSaveResponse]) error {
-	ctx, cancel := context.WithTimeout(stream.Context(), snapshotStreamTimeout)
+	return s.saveSnapshot(stream.Context(), req, func(b []byte) error {
+		return stream.Send(&chainstorev1.SnapshotSaveResponse{Data: b})
+	})
+}
+
+// saveSnapshot is SnapshotSave for every front end (gRPC stream, the HTTP
+// API through Local): it calls send with consecutive chunks of the backup
+// file and returns a gRPC status error.
+func (s *OperatorServer) saveSnapshot(ctx context.Context, req *chainstorev1.SnapshotSaveRequest, send func([]byte) error) error {
+	ctx, cancel := context.WithTimeout(ctx, snapshotStreamTimeout)
 	defer cancel()
 	sent := false
 	local := func(ctx context.Context, consistent func(context.Context) error) error {
@@ -74,9 +83,7 @@ func (s *OperatorServer) SnapshotSave(req *chainstorev1.SnapshotSaveRequest, str
 			return err
 		}
 		sent = true
-		return sendChunks(file, func(b []byte) error {
-			return stream.Send(&chainstorev1.SnapshotSaveResponse{Data: b})
-		})
+		return sendChunks(file, send)
 	}
 	remote := func(ctx context.Context, conn *grpc.ClientConn) error {
 		up, err := chainstorev1.NewOperatorServiceClient(conn).SnapshotSave(ctx, req)
@@ -95,7 +102,7 @@ func (s *OperatorServer) SnapshotSave(req *chainstorev1.SnapshotSaveRequest, str
 				return err
 			}
 			sent = true
-			if err := stream.Send(m); err != nil {
+			if err := send(m.GetData()); err != nil {
 				return err
 			}
 		}
@@ -158,12 +165,24 @@ func (s *OperatorServer) SnapshotRestore(stream grpc.ClientStreamingServer[chain
 	if err != nil {
 		return s.router.status(err)
 	}
+	resp, err := s.restoreSnapshot(ctx, file)
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(resp)
+}
+
+// restoreSnapshot is SnapshotRestore for every front end, once the whole
+// file was received (after the caller's own operator:write check): it
+// checks the file and has the leader restore it. Errors are gRPC status
+// errors.
+func (s *OperatorServer) restoreSnapshot(ctx context.Context, file []byte) (*chainstorev1.SnapshotRestoreResponse, error) {
 	h, payload, err := snapshot.Read(bytes.NewReader(file), maxSnapshotSize)
 	if err == nil {
 		err = h.CheckDatacenter(s.router.cfg.Datacenter)
 	}
 	if err != nil {
-		return status.Error(codes.InvalidArgument, fmt.Sprintf("%v: %v", ErrSnapshotRefused, err))
+		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("%v: %v", ErrSnapshotRefused, err))
 	}
 	var resp *chainstorev1.SnapshotRestoreResponse
 	local := func(ctx context.Context) error {
@@ -194,9 +213,9 @@ func (s *OperatorServer) SnapshotRestore(stream grpc.ClientStreamingServer[chain
 		return err
 	}
 	if err := s.router.onLeader(ctx, true, local, remote); err != nil {
-		return s.router.status(err)
+		return nil, s.router.status(err)
 	}
-	return stream.SendAndClose(resp)
+	return resp, nil
 }
 
 // restoreLocal restores an FSM snapshot on this server, the leader, and
