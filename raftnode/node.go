@@ -486,11 +486,21 @@ func (n *Node) configuration() (raft.Configuration, uint64, error) {
 // ID and address is already present. A stale entry (same ID at another
 // address, e.g. a new IP, or another ID at the same address, e.g. a wiped
 // data dir) is removed first. Leader only (ErrNotLeader otherwise).
-func (n *Node) AddVoter(id, addr string) error {
-	if id == "" || addr == "" {
-		return fmt.Errorf("add voter %q at %q: empty ID or address: %w", id, addr, ErrInvalidArgument)
+func (n *Node) AddVoter(id, addr string) error { return n.addServer(id, addr, true) }
+
+// addServer is AddVoter (voter) or AddNonvoter (!voter): a no-op when id
+// is already present at addr (for a voter: as a voter; a non-voter there
+// is promoted), and a stale entry (same ID at another address, or another
+// ID at the same address) is removed first.
+func (n *Node) addServer(id, addr string, voter bool) error {
+	op := "add non-voter"
+	if voter {
+		op = "add voter"
 	}
-	if err := n.checkOpen("add voter"); err != nil {
+	if id == "" || addr == "" {
+		return fmt.Errorf("%s %q at %q: empty ID or address: %w", op, id, addr, ErrInvalidArgument)
+	}
+	if err := n.checkOpen(op); err != nil {
 		return err
 	}
 	conf, _, err := n.configuration()
@@ -500,14 +510,14 @@ func (n *Node) AddVoter(id, addr string) error {
 	for _, s := range conf.Servers {
 		sameID, sameAddr := string(s.ID) == id, string(s.Address) == addr
 		switch {
-		case sameID && sameAddr && s.Suffrage == raft.Voter:
+		case sameID && sameAddr && (!voter || s.Suffrage == raft.Voter):
 			return nil
 		case sameID && sameAddr:
 			// A non-voter with the right address: AddVoter promotes it.
 		case sameID || sameAddr:
 			if string(s.ID) == n.cfg.NodeID {
-				return fmt.Errorf("add voter %s at %s: conflicts with this node (%s at %s): %w",
-					id, addr, s.ID, s.Address, ErrInvalidArgument)
+				return fmt.Errorf("%s %s at %s: conflicts with this node (%s at %s): %w",
+					op, id, addr, s.ID, s.Address, ErrInvalidArgument)
 			}
 			n.logger.Info("removing stale raft server before adding", "stale-id", s.ID, "stale-address", s.Address, "id", id, "address", addr)
 			if err := n.changeConfig("remove stale server "+string(s.ID),
@@ -516,8 +526,10 @@ func (n *Node) AddVoter(id, addr string) error {
 			}
 		}
 	}
-	return n.changeConfig("add voter "+id,
-		n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, n.cfg.ApplyTimeout))
+	if voter {
+		return n.changeConfig(op+" "+id, n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, n.cfg.ApplyTimeout))
+	}
+	return n.changeConfig(op+" "+id, n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, n.cfg.ApplyTimeout))
 }
 
 // RemoveServer removes id from the configuration; a no-op when absent.
