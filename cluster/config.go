@@ -109,6 +109,10 @@ type Config struct {
 	// OperatorService.Status call.
 	Prober Prober
 
+	// TestGossipCut, when not nil, lets a test cut this node's gossip
+	// traffic alone (gossipcut.go). Leave it nil outside tests.
+	TestGossipCut *GossipCut
+
 	// Keyring is memberlist's gossip encryption keyring (see keyring.go);
 	// nil gossips in plain text.
 	Keyring *memberlist.Keyring
