@@ -68,8 +68,16 @@ func (l *loop) probeDue(ctx context.Context, p plan, byID map[string]memberState
 			continue
 		}
 		anyAnswered = true
+		_, again := l.answered[r.ID]
 		l.answered[r.ID] = now
-		l.c.logger.Warn("not removing server: gossip reports it "+r.Reason.String()+" but it answers over the network (gossip partition?); its dead timer restarts",
+		// Warn once per episode (until it is live in gossip again or
+		// leaves the configuration); the repeats every
+		// DeadServerTimeout go to the debug log.
+		log := l.c.logger.Warn
+		if again {
+			log = l.c.logger.Debug
+		}
+		log("not removing server: gossip reports it "+r.Reason.String()+" but it answers over the network (gossip partition?); its dead timer restarts",
 			"id", r.ID, "since", r.Since, "grpc_addr", byID[r.ID].meta.GRPCAddr)
 	}
 	return anyAnswered
