@@ -205,6 +205,9 @@ func (c *procCluster) args(n *procNode) []string {
 		"--test-apply-journal", n.journal,
 		"--test-disk-stall-file", n.stall,
 		"--test-failpoints-file", n.failpoints,
+		// The netns tier binds lab addresses, not loopback: without TLS
+		// and a gossip key stored refuses them unless told otherwise.
+		"--insecure",
 	}
 	if c.tuning != "" {
 		a = append(a, "--test-raft-tuning", c.tuning)
