@@ -87,7 +87,7 @@ func New(logger hclog.Logger, opts ...Option) *FSM {
 		OpACLPolicyDelete: applyACLPolicyDelete,
 		OpACLTokenSet:     applyACLTokenSet,
 		OpACLTokenDelete:  applyACLTokenDelete,
-		OpReapTombstones: applyReap,
+		OpReapTombstones:  applyReap,
 	}
 	for _, o := range opts {
 		o(f)

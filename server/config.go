@@ -15,8 +15,8 @@ import (
 	"github.com/chainstore/chainstore/httpapi"
 	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/rpc"
-	"github.com/chainstore/chainstore/tombgc"
 	"github.com/chainstore/chainstore/tlsutil"
+	"github.com/chainstore/chainstore/tombgc"
 	"github.com/chainstore/chainstore/xdsserver"
 )
 
