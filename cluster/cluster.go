@@ -103,8 +103,18 @@ func New(cfg Config, r Raft, logger hclog.Logger) (*Cluster, error) {
 	mlc := cfg.memberlistConfig(logger)
 	mlc.Delegate = metaDelegate{c}
 	mlc.Events = c.table
+	if cfg.TestGossipCut != nil {
+		t, err := newCutTransport(mlc, cfg.TestGossipCut)
+		if err != nil {
+			return nil, err
+		}
+		mlc.Transport = t
+	}
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
+		if mlc.Transport != nil {
+			_ = mlc.Transport.Shutdown()
+		}
 		return nil, fmt.Errorf("create memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	c.ml = ml

@@ -101,6 +101,18 @@ type Config struct {
 	// member that fails it is refused and logged.
 	VerifyServer func(ctx context.Context, nodeName, raftAddr string) error
 
+	// Prober, when not nil, is asked by the leader whether a server that
+	// gossip reports left, failed or unknown for DeadServerTimeout still
+	// answers over the network (probe.go). One that answers is kept and
+	// its dead timer restarts, so a gossip-only partition never removes a
+	// healthy voter. nil trusts gossip alone. The server wires a gRPC
+	// OperatorService.Status call.
+	Prober Prober
+
+	// TestGossipCut, when not nil, lets a test cut this node's gossip
+	// traffic alone (gossipcut.go). Leave it nil outside tests.
+	TestGossipCut *GossipCut
+
 	// Keyring is memberlist's gossip encryption keyring (see keyring.go);
 	// nil gossips in plain text.
 	Keyring *memberlist.Keyring

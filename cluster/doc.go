@@ -61,7 +61,10 @@
 // that left gracefully, failed, or are absent from gossip, for
 // DeadServerTimeout (a restart within it keeps the voter slot), only while the remaining alive voters stay a majority
 // of the new configuration and at most (voters-1)/2 per pass; never remove
-// this server.
+// this server. Gossip is not trusted alone: a server due for removal is
+// first probed outside gossip (Config.Prober, probe.go); one that answers
+// is kept, its dead timer restarts from the answer and it counts as alive
+// for the majority rule, so a gossip-only partition keeps a healthy voter.
 //
 // # Identity and gossip encryption
 //
@@ -96,6 +99,12 @@
 //     also receives leave intents) with memberlist's node lock held; those
 //     only copy data under their own short locks and never block (a full
 //     notify channel is skipped: the loop reads the whole table anyway).
+//   - A reconcile pass with servers due for removal runs one goroutine per
+//     such server to probe it (probe.go), each bounded by probeTimeout,
+//     and waits for all of them before it plans again.
+//   - With Config.TestGossipCut (tests only) the gossip transport wrapper
+//     (gossipcut.go) runs two forwarding goroutines, stopped and joined by
+//     the transport's Shutdown (memberlist's Shutdown).
 //   - Leave runs one short goroutine per live member to send the leave
 //     intents in parallel, and waits for all of them before it returns.
 //

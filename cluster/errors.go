@@ -26,4 +26,8 @@ var (
 	// It never leaves the package: such peers are listed with an empty ID
 	// and ignored by bootstrap and reconcile.
 	errInvalidMeta = errors.New("invalid node metadata")
+
+	// errNoGRPCAddr: a server due for removal cannot be probed because
+	// gossip holds no gRPC address for it (it counts as not answering).
+	errNoGRPCAddr = errors.New("no gRPC address known for the server")
 )

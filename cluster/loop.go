@@ -37,7 +37,9 @@ type loop struct {
 	leader        bool // from LeadershipChanges
 	bootstrapDone bool
 	unknownSince  map[string]time.Time
-	due           *time.Timer // next reconcile for a pending removal or a retry
+	// answered: when each server last answered a probe (probe.go).
+	answered map[string]time.Time
+	due      *time.Timer // next reconcile for a pending removal or a retry
 	// refusalsLogged: identity refusals already logged; certRefused:
 	// members that failed the certificate check, name -> reason (see
 	// identity.go).
@@ -48,7 +50,7 @@ type loop struct {
 // runLoop is the reconcile loop: the only goroutine that reads
 // LeadershipChanges and changes the Raft configuration.
 func (c *Cluster) runLoop(ctx context.Context) {
-	l := &loop{c: c, unknownSince: make(map[string]time.Time), due: time.NewTimer(time.Hour), refusalsLogged: make(map[string]bool), certRefused: make(map[string]string)}
+	l := &loop{c: c, unknownSince: make(map[string]time.Time), answered: make(map[string]time.Time), due: time.NewTimer(time.Hour), refusalsLogged: make(map[string]bool), certRefused: make(map[string]string)}
 	l.due.Stop()
 	defer l.due.Stop()
 	ticker := time.NewTicker(c.cfg.ReconcileInterval)
@@ -99,6 +101,7 @@ func (l *loop) onLeadershipChange(ctx context.Context, isLeader bool) {
 	l.c.logger.Info("leadership changed", "leader", isLeader)
 	l.leader = isLeader
 	clear(l.unknownSince) // only meaningful while continuously leader
+	clear(l.answered)
 	if isLeader {
 		ev.plan, ev.reconciled = l.reconcile(ctx)
 	} else {
@@ -189,7 +192,9 @@ func (l *loop) reconcile(ctx context.Context) (plan, bool) {
 	// Identity first: impostors never reach the plan (identity.go).
 	members, refused := admitMembers(c.cfg.NodeID, c.cfg.NodeName, servers, c.table.snapshot())
 	l.logRefusals(refused)
-	p := planReconcile(planInput{
+	byID := indexMembers(members, c.cfg.Datacenter)
+	pruneAnswered(l.answered, servers, byID)
+	in := planInput{
 		selfID:            c.cfg.NodeID,
 		datacenter:        c.cfg.Datacenter,
 		servers:           servers,
@@ -198,7 +203,15 @@ func (l *loop) reconcile(ctx context.Context) (plan, bool) {
 		deadServerTimeout: c.cfg.DeadServerTimeout,
 		stabilization:     c.cfg.ServerStabilizationTime,
 		unknownSince:      l.unknownSince,
-	})
+		answered:          l.answered,
+	}
+	p := planReconcile(in)
+	// Gossip alone never removes a server: one that still answers over
+	// the network is kept (probe.go), and the plan is made again with its
+	// answer (the same input otherwise, so adds are unchanged).
+	if l.probeDue(ctx, p, byID) {
+		p = planReconcile(in)
+	}
 	l.unknownSince = p.unknown
 	ok := l.apply(ctx, p, memberNames(members))
 	l.schedule(p.nextDue, !ok)

@@ -56,6 +56,12 @@ type planInput struct {
 	// unknownSince: when each Raft server was first seen with no gossip
 	// member (owned by the loop; the plan returns the updated map).
 	unknownSince map[string]time.Time
+	// answered: when each Raft server last answered a probe outside
+	// gossip (probe.go; owned by the loop). A server gossip calls left,
+	// failed or unknown is due for removal only deadServerTimeout after
+	// its last answer, and one that answered within deadServerTimeout
+	// counts as alive for the quorum guard.
+	answered map[string]time.Time
 }
 
 // plan is the outcome of planReconcile, applied in field order.
@@ -74,7 +80,8 @@ type plan struct {
 //   - An alive server of our datacenter that is not a voter with the same
 //     ID and address is added (AddVoter replaces a stale entry).
 //   - A server that has left gracefully, failed, or been unknown to
-//     gossip for at least deadServerTimeout is removed (a graceful leave
+//     gossip for at least deadServerTimeout (and has not answered a probe
+//     within it, see probe.go) is removed (a graceful leave
 //     is not removed at once: a restart keeps its voter slot), subject to the quorum guard: voters
 //     are removed only while the remaining alive voters stay a majority of
 //     the new configuration, and at most (voters-1)/2 in one pass.
@@ -109,7 +116,11 @@ func planReconcile(in planInput) plan {
 			}
 			p.unknown[s.ID] = r.Since
 		}
-		dueAt := r.Since.Add(in.deadServerTimeout)
+		start := r.Since
+		if t, ok := in.answered[s.ID]; ok && t.After(start) {
+			start = t // it answered a probe since: its dead timer restarts
+		}
+		dueAt := start.Add(in.deadServerTimeout)
 		if in.now.Before(dueAt) {
 			if p.nextDue.IsZero() || dueAt.Before(p.nextDue) {
 				p.nextDue = dueAt
@@ -124,8 +135,8 @@ func planReconcile(in planInput) plan {
 
 // guardRemovals splits due removals into allowed and blocked. Non-voters
 // never affect quorum and are always allowed. For voters, with V voters
-// and A of them alive (this server
-// included): removing k more is allowed while k <= (V-1)/2 and
+// and A of them alive (this server included, and servers that answered
+// a probe within deadServerTimeout): removing k more is allowed while k <= (V-1)/2 and
 // 2*A > V-k, i.e. the remaining alive voters are a majority of the new
 // configuration. Oldest failures go first; ties break by ID.
 func guardRemovals(in planInput, byID map[string]memberState, due []removal) (allowed, blocked []removal) {
@@ -135,7 +146,7 @@ func guardRemovals(in planInput, byID map[string]memberState, due []removal) (al
 			continue
 		}
 		voters++
-		if m, ok := byID[s.ID]; s.ID == in.selfID || (ok && m.live()) {
+		if m, ok := byID[s.ID]; s.ID == in.selfID || (ok && m.live()) || answeredRecently(in, s.ID) {
 			alive++
 		}
 	}
@@ -164,6 +175,13 @@ func guardRemovals(in planInput, byID map[string]memberState, due []removal) (al
 		blocked = append(blocked, r)
 	}
 	return allowed, blocked
+}
+
+// answeredRecently reports whether server id answered a probe less than
+// deadServerTimeout ago: it is alive, whatever gossip says.
+func answeredRecently(in planInput, id string) bool {
+	t, ok := in.answered[id]
+	return ok && in.now.Sub(t) < in.deadServerTimeout
 }
 
 // indexMembers maps Raft server IDs to members of datacenter dc with valid

@@ -157,6 +157,9 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	cc.Join, cc.BootstrapExpect = cfg.Join, cfg.BootstrapExpect
 	cc.RaftAddr, cc.GRPCAddr = s.raft.Addr(), grpcAdvertise
 	sec.cluster(&cc)
+	if cc.Prober == nil {
+		cc.Prober = sec.prober() // probe.go
+	}
 	s.cluster, err = cluster.New(cc, s.raft, logger.Named("cluster"))
 	if err != nil {
 		return nil, fmt.Errorf("start gossip: %w", err)

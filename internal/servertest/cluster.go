@@ -47,7 +47,15 @@ type Node struct {
 	srv     *server.Server // nil while stopped; guarded by c.mu
 	logs    *syncBuffer
 	started bool // started once: its addresses are pinned
+	// gossipCut drops all of the node's gossip traffic while set
+	// (CutGossip); Raft and gRPC are untouched.
+	gossipCut *cluster.GossipCut
 }
+
+// CutGossip cuts (true) or restores (false) all of nd's gossip traffic,
+// in and out, leaving its Raft and gRPC traffic alone: a gossip-only
+// partition of one node.
+func (nd *Node) CutGossip(cut bool) { nd.gossipCut.Set(cut) }
 
 // Name returns the node's name (n1, n2, ...).
 func (nd *Node) Name() string { return nd.name }
@@ -139,8 +147,9 @@ func NewCluster(tb testing.TB, n int, mutate func(*server.Config)) *Cluster {
 // cluster). It does not wait for the node to join.
 func (c *Cluster) AddNode(name string, expect int) *Node {
 	c.t.Helper()
-	nd := &Node{c: c, name: name, dataDir: c.t.TempDir(), logs: &syncBuffer{}}
+	nd := &Node{c: c, name: name, dataDir: c.t.TempDir(), logs: &syncBuffer{}, gossipCut: &cluster.GossipCut{}}
 	nd.cfg = Config(name, nd.dataDir)
+	nd.cfg.Cluster.TestGossipCut = nd.gossipCut
 	nd.cfg.BootstrapExpect = expect
 	nd.cfg.Raft.DialOverride = c.links.dialer(name)
 	if c.mutate != nil {
