@@ -95,6 +95,9 @@ func parseProcSample(r io.Reader) (procSample, error) {
 // ServerFigures is one server's (or the sum's) cost per committed write.
 type ServerFigures struct {
 	Addr string `json:"addr"`
+	// Leader: this server led the cluster at the end of the run (known
+	// when --http-addrs lists the servers in --addr's order).
+	Leader bool `json:"leader,omitempty"`
 	// CPUMicros is server CPU per write, in microseconds.
 	CPUMicros float64 `json:"cpu_us_per_write"`
 	// AllocBytes and Allocs are heap bytes and objects allocated per write.
@@ -139,6 +142,16 @@ func costPerWrite(addrs []string, before, after []procSample, writes int) (*Serv
 		c.Total.Allocs += s.Allocs
 	}
 	return c, nil
+}
+
+// markLeader flags the server whose gRPC address (grpcAddrs[i] for
+// c.Servers[i]) is leader.
+func markLeader(c *ServerCost, grpcAddrs []string, leader string) {
+	for i, a := range grpcAddrs {
+		if a == leader && i < len(c.Servers) {
+			c.Servers[i].Leader = true
+		}
+	}
 }
 
 // metricsAddrs returns the HTTP addresses to scrape: the --http-addrs
@@ -255,6 +268,11 @@ func measureCost(ctx context.Context, e *env, fn func() (writes int)) *ServerCos
 		fmt.Fprintln(e.stderr, "storebench:", err)
 		return nil
 	}
+	if grpcAddrs := api.SplitAddrs(e.opts.addrs); len(grpcAddrs) == len(c.Servers) {
+		if leader, err := findLeader(sctx, grpcAddrs, e.opts.timeout, e.opts.token); err == nil {
+			markLeader(c, grpcAddrs, leader)
+		}
+	}
 	return c
 }
 
@@ -262,7 +280,10 @@ func measureCost(ctx context.Context, e *env, fn func() (writes int)) *ServerCos
 func printServerCost(w io.Writer, c *ServerCost) {
 	fmt.Fprintf(w, "  Server cost per committed write (%d writes; CPU µs, heap bytes, heap objects):\n", c.Writes)
 	for _, s := range append(append([]ServerFigures{}, c.Servers...), c.Total) {
-		fmt.Fprintf(w, "    %-22s CPU %8.1f µs  allocs %10.0f B  %7.1f objects\n", s.Addr, s.CPUMicros, s.AllocBytes, s.Allocs)
+		if s.Leader {
+			s.Addr += " (leader)"
+		}
+		fmt.Fprintf(w, "    %-31s CPU %8.1f µs  allocs %10.0f B  %7.1f objects\n", s.Addr, s.CPUMicros, s.AllocBytes, s.Allocs)
 	}
 }
 

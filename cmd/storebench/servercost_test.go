@@ -155,8 +155,9 @@ func TestPrintServerCost(t *testing.T) {
 		t.Errorf("printCostTable without costs printed %q", buf.String())
 	}
 	buf.Reset()
+	markLeader(c, []string{"a:0"}, "a:0")
 	printResult(&buf, &Result{Name: "put", ServerCost: c})
-	if !strings.Contains(buf.String(), "sum") || !strings.Contains(buf.String(), "CPU    400.0 µs") {
+	if !strings.Contains(buf.String(), "sum") || !strings.Contains(buf.String(), "a:1 (leader)") || !strings.Contains(buf.String(), "CPU    400.0 µs") {
 		t.Errorf("printResult:\n%s", buf.String())
 	}
 }
