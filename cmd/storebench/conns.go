@@ -30,10 +30,10 @@ var errNoLeader = errors.New("no server knows a leader")
 
 // findLeader asks each address for its Status and returns the leader's
 // gRPC address.
-func findLeader(ctx context.Context, addrs []string, timeout time.Duration) (string, error) {
+func findLeader(ctx context.Context, addrs []string, timeout time.Duration, token string) (string, error) {
 	var errs []error
 	for _, a := range addrs {
-		c, err := newClient([]string{a}, timeout)
+		c, err := newClient([]string{a}, timeout, token)
 		if err != nil {
 			return "", err
 		}
@@ -55,10 +55,11 @@ func findLeader(ctx context.Context, addrs []string, timeout time.Duration) (str
 	return "", errors.Join(append(errs, errNoLeader)...)
 }
 
-func newClient(addrs []string, timeout time.Duration) (*api.Client, error) {
+func newClient(addrs []string, timeout time.Duration, token string) (*api.Client, error) {
 	cfg := api.DefaultClientConfig()
 	cfg.Addrs = addrs
 	cfg.CallTimeout = timeout
+	cfg.Token = token
 	return api.NewClient(cfg)
 }
 
@@ -68,7 +69,7 @@ func newClient(addrs []string, timeout time.Duration) (*api.Client, error) {
 func dialPool(ctx context.Context, o commonOpts, n int) (*pool, error) {
 	addrs := api.SplitAddrs(o.addrs)
 	if o.to == "leader" {
-		leader, err := findLeader(ctx, addrs, o.timeout)
+		leader, err := findLeader(ctx, addrs, o.timeout, o.token)
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +88,7 @@ func dialPool(ctx context.Context, o commonOpts, n int) (*pool, error) {
 			k := i % len(addrs)
 			rot = append(append([]string{}, addrs[k:]...), addrs[:k]...)
 		}
-		c, err := newClient(rot, o.timeout)
+		c, err := newClient(rot, o.timeout, o.token)
 		if err != nil {
 			p.close()
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 )
@@ -99,14 +100,22 @@ func benchPut(ctx context.Context, e *env, o kvOpts, name string) (*Result, erro
 		return nil, err
 	}
 	defer p.close()
-	lats, ec, el := runOps(ctx, e, "put", e.opts.clients, o.total, func(ctx context.Context, w, seq int) error {
-		_, err := p.get(w).Apply(ctx, &chainstorev1.ApplyRequest{Entry: benchEntry(o.prefix, seq%o.keys, seq, o.entrySize)})
-		return err
+	var lats []time.Duration
+	var ec errorCounter
+	var el time.Duration
+	cost := measureCost(ctx, e, func() int {
+		lats, ec, el = runOps(ctx, e, "put", e.opts.clients, o.total, func(ctx context.Context, w, seq int) error {
+			_, err := p.get(w).Apply(ctx, &chainstorev1.ApplyRequest{Entry: benchEntry(o.prefix, seq%o.keys, seq, o.entrySize)})
+			return err
+		})
+		return len(lats)
 	})
 	if name == "" {
 		name = fmt.Sprintf("put %d clients", e.opts.clients)
 	}
-	return newResult(name, "put", kvParams(e, o), lats, ec, el), ctx.Err()
+	r := newResult(name, "put", kvParams(e, o), lats, ec, el)
+	r.ServerCost = cost
+	return r, ctx.Err()
 }
 
 // populate writes every key once (so reads find them).

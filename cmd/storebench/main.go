@@ -16,7 +16,12 @@
 // (leader|any: send requests to the leader, or spread connections over all
 // servers), --json FILE (write the results as JSON) and --progress
 // (auto|on|off; auto draws a bar on stderr when it is a terminal and the
-// run lasts more than a second).
+// run lasts more than a second), --token (ACL SecretID sent with the
+// chainstore API calls and the metrics scrape; env STORE_TOKEN) and
+// --http-addrs (the servers' HTTP addresses; default each --addr port + 1,
+// "off" for none). put scrapes every server's Prometheus metrics before
+// and after the run and reports the server CPU and heap allocations per
+// committed write (servercost.go).
 //
 // # Goroutines
 //
@@ -86,6 +91,10 @@ type commonOpts struct {
 	jsonPath string
 	progress string
 	timeout  time.Duration
+	token    string
+	// httpAddrs are the servers' HTTP addresses scraped for server cost
+	// (servercost.go); empty: derived from addrs (gRPC port + 1).
+	httpAddrs string
 }
 
 func (o *commonOpts) register(fs *flag.FlagSet) {
@@ -96,10 +105,16 @@ func (o *commonOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.jsonPath, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto, on or off")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "deadline of one request")
+	cli.TokenFlag(fs, &o.token)
+	fs.Lookup("token").Usage = "ACL token (SecretID) sent with the chainstore API calls and the metrics scrape (env " + cli.TokenEnv + ")"
+	fs.StringVar(&o.httpAddrs, "http-addrs", "", "comma-separated HTTP addresses of every server, scraped for server CPU and allocations per write (put); default: each --addr with its port + 1; off: no scrape")
 }
 
 func (o *commonOpts) validate() error {
 	if _, err := cli.ParseAddrs(o.addrs); err != nil {
+		return err
+	}
+	if _, err := metricsAddrs(o.httpAddrs, o.addrs); err != nil {
 		return err
 	}
 	switch {
@@ -187,6 +202,7 @@ func report(e *env, all []*Result, runErr error) error {
 	if len(results) > 1 {
 		fmt.Fprintln(e.stdout)
 		printTable(e.stdout, results)
+		printCostTable(e.stdout, results)
 	}
 	if e.opts.jsonPath != "" && len(results) > 0 {
 		if jerr := writeJSON(e.opts.jsonPath, results); jerr != nil {

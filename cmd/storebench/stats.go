@@ -67,6 +67,9 @@ type Result struct {
 	Latency    Latency        `json:"latency"`
 	// Extra holds test-specific figures (CAS conflicts, watch deliveries).
 	Extra map[string]any `json:"extra,omitempty"`
+	// ServerCost is the servers' CPU and allocations per committed write
+	// (put runs whose servers could be scraped).
+	ServerCost *ServerCost `json:"server_cost,omitempty"`
 }
 
 // errorCounter counts errors by gRPC code.
@@ -110,6 +113,9 @@ func printResult(w io.Writer, r *Result) {
 		}
 		sort.Strings(codes)
 		fmt.Fprintf(w, "  Errors:       %s\n", strings.Join(codes, " "))
+	}
+	if r.ServerCost != nil {
+		printServerCost(w, r.ServerCost)
 	}
 	if len(r.Extra) > 0 {
 		keys := make([]string, 0, len(r.Extra))

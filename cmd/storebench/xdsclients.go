@@ -259,7 +259,7 @@ func benchXDSClients(ctx context.Context, e *env, o xdsClientsOpts, name string)
 	}
 	addrs := api.SplitAddrs(e.opts.addrs)
 	target := addrs[0]
-	p, err := dialPool(ctx, commonOpts{addrs: e.opts.addrs, to: "leader", timeout: e.opts.timeout}, 1)
+	p, err := dialPool(ctx, commonOpts{addrs: e.opts.addrs, to: "leader", timeout: e.opts.timeout, token: e.opts.token}, 1)
 	if err != nil {
 		return nil, err
 	}

@@ -181,7 +181,7 @@ func benchXDSRoute(ctx context.Context, e *env, o xdsRouteOpts, name string) (*R
 		return nil, fmt.Errorf("raise RLIMIT_NOFILE: %w", err)
 	}
 	addrs := api.SplitAddrs(e.opts.addrs)
-	p, err := dialPool(ctx, commonOpts{addrs: e.opts.addrs, to: "leader", timeout: e.opts.timeout}, 1)
+	p, err := dialPool(ctx, commonOpts{addrs: e.opts.addrs, to: "leader", timeout: e.opts.timeout, token: e.opts.token}, 1)
 	if err != nil {
 		return nil, err
 	}
