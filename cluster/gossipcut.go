@@ -37,6 +37,11 @@ type cutTransport struct {
 	gc       *GossipCut
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
+	// closing is closed when Shutdown starts: the forwarders then drop
+	// what they read but keep draining the network transport, whose
+	// listeners would otherwise block on an undelivered packet and never
+	// let its Shutdown return. done is closed once it has returned.
+	closing  chan struct{}
 	done     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -65,6 +70,7 @@ func newCutTransport(mlc *memberlist.Config, gc *GossipCut) (*cutTransport, erro
 		gc:           gc,
 		packetCh:     make(chan *memberlist.Packet),
 		streamCh:     make(chan net.Conn),
+		closing:      make(chan struct{}),
 		done:         make(chan struct{}),
 	}
 	t.wg.Go(t.forwardPackets)
@@ -84,6 +90,7 @@ func (t *cutTransport) forwardPackets() {
 			}
 			select {
 			case t.packetCh <- p:
+			case <-t.closing:
 			case <-t.done:
 				return
 			}
@@ -104,6 +111,8 @@ func (t *cutTransport) forwardStreams() {
 			}
 			select {
 			case t.streamCh <- c:
+			case <-t.closing:
+				_ = c.Close()
 			case <-t.done:
 				_ = c.Close()
 				return
@@ -156,8 +165,9 @@ func (t *cutTransport) DialAddressTimeout(a memberlist.Address, timeout time.Dur
 func (t *cutTransport) Shutdown() error {
 	var err error
 	t.stopOnce.Do(func() {
-		close(t.done)
+		close(t.closing)
 		err = t.NetTransport.Shutdown()
+		close(t.done)
 		t.wg.Wait()
 	})
 	return err
