@@ -50,7 +50,7 @@ func TestGossipKeyWithoutServerCertNeverVoter(t *testing.T) {
 	for name, files := range attackers {
 		raftAddr := serveTLS(t, files)
 		ml := attacker(t, name, servertest.TestGossipKey, claim{ID: name + "-id", Datacenter: "dc1", RaftAddr: raftAddr, GRPCAddr: listen(t).addr()})
-		if _, err := ml.Join([]string{c.Running()[0].Server().GossipAddr()}); err != nil {
+		if _, err := ml.Join(gossipAddrs(c)); err != nil {
 			t.Fatalf("%s: join with the gossip key: %v", name, err)
 		}
 	}
@@ -146,17 +146,9 @@ func TestImpostors(t *testing.T) {
 				"evil-b": {ID: leader.Server().NodeID(), Datacenter: "dc1", RaftAddr: raftB.addr(), GRPCAddr: grpcB.addr()},
 				"evil-c": {ID: victim.Server().NodeID(), Datacenter: "dc1", RaftAddr: raftC.addr(), GRPCAddr: grpcC.addr()},
 			}
-			// Each impostor contacts every server (push/pull with each), so
-			// every follower learns of it at once rather than through
-			// gossip dissemination, which under load can take longer than
-			// the test waits.
-			var all []string
-			for _, n := range c.Running() {
-				all = append(all, n.Server().GossipAddr())
-			}
 			for name, cl := range impostors {
 				ml := attacker(t, name, key, cl)
-				if _, err := ml.Join(all); err != nil {
+				if _, err := ml.Join(gossipAddrs(c)); err != nil {
 					t.Fatalf("%s: join: %v", name, err)
 				}
 			}

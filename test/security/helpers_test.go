@@ -125,6 +125,18 @@ func attacker(t *testing.T, name, key string, c claim) *memberlist.Memberlist {
 }
 
 // knows reports whether srv's gossip lists a member called name.
+// gossipAddrs returns every running server's gossip address. Attackers
+// contact them all (an intruder can), so each server learns of them by a
+// direct push/pull rather than through gossip dissemination, which under
+// load can take longer than a test waits.
+func gossipAddrs(c *servertest.Cluster) []string {
+	var all []string
+	for _, n := range c.Running() {
+		all = append(all, n.Server().GossipAddr())
+	}
+	return all
+}
+
 func knows(srv *server.Server, name string) bool {
 	for _, m := range srv.Members() {
 		if m.Name == name {

@@ -17,7 +17,7 @@ func TestKeyringRotationSkipsNonServers(t *testing.T) {
 	c, pki := secureCluster(t)
 	grpcLn := listen(t)
 	ml := attacker(t, "leaked", servertest.TestGossipKey, claim{ID: "leaked-id", Datacenter: "dc1", RaftAddr: listen(t).addr(), GRPCAddr: grpcLn.addr()})
-	if _, err := ml.Join([]string{c.Leader().Server().GossipAddr()}); err != nil {
+	if _, err := ml.Join(gossipAddrs(c)); err != nil {
 		t.Fatalf("join with the leaked key: %v", err)
 	}
 	n1 := c.Node("n1")
