@@ -3,7 +3,9 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -598,11 +600,18 @@ func TestWatchStreamCapBoundary(t *testing.T) {
 	var open []*watchStream
 	for i := 1; i <= limit+1; i++ {
 		w := openWatch(t, n)
-		w.subscribe(1, ref("web"), 0, "")
 		if i <= limit {
+			w.subscribe(1, ref("web"), 0, "")
 			w.expectSubscribed(1)
 			open = append(open, w)
 			continue
+		}
+		// The server may refuse the stream before the subscribe reaches
+		// it; Send then reports io.EOF and Recv carries the status.
+		if err := w.stream.Send(&chainstorev1.WatchRequest{Request: &chainstorev1.WatchRequest_Subscribe{Subscribe: &chainstorev1.WatchSubscribe{
+			Id: 1, Chain: ref("web"),
+		}}}); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatalf("send subscribe on stream %d: %v", i, err)
 		}
 		if _, err := w.stream.Recv(); status.Code(err) != codes.ResourceExhausted {
 			t.Fatalf("stream %d over a cap of %d: %v, want ResourceExhausted", i, limit, err)
