@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/chainstore/chainstore/api"
@@ -23,7 +21,7 @@ import (
 // and version.
 func snapshotCommands() commandTable {
 	return commandTable{
-		{Name: "snapshot", Summary: "back up and restore the cluster's state: snapshot save|restore|inspect FILE", Run: runSnapshot},
+		{Name: "snapshot", Summary: "back up and restore the cluster's state: snapshot save|restore|inspect FILE", Run: groupRunner("snapshot", snapshotSubcommands)},
 		{Name: "version", Summary: "print the version of storectl and of the server at --addr", Run: runVersion},
 	}
 }
@@ -34,32 +32,6 @@ func snapshotSubcommands() commandTable {
 		{Name: "restore", Summary: "restore the cluster to the snapshot in FILE, through Raft on every server: restore FILE", Run: runSnapshotRestore},
 		{Name: "inspect", Summary: "check FILE's checksum and print its header (offline): inspect [--json] FILE", Run: runSnapshotInspect},
 	}
-}
-
-func snapshotUsage(w io.Writer) {
-	snapshotSubcommands().PrintUsage(w, "usage: storectl [--addr host:port[,host:port...]] snapshot SUBCOMMAND [ARGS]\n\nsubcommands:", 10)
-}
-
-// runSnapshot dispatches to a snapshot subcommand as runXDS does.
-func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	global, rest := splitGlobalFlags(args)
-	if len(rest) == 0 && slices.ContainsFunc(global, isHelpFlag) {
-		rest = []string{"--help"}
-	}
-	c, err := snapshotSubcommands().Select(rest)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		snapshotUsage(stderr)
-		return 0
-	case errors.Is(err, cli.ErrNoCommand):
-		snapshotUsage(stderr)
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "storectl snapshot: %v\n", err)
-		snapshotUsage(stderr)
-		return 2
-	}
-	return c.Run(ctx, append(global, rest[1:]...), stdout, stderr)
 }
 
 // snapshotFlags parses the connection flags and one FILE argument.
