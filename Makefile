@@ -23,7 +23,7 @@ GOIMPORTS_VERSION       := v0.52.0
 # Import grouping enforced by goimports (here and in .golangci.yml).
 LOCAL_PREFIX := github.com/chainstore/chainstore
 
-.PHONY: build test test-short verify vet fmt-check tidy-check lint proto verify-proto cluster bench chaos fuzz demo clean ui-screenshots release ops-check
+.PHONY: build test test-short verify vet fmt-check tidy-check lint proto verify-proto cluster bench bench-compare chaos fuzz demo clean ui-screenshots release ops-check
 
 build: ## build stored, storectl, storeagent and tools into bin/
 	@mkdir -p $(BIN)
@@ -102,6 +102,10 @@ bench: build ## start a local cluster (temp dir), run the standard benchmark set
 	  CLUSTER_DIR=$$dir BASE_PORT=$(BENCH_BASE_PORT) LOG_LEVEL=warn ./scripts/cluster.sh up; \
 	  p=$(BENCH_BASE_PORT); addrs=127.0.0.1:$$((p+2)),127.0.0.1:$$((p+12)),127.0.0.1:$$((p+22)); \
 	  $(BIN)/storebench suite --addr $$addrs --json $(BENCH_JSON) $(BENCH_FLAGS)
+
+BENCH_OLD ?= ac7d277
+bench-compare: ## old against new in the same run: stored built from BENCH_OLD (default: before issue 12) vs this tree, alternating rounds (ROUNDS=2), medians, ratios and aims
+	ROUNDS=$${ROUNDS:-2} ./scripts/bench-compare.sh $(BENCH_OLD)
 
 demo: build ## a cluster, four gRPC backends and an xDS client in a temp dir: watch traffic follow splits, a header route and failover (DEMO_STEP_SECONDS, default 6)
 	./scripts/demo.sh

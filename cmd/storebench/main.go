@@ -10,6 +10,7 @@
 //	storebench xds-route   --clients 100 --flips 10 --mode router
 //	storebench xds-clients --addr 127.0.0.1:8502 --streams 5000 --server-pid PID
 //	storebench suite --json results.json   # the standard set of `make bench`
+//	storebench compare --old a.json,b.json --new c.json,d.json
 //
 // Every command takes --addr (comma-separated gRPC addresses; default the
 // local cluster of scripts/cluster.sh), --conns, --clients, --to
@@ -143,10 +144,15 @@ type env struct {
 
 func usage(w io.Writer) {
 	commands().PrintUsage(w, "usage: storebench <command> [flags]   (storebench <command> -h for its flags)\ncommands:", 6)
+	// compare takes no cluster flags, so run dispatches it before the table.
+	fmt.Fprintf(w, "  %-6s %s\n", "compare", "old against new: medians and ratios of --json files (scripts/bench-compare.sh)")
 }
 
 // run parses args and runs one command.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "compare" {
+		return runCompare(args[1:], stdout, stderr)
+	}
 	cmd, err := commands().Select(args)
 	if err != nil {
 		usage(stderr)
@@ -203,6 +209,7 @@ func report(e *env, all []*Result, runErr error) error {
 		fmt.Fprintln(e.stdout)
 		printTable(e.stdout, results)
 		printCostTable(e.stdout, results)
+		printAbsoluteAims(e.stdout, results)
 	}
 	if e.opts.jsonPath != "" && len(results) > 0 {
 		if jerr := writeJSON(e.opts.jsonPath, results); jerr != nil {

@@ -316,8 +316,10 @@ func (wr *watchRun) waitReady(ctx context.Context, bar *progress) error {
 
 // writeStats are the per-write figures of a watch run.
 type writeStats struct {
-	fanout, writeLat []time.Duration
-	missed           int64
+	// fanout: from a write's acknowledgement to its last watcher's
+	// delivery; putToLast: from sending the write to that delivery.
+	fanout, writeLat, putToLast []time.Duration
+	missed                      int64
 }
 
 // runWrites sends o.writes writes, one chain at a time in turn, each
@@ -348,7 +350,7 @@ func (wr *watchRun) runWrites(ctx context.Context, c *api.Client, bar *progress)
 			continue
 		}
 		ws.writeLat = append(ws.writeLat, acked.Sub(pw.sent))
-		ws.awaitDeliveries(ctx, pw, acked, o.writeTimeout)
+		ws.awaitDeliveries(ctx, pw, pw.sent, acked, o.writeTimeout)
 	}
 	return ws
 }
@@ -356,12 +358,14 @@ func (wr *watchRun) runWrites(ctx context.Context, c *api.Client, bar *progress)
 // awaitDeliveries waits until every watcher has pw's version, then
 // records the fan-out time; after timeout the watchers still waiting
 // count as missed deliveries.
-func (ws *writeStats) awaitDeliveries(ctx context.Context, pw *pendingWrite, acked time.Time, timeout time.Duration) {
+func (ws *writeStats) awaitDeliveries(ctx context.Context, pw *pendingWrite, sent, acked time.Time, timeout time.Duration) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-pw.done:
-		ws.fanout = append(ws.fanout, max(time.Unix(0, pw.lastNanos.Load()).Sub(acked), 0))
+		last := time.Unix(0, pw.lastNanos.Load())
+		ws.fanout = append(ws.fanout, max(last.Sub(acked), 0))
+		ws.putToLast = append(ws.putToLast, max(last.Sub(sent), 0))
 	case <-t.C:
 		ws.missed += pw.remaining.Load()
 	case <-ctx.Done():
@@ -372,6 +376,7 @@ func (ws *writeStats) awaitDeliveries(ctx context.Context, pw *pendingWrite, ack
 func (ws writeStats) extra(wr *watchRun, subscribeTime time.Duration) map[string]any {
 	f := summarize(ws.fanout)
 	wl := summarize(ws.writeLat)
+	pl := summarize(ws.putToLast)
 	o := wr.o
 	return map[string]any{
 		"missed_deliveries":   ws.missed,
@@ -380,6 +385,8 @@ func (ws writeStats) extra(wr *watchRun, subscribeTime time.Duration) map[string
 		"fanout_p50_ms":       f.P50,
 		"fanout_p99_ms":       f.P99,
 		"fanout_max_ms":       f.Max,
+		"put_to_last_p50_ms":  pl.P50,
+		"put_to_last_p99_ms":  pl.P99,
 		"write_p50_ms":        wl.P50,
 		"deliveries_expected": int64(o.writes) * int64(o.watchers) / int64(o.chains),
 	}
