@@ -62,10 +62,18 @@ func AffectedChains(s GraphStore, key Key) []string {
 		slices.Sort(names)
 		return slices.Compact(names)
 	}
+	direct := s.Referrers(key.Name)
+	if len(direct) == 0 {
+		return []string{key.Name} // a leaf: the common case
+	}
 	seen := map[string]bool{key.Name: true}
 	names := []string{key.Name}
 	for i := 0; i < len(names); i++ {
-		for _, r := range s.Referrers(names[i]) {
+		refs := direct
+		if i > 0 {
+			refs = s.Referrers(names[i])
+		}
+		for _, r := range refs {
 			r = strings.ToLower(r)
 			if !seen[r] {
 				seen[r] = true
@@ -110,7 +118,7 @@ func ValidateWrite(s GraphStore, c Change) error {
 func compileAffected(s GraphStore, key Key, next Entry) error {
 	view := &overlay{base: s, key: key, entry: next}
 	for _, name := range AffectedChains(s, key) {
-		_, err := Compile(CompileRequest{
+		err := compileError(CompileRequest{
 			ServiceName:           name,
 			EvaluateInNamespace:   DefaultNamespace,
 			EvaluateInDatacenter:  DefaultDatacenter,
