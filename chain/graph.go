@@ -91,9 +91,10 @@ func AffectedChains(s GraphStore, key Key) []string {
 // dc1. It returns the first error in chain-name order: a *GraphError as
 // Compile returned it, or another error wrapped with the chain's name.
 //
-// When the change leaves the compile input of its key unchanged (a
-// service-defaults Meta edit, say) no chain can change and ValidateWrite
-// returns nil without compiling (validate_skip.go); otherwise it compiles
+// When the change leaves the graph input of its key unchanged (a
+// service-defaults Meta edit, a splitter's weights, a route's match:
+// validate_skip.go) no chain can stop compiling, and ValidateWrite
+// returns nil without compiling; otherwise it compiles
 // every chain the change affects, with the change overlaid on s (a delete
 // masks the key). It depends only on s and c, so every replica decides
 // alike.
@@ -106,7 +107,7 @@ func ValidateWrite(s GraphStore, c Change) error {
 	if next == nil || isNilEntry(next) {
 		next = nil
 	}
-	if compileInputsUnchanged(s, key, next) {
+	if graphInputUnchanged(s, key, next) {
 		return nil
 	}
 	return compileAffected(s, key, next)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,8 +135,17 @@ func TestValidateWriteSkip(t *testing.T) {
 			expectErr: `service "main" has an external SNI set; cannot define subsets for external services`,
 		},
 		"ServiceDefaultsMeshGatewaySet": {
-			setup: []Entry{serviceDefaults("main", "http"), mainSplitter()},
-			op:    upsert(sdWith("main", "http", func(e *ServiceConfigEntry) { e.MeshGateway.Mode = MeshGatewayModeLocal })),
+			setup:    []Entry{serviceDefaults("main", "http"), mainSplitter()},
+			op:       upsert(sdWith("main", "http", func(e *ServiceConfigEntry) { e.MeshGateway.Mode = MeshGatewayModeLocal })),
+			wantSkip: true,
+		},
+		"ServiceDefaultsExternalSNIRenamed": {
+			setup: []Entry{
+				sdWith("main", "http", func(e *ServiceConfigEntry) { e.ExternalSNI = "main.example.com" }),
+				resolver("main", func(r *ServiceResolverConfigEntry) { r.ConnectTimeout = Duration(time.Second) }),
+			},
+			op:       upsert(sdWith("main", "http", func(e *ServiceConfigEntry) { e.ExternalSNI = "main.example.org" })),
+			wantSkip: true,
 		},
 		"ServiceDefaultsMeshGatewaySameAsProxy": {
 			setup: []Entry{
@@ -159,6 +169,14 @@ func TestValidateWriteSkip(t *testing.T) {
 			setup: []Entry{proxyDefaults("http"), mainSplitter()},
 			op: upsert(proxyWith(func(p *ProxyConfigEntry) {
 				p.Config = map[string]any{"Protocol": "HTTP"}
+			})),
+			wantSkip: true,
+		},
+		"ProxyDefaultsMeshGateway": {
+			setup: []Entry{proxyDefaults("http"), mainSplitter()},
+			op: upsert(proxyWith(func(p *ProxyConfigEntry) {
+				p.Config = map[string]any{"protocol": "http"}
+				p.MeshGateway.Mode = MeshGatewayModeRemote
 			})),
 			wantSkip: true,
 		},
@@ -186,9 +204,29 @@ func TestValidateWriteSkip(t *testing.T) {
 			op:       upsert(mainRouter()),
 			wantSkip: true,
 		},
-		"RouterMatchChange": {
+		"RouterMatchAndTimeoutsChange": {
 			setup: []Entry{serviceDefaults("main", "http"), mainRouter()},
-			op:    upsert(router("main", pathPrefixRoute("/elsewhere", &ServiceRouteDestination{Namespace: "other"}))),
+			op: upsert(router("main", pathPrefixRoute("/elsewhere", &ServiceRouteDestination{
+				Namespace: "other", RequestTimeout: Duration(time.Second), NumRetries: 3, RetryOn: []string{"5xx"},
+				RequestHeaders: &HTTPHeaderModifiers{Set: map[string]string{"x-a": "1"}},
+			}))),
+			wantSkip: true,
+		},
+		// No Destination and an empty one both go to the chain's service.
+		"RouterEmptyDestination": {
+			setup:    []Entry{serviceDefaults("main", "http"), router("main", pathPrefixRoute("/a", nil))},
+			op:       upsert(router("main", pathPrefixRoute("/a", &ServiceRouteDestination{PrefixRewrite: "/b"}))),
+			wantSkip: true,
+		},
+		"RouterDestinationChange": {
+			setup:     []Entry{serviceDefaults("main", "http"), serviceDefaults("other", "tcp"), mainRouter()},
+			op:        upsert(router("main", pathPrefixRoute("/other", &ServiceRouteDestination{Service: "other"}))),
+			expectErr: `discovery chain "main" uses inconsistent protocols; service "other" has "tcp" which is not "http"`,
+		},
+		"RouterRouteAdded": {
+			setup: []Entry{serviceDefaults("main", "http"), mainRouter()},
+			op: upsert(router("main", pathPrefixRoute("/other", &ServiceRouteDestination{Namespace: "other"}),
+				pathPrefixRoute("/x", nil))),
 		},
 		// The router node takes the entry's spelling of the name, so a
 		// change of case changes the chain.
@@ -209,6 +247,18 @@ func TestValidateWriteSkip(t *testing.T) {
 			op:       upsert(withMeta(mainSplitter(), "rev", "2")),
 			wantSkip: true,
 		},
+		"SplitterWeightsAndHeaders": {
+			setup: []Entry{serviceDefaults("main", "http"), mainSplitter()},
+			op: upsert(splitter("main", ServiceSplit{Weight: 50, Namespace: "v1"}, ServiceSplit{
+				Weight: 50, Namespace: "v2", ResponseHeaders: &HTTPHeaderModifiers{Remove: []string{"x-b"}},
+			})),
+			wantSkip: true,
+		},
+		"SplitterLegToOtherService": {
+			setup:     []Entry{serviceDefaults("main", "http"), mainSplitter()},
+			op:        upsert(splitter("main", ServiceSplit{Weight: 90, Namespace: "v1"}, ServiceSplit{Weight: 10, Service: "other"})),
+			expectErr: `discovery chain "main" uses inconsistent protocols; service "other" has "tcp" which is not "http"`,
+		},
 		"SplitterDelete": {
 			setup: []Entry{serviceDefaults("main", "http"), mainSplitter()},
 			op:    remove(KindServiceSplitter, "main"),
@@ -220,6 +270,52 @@ func TestValidateWriteSkip(t *testing.T) {
 			op: upsert(withMeta(resolver("main", func(r *ServiceResolverConfigEntry) {
 				r.Subsets = subsets("v1")
 			}), "rev", "2")),
+			wantSkip: true,
+		},
+		"ResolverTimeoutsFiltersLoadBalancer": {
+			setup: []Entry{serviceDefaults("main", "http"), resolver("main", func(r *ServiceResolverConfigEntry) {
+				r.Subsets = subsets("v1")
+			}), mainSubsetRouter()},
+			op: upsert(resolver("main", func(r *ServiceResolverConfigEntry) {
+				r.Subsets = map[string]ServiceResolverSubset{"v1": {Filter: "Service.Meta.version == v9", OnlyPassing: true}}
+				r.ConnectTimeout = Duration(3 * time.Second)
+				r.RequestTimeout = Duration(10 * time.Second)
+				r.LoadBalancer = &LoadBalancer{Policy: LBPolicyLeastRequest}
+			})),
+			wantSkip: true,
+		},
+		"ResolverSubsetAdded": {
+			setup: []Entry{serviceDefaults("main", "http"), resolver("main", func(r *ServiceResolverConfigEntry) {
+				r.Subsets = subsets("v1")
+			}), mainSubsetRouter()},
+			op: upsert(resolver("main", func(r *ServiceResolverConfigEntry) { r.Subsets = subsets("v1", "v2") })),
+		},
+		"ResolverFailoverDatacenters": {
+			setup: []Entry{serviceDefaults("main", "http"), resolver("main", func(r *ServiceResolverConfigEntry) {
+				r.Failover = map[string]ServiceResolverFailover{"*": {Datacenters: []string{"dc2"}}}
+			})},
+			op: upsert(resolver("main", func(r *ServiceResolverConfigEntry) {
+				r.Failover = map[string]ServiceResolverFailover{"*": {Datacenters: []string{"dc2", "dc3"}}}
+			})),
+		},
+		"ResolverRedirectRetarget": {
+			setup: []Entry{
+				serviceDefaults("main", "http"), serviceDefaults("other", "tcp"), serviceDefaults("third", "http"),
+				resolver("main", func(r *ServiceResolverConfigEntry) { r.Redirect = &ServiceResolverRedirect{Service: "third"} }),
+			},
+			op: upsert(resolver("main", func(r *ServiceResolverConfigEntry) {
+				r.Redirect = &ServiceResolverRedirect{Service: "other"}
+			})),
+			expectErr: `discovery chain "main" uses inconsistent protocols; service "other" has "tcp" which is not "http"`,
+		},
+		"ResolverRedirectSameTargetNewMeta": {
+			setup: []Entry{
+				serviceDefaults("main", "http"), serviceDefaults("third", "http"),
+				resolver("main", func(r *ServiceResolverConfigEntry) { r.Redirect = &ServiceResolverRedirect{Service: "third"} }),
+			},
+			op: upsert(withMeta(resolver("main", func(r *ServiceResolverConfigEntry) {
+				r.Redirect = &ServiceResolverRedirect{Service: "third"}
+			}), "rev", "3")),
 			wantSkip: true,
 		},
 		"ResolverSubsetRemovedUnderRoute": {
@@ -249,8 +345,8 @@ func TestValidateWriteSkip(t *testing.T) {
 				}
 			}
 			key, next := changeParts(t, tc.op)
-			if got := compileInputsUnchanged(s, key, next); got != tc.wantSkip {
-				t.Errorf("compileInputsUnchanged(%s) = %v, want %v", key, got, tc.wantSkip)
+			if got := graphInputUnchanged(s, key, next); got != tc.wantSkip {
+				t.Errorf("graphInputUnchanged(%s) = %v, want %v", key, got, tc.wantSkip)
 			}
 			got := ValidateWrite(s, tc.op)
 			if errText(got) != tc.expectErr {
@@ -303,13 +399,18 @@ func compileOutcome(t *testing.T, entries EntryLookup, service string) string {
 	return string(b)
 }
 
-// compiledOutcomes compiles every name of names over entries, with the
-// fixed inputs of write-time validation.
-func compiledOutcomes(t *testing.T, entries EntryLookup, names []string) map[string]string {
+// compiledVerdicts compiles every name of names over entries, with the
+// fixed inputs of write-time validation, and returns "ok" or the error
+// text of each.
+func compiledVerdicts(t *testing.T, entries EntryLookup, names []string) map[string]string {
 	t.Helper()
 	out := make(map[string]string, len(names))
 	for _, n := range names {
-		out[n] = compileOutcome(t, entries, n)
+		o := compileOutcome(t, entries, n)
+		if !strings.HasPrefix(o, "error: ") {
+			o = "ok"
+		}
+		out[n] = o
 	}
 	return out
 }
@@ -358,7 +459,7 @@ func cloneEntry(t *testing.T, e Entry) Entry {
 func checkWriteAgainstOracle(t *testing.T, s *MemStore, c Change) bool {
 	t.Helper()
 	key, next := changeParts(t, c)
-	skip := compileInputsUnchanged(s, key, next)
+	skip := graphInputUnchanged(s, key, next)
 	oracle := compileAffected(s, key, next)
 	got := ValidateWrite(s, c)
 	if skip && oracle != nil {
@@ -368,13 +469,14 @@ func checkWriteAgainstOracle(t *testing.T, s *MemStore, c Change) bool {
 		t.Fatalf("ValidateWrite(%s) = %q, full validation = %q\nwrite: %s", key, errText(got), errText(oracle), describeChange(c))
 	}
 	if skip {
-		// Stronger than the verdict: no chain compiles differently.
+		// Stronger than the verdict: no chain of the store, affected or
+		// not, changes whether (and how) it fails.
 		names := chainNamesFor(s, key.Name)
-		before := compiledOutcomes(t, s, names)
-		after := compiledOutcomes(t, &overlay{base: s, key: key, entry: next}, names)
+		before := compiledVerdicts(t, s, names)
+		after := compiledVerdicts(t, &overlay{base: s, key: key, entry: next}, names)
 		for _, n := range names {
 			if before[n] != after[n] {
-				t.Fatalf("fast path skips %s but chain %q changes:\nbefore %s\nafter  %s\nwrite: %s", key, n, before[n], after[n], describeChange(c))
+				t.Fatalf("fast path skips %s but chain %q changes verdict:\nbefore %s\nafter  %s\nwrite: %s", key, n, before[n], after[n], describeChange(c))
 			}
 		}
 	}
@@ -443,9 +545,31 @@ func mutateEntry(t *testing.T, r *fuzzReader, e Entry) Entry {
 			x.Expose.Checks = !x.Expose.Checks
 		}
 	case *ServiceRouterConfigEntry:
-		switch r.byte() % 4 {
+		switch r.byte() % 9 {
 		case 0:
 			x.Meta = meta
+		case 7:
+			if len(x.Routes) > 0 && x.Routes[0].Destination != nil {
+				x.Routes[0].Destination.Namespace = pick(r, fuzzNamespaces)
+			}
+		case 8:
+			if len(x.Routes) > 0 {
+				x.Routes[0].Destination = &ServiceRouteDestination{Service: pick(r, fuzzNames), Namespace: pick(r, fuzzNamespaces)}
+			}
+		case 4:
+			for i := range x.Routes {
+				if d := x.Routes[i].Destination; d != nil {
+					d.RequestTimeout, d.NumRetries, d.RetryOn = Duration(time.Second), 2, []string{"5xx"}
+				}
+			}
+		case 5:
+			if len(x.Routes) > 0 {
+				x.Routes = x.Routes[:len(x.Routes)-1]
+			}
+		case 6:
+			if len(x.Routes) > 0 && x.Routes[0].Destination != nil {
+				x.Routes[0].Destination.ServiceSubset = pick(r, fuzzSubsets)
+			}
 		case 1:
 			if len(x.Routes) > 0 {
 				x.Routes[0].Match = &ServiceRouteMatch{HTTP: &ServiceRouteHTTPMatch{PathPrefix: "/m"}}
@@ -458,9 +582,21 @@ func mutateEntry(t *testing.T, r *fuzzReader, e Entry) Entry {
 			x.Name = strings.ToUpper(x.Name)
 		}
 	case *ServiceSplitterConfigEntry:
-		switch r.byte() % 3 {
+		switch r.byte() % 6 {
 		case 0:
 			x.Meta = meta
+		case 5:
+			if len(x.Splits) > 0 {
+				x.Splits[len(x.Splits)-1].ServiceSubset = pick(r, fuzzSubsets)
+			}
+		case 3:
+			for i := range x.Splits {
+				x.Splits[i].RequestHeaders = pick(r, fuzzModifiers)
+			}
+		case 4:
+			if len(x.Splits) > 0 {
+				x.Splits[0].Namespace = pick(r, fuzzNamespaces)
+			}
 		case 1:
 			if len(x.Splits) > 1 {
 				x.Splits[0].Weight, x.Splits[1].Weight = x.Splits[1].Weight, x.Splits[0].Weight
@@ -471,9 +607,29 @@ func mutateEntry(t *testing.T, r *fuzzReader, e Entry) Entry {
 			}
 		}
 	case *ServiceResolverConfigEntry:
-		switch r.byte() % 7 {
+		switch r.byte() % 14 {
 		case 0:
 			x.Meta = meta
+		case 10:
+			x.Redirect = &ServiceResolverRedirect{Service: pick(r, fuzzNames), ServiceSubset: pick(r, []string{"", "v1"})}
+			x.Failover = nil
+		case 11:
+			x.Failover = map[string]ServiceResolverFailover{pick(r, []string{"*", "v1"}): {Service: pick(r, fuzzNames)}}
+		case 12:
+			x.Failover = map[string]ServiceResolverFailover{"*": {Targets: []ServiceResolverFailoverTarget{
+				{Service: pick(r, fuzzNames)}, {Service: pick(r, fuzzNames), Datacenter: pick(r, fuzzDCs)},
+			}}}
+		case 13:
+			x.DefaultSubset = pick(r, append([]string{""}, sortedKeys(x.Subsets)...))
+		case 7:
+			x.LoadBalancer = pick(r, fuzzLoadBalancers)
+		case 8:
+			for name, sub := range x.Subsets {
+				sub.OnlyPassing = !sub.OnlyPassing
+				x.Subsets[name] = sub
+			}
+		case 9:
+			x.Subsets = map[string]ServiceResolverSubset{pick(r, []string{"v1", "v2"}): {}}
 		case 5:
 			x.Failover = map[string]ServiceResolverFailover{"*": {Datacenters: []string{pick(r, fuzzDCs), "dc3"}}}
 		case 6:
@@ -596,60 +752,137 @@ func TestValidateWriteSkipMatchesOracle(t *testing.T) {
 	}
 }
 
-// ---- the compile inputs cover every field the compiler reads ----
+// ---- the graph inputs cover every field that can decide a verdict ----
 
-// fieldRole classifies a field of service-defaults and proxy-defaults,
-// whose compile inputs (serviceDefaultsInput, proxyDefaultsInput) name
-// the fields they keep. Routers, splitters and resolvers are compared on
-// every field but Meta, so a new field there is an input automatically.
+// fieldRole classifies a field of an entry type, or of a struct inside
+// one.
 type fieldRole int
 
 const (
-	roleInput    fieldRole = iota // kept in the compile input
-	roleIdentity                  // Kind and Name: fixed by the key (Name up to case)
-	roleIgnored                   // never read by the compiler
+	roleGraph    fieldRole = iota // part of the graph input (validate_skip.go)
+	roleIdentity                  // Kind, and service-defaults' and proxy-defaults' Name: fixed by the key
+	roleOutput                    // only shapes a compiled chain, never decides whether it compiles
 )
 
-var compileFieldRoles = map[reflect.Type]map[string]fieldRole{
+// graphFieldRoles classifies every field of the entry types and of the
+// structs the graph input looks inside. Redirect and Failover are compared
+// whole, so the types inside them need no entry.
+var graphFieldRoles = map[reflect.Type]map[string]fieldRole{
 	reflect.TypeFor[ServiceConfigEntry](): {
-		"Kind": roleIdentity, "Name": roleIdentity, "Protocol": roleInput, "MeshGateway": roleInput,
-		"ExternalSNI": roleInput, "Expose": roleIgnored, "Meta": roleIgnored,
+		"Kind": roleIdentity, "Name": roleIdentity, "Protocol": roleGraph, "ExternalSNI": roleGraph,
+		"MeshGateway": roleOutput, "Expose": roleOutput, "Meta": roleOutput,
 	},
 	reflect.TypeFor[ProxyConfigEntry](): {
-		// Config is an input through its "protocol" key only
-		// (proxyProtocolOf); TestCompileInputIgnoresUnreadFields changes
-		// its other keys.
-		"Kind": roleIdentity, "Name": roleIdentity, "Config": roleInput, "MeshGateway": roleInput,
-		"Expose": roleIgnored, "Meta": roleIgnored,
+		// Config is graph input through its "protocol" key only
+		// (proxyProtocolOf); ignoredFieldMutations changes other keys.
+		"Kind": roleIdentity, "Name": roleIdentity, "Config": roleGraph,
+		"MeshGateway": roleOutput, "Expose": roleOutput, "Meta": roleOutput,
 	},
-	reflect.TypeFor[MeshGatewayConfig]():          {"Mode": roleInput},
-	reflect.TypeFor[ServiceRouterConfigEntry]():   {"Meta": roleIgnored},
-	reflect.TypeFor[ServiceSplitterConfigEntry](): {"Meta": roleIgnored},
-	reflect.TypeFor[ServiceResolverConfigEntry](): {"Meta": roleIgnored},
+	reflect.TypeFor[ServiceRouterConfigEntry](): {
+		"Kind": roleIdentity, "Name": roleGraph, "Routes": roleGraph, "Meta": roleOutput,
+	},
+	reflect.TypeFor[ServiceRoute](): {"Match": roleOutput, "Destination": roleGraph},
+	reflect.TypeFor[ServiceRouteDestination](): {
+		"Service": roleGraph, "ServiceSubset": roleGraph, "Namespace": roleGraph,
+		"PrefixRewrite": roleOutput, "RequestTimeout": roleOutput, "IdleTimeout": roleOutput,
+		"NumRetries": roleOutput, "RetryOnConnectFailure": roleOutput, "RetryOn": roleOutput,
+		"RetryOnStatusCodes": roleOutput, "RequestHeaders": roleOutput, "ResponseHeaders": roleOutput,
+	},
+	reflect.TypeFor[ServiceSplitterConfigEntry](): {
+		"Kind": roleIdentity, "Name": roleGraph, "Splits": roleGraph, "Meta": roleOutput,
+	},
+	reflect.TypeFor[ServiceSplit](): {
+		"Weight": roleOutput, "Service": roleGraph, "ServiceSubset": roleGraph, "Namespace": roleGraph,
+		"RequestHeaders": roleOutput, "ResponseHeaders": roleOutput,
+	},
+	reflect.TypeFor[ServiceResolverConfigEntry](): {
+		"Kind": roleIdentity, "Name": roleGraph, "DefaultSubset": roleGraph, "Subsets": roleGraph,
+		"Redirect": roleGraph, "Failover": roleGraph,
+		"ConnectTimeout": roleOutput, "RequestTimeout": roleOutput, "LoadBalancer": roleOutput, "Meta": roleOutput,
+	},
+	// Subsets are graph input by name only.
+	reflect.TypeFor[ServiceResolverSubset](): {"Filter": roleOutput, "OnlyPassing": roleOutput},
 }
 
-// A field added to service-defaults, proxy-defaults or MeshGatewayConfig
-// must be classified here and, if the compiler reads it, added to the
-// compile input.
-func TestCompileInputFieldsClassified(t *testing.T) {
+// A field added to an entry type (or to a route, destination, split or
+// subset) must be classified here; if it can decide whether a chain
+// compiles, the graph input in validate_skip.go must compare it.
+func TestGraphInputFieldsClassified(t *testing.T) {
 	t.Parallel()
-	for typ, roles := range compileFieldRoles {
-		complete := typ != reflect.TypeFor[ServiceRouterConfigEntry]() &&
-			typ != reflect.TypeFor[ServiceSplitterConfigEntry]() &&
-			typ != reflect.TypeFor[ServiceResolverConfigEntry]()
+	for typ, roles := range graphFieldRoles {
 		seen := map[string]bool{}
 		for i := range typ.NumField() {
 			f := typ.Field(i)
 			seen[f.Name] = true
-			if _, ok := roles[f.Name]; !ok && complete {
-				t.Errorf("%s.%s is not classified: add it to the compile input in validate_skip.go if the compiler reads it, and to compileFieldRoles", typ.Name(), f.Name)
+			if _, ok := roles[f.Name]; !ok {
+				t.Errorf("%s.%s is not classified: compare it in the graph input (validate_skip.go) if it can decide whether a chain compiles, and add it to graphFieldRoles", typ.Name(), f.Name)
 			}
 		}
 		for name := range roles {
 			if !seen[name] {
-				t.Errorf("compileFieldRoles lists %s.%s, which does not exist", typ.Name(), name)
+				t.Errorf("graphFieldRoles lists %s.%s, which does not exist", typ.Name(), name)
 			}
 		}
+	}
+}
+
+// outputPaths lists the paths ("Routes.*.Destination.NumRetries") of the
+// roleOutput fields of typ, looking inside graph fields whose (element)
+// type graphFieldRoles classifies.
+func outputPaths(typ reflect.Type, prefix []string) [][]string {
+	var out [][]string
+	for name, role := range graphFieldRoles[typ] {
+		path := append(slices.Clone(prefix), name)
+		if role == roleOutput {
+			out = append(out, path)
+			continue
+		}
+		if role != roleGraph {
+			continue
+		}
+		ft, _ := typ.FieldByName(name)
+		elem := ft.Type
+		for elem.Kind() == reflect.Pointer || elem.Kind() == reflect.Slice || elem.Kind() == reflect.Map {
+			if elem.Kind() != reflect.Pointer {
+				path = append(path, "*")
+			}
+			elem = elem.Elem()
+		}
+		if _, ok := graphFieldRoles[elem]; ok {
+			out = append(out, outputPaths(elem, path)...)
+		}
+	}
+	return out
+}
+
+// setPath fills the field at path below v (every element for "*"),
+// allocating nil pointers on the way.
+func setPath(v reflect.Value, path []string, n int) {
+	if len(path) == 0 {
+		fillValue(v, n)
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		setPath(v.Elem(), path, n)
+	case reflect.Slice:
+		for i := range v.Len() {
+			setPath(v.Index(i), path[1:], n)
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			setPath(e, path[1:], n)
+			v.SetMapIndex(k, e)
+		}
+	case reflect.Struct:
+		setPath(v.FieldByName(path[0]), path[1:], n)
+	default:
+		panic(fmt.Sprintf("setPath: cannot descend into %s at %v", v.Kind(), path))
 	}
 }
 
@@ -665,7 +898,7 @@ func fillValue(v reflect.Value, n int) {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		v.SetUint(uint64(n + 1))
 	case reflect.Float32, reflect.Float64:
-		v.SetFloat(float64(n + 1))
+		v.SetFloat(float64(n+1) * 1.5)
 	case reflect.Slice:
 		s := reflect.MakeSlice(v.Type(), 1, 1)
 		fillValue(s.Index(0), n)
@@ -694,43 +927,39 @@ func fillValue(v reflect.Value, n int) {
 	}
 }
 
-// ignoredFieldMutations returns copies of e, each with one field the
-// compiler does not read changed.
-func ignoredFieldMutations(t *testing.T, e Entry, n int) []Entry {
+// outputFieldMutations returns copies of e, each with the output fields at
+// one path set to values derived from n, plus the special cases: another
+// (non-empty) external SNI, the upper-cased name of a service-defaults
+// and an unrelated proxy-defaults Config key.
+func outputFieldMutations(t *testing.T, e Entry, n int) []Entry {
 	t.Helper()
 	var out []Entry
-	roles := compileFieldRoles[reflect.TypeOf(e).Elem()]
-	for name, role := range roles {
+	for _, path := range outputPaths(reflect.TypeOf(e).Elem(), nil) {
 		c := cloneEntry(t, e)
-		f := reflect.ValueOf(c).Elem().FieldByName(name)
-		switch {
-		case role == roleIgnored:
-			fillValue(f, n)
-		case role == roleIdentity && name == "Name" && f.String() != strings.ToUpper(f.String()):
-			if _, isSD := c.(*ServiceConfigEntry); !isSD {
-				continue // a router's name spelling is an input
-			}
-			f.SetString(strings.ToUpper(f.String()))
-		default:
-			continue
-		}
+		setPath(reflect.ValueOf(c).Elem(), path, n)
 		out = append(out, c)
 	}
-	if p, ok := e.(*ProxyConfigEntry); ok {
-		c := cloneEntry(t, p).(*ProxyConfigEntry)
-		if c.Config == nil {
-			c.Config = map[string]any{}
+	switch x := cloneEntry(t, e).(type) {
+	case *ServiceConfigEntry:
+		x.Name = strings.ToUpper(x.Name)
+		if x.ExternalSNI != "" {
+			x.ExternalSNI = fmt.Sprintf("sni%d.example.com", n)
 		}
-		c.Config[fmt.Sprintf("unrelated_%d", n)] = n
-		out = append(out, c)
+		out = append(out, x)
+	case *ProxyConfigEntry:
+		if x.Config == nil {
+			x.Config = map[string]any{}
+		}
+		x.Config[fmt.Sprintf("unrelated_%d", n)] = n
+		out = append(out, x)
 	}
 	return out
 }
 
-// Changing only fields the compiler does not read keeps the compile input
-// equal, and no chain of the store compiles differently. The stores are
+// Changing only output fields keeps the graph input equal, and no chain of
+// the store changes whether, or how, it fails to compile. The stores are
 // not validated: this holds for broken chains too.
-func TestCompileInputIgnoresUnreadFields(t *testing.T) {
+func TestGraphInputIgnoresOutputFields(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 2026))
 	stores := []*MemStore{NewMemStore(deepEntries()...)}
@@ -750,23 +979,36 @@ func TestCompileInputIgnoresUnreadFields(t *testing.T) {
 	checked := 0
 	for _, s := range stores {
 		names := chainNamesFor(s, "unknown")
-		before := compiledOutcomes(t, s, names)
+		before := compiledVerdicts(t, s, names)
 		for i, key := range s.Keys() {
-			for _, m := range ignoredFieldMutations(t, s.GetEntry(key), i) {
-				if !compileInputsUnchanged(s, key, m) {
-					t.Fatalf("compileInputsUnchanged(%s) = false for a change of ignored fields: %s", key, describeChange(upsert(m)))
+			for _, m := range outputFieldMutations(t, s.GetEntry(key), i) {
+				if !graphInputUnchanged(s, key, m) {
+					t.Fatalf("graphInputUnchanged(%s) = false for a change of output fields: %s", key, describeChange(upsert(m)))
 				}
-				after := compiledOutcomes(t, &overlay{base: s, key: key, entry: m}, names)
+				after := compiledVerdicts(t, &overlay{base: s, key: key, entry: m}, names)
 				for _, n := range names {
 					if before[n] != after[n] {
-						t.Fatalf("changing ignored fields of %s changes chain %q:\nbefore %s\nafter  %s\nentry %s", key, n, before[n], after[n], describeChange(upsert(m)))
+						t.Fatalf("changing output fields of %s changes the verdict of chain %q:\nbefore %s\nafter  %s\nentry %s", key, n, before[n], after[n], describeChange(upsert(m)))
 					}
 				}
 				checked++
 			}
 		}
 	}
-	if checked < 500 {
+	if checked < 1000 {
 		t.Fatalf("only %d mutations checked", checked)
+	}
+}
+
+func TestOutputPaths(t *testing.T) {
+	t.Parallel()
+	var got []string
+	for _, p := range outputPaths(reflect.TypeFor[ServiceRouterConfigEntry](), nil) {
+		got = append(got, strings.Join(p, "."))
+	}
+	for _, want := range []string{"Meta", "Routes.*.Match", "Routes.*.Destination.NumRetries", "Routes.*.Destination.ResponseHeaders"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("outputPaths(router) = %v, missing %s", got, want)
+		}
 	}
 }
