@@ -37,7 +37,7 @@ func validateBenchStore(referrers int) *MemStore {
 		return s
 	}
 	s.Upsert(serviceDefaults("front", "http"))
-	s.Upsert(frontRouter("/"))
+	s.Upsert(frontRouter("/", 0))
 	for i := range referrers - 1 {
 		name := fmt.Sprintf("chain%03d", i)
 		s.Upsert(serviceDefaults(name, "http"))
@@ -46,11 +46,13 @@ func validateBenchStore(referrers int) *MemStore {
 	return s
 }
 
-func frontRouter(prefix string) *ServiceRouterConfigEntry {
+// frontRouter routes five prefixes to web's subsets, alternating from v1
+// (shift 0) or v2 (shift 1).
+func frontRouter(prefix string, shift int) *ServiceRouterConfigEntry {
 	var routes []ServiceRoute
 	for i := range 5 {
 		routes = append(routes, pathPrefixRoute(fmt.Sprintf("%sapi%d", prefix, i),
-			&ServiceRouteDestination{Service: "web", ServiceSubset: []string{"v1", "v2"}[i%2]}))
+			&ServiceRouteDestination{Service: "web", ServiceSubset: []string{"v1", "v2"}[(i+shift)%2]}))
 	}
 	return router("front", routes...)
 }
@@ -73,10 +75,16 @@ func BenchmarkValidateWriteMeta50Referrers(b *testing.B) {
 	runValidateWriteBench(b, validateBenchStore(50), webMetaChange())
 }
 
-// BenchmarkValidateWriteRouterChange: front's router with new path
-// prefixes, which must compile front's chain.
-func BenchmarkValidateWriteRouterChange(b *testing.B) {
-	runValidateWriteBench(b, validateBenchStore(50), Change{Entry: frontRouter("/v2/")})
+// BenchmarkValidateWriteRouterMatchChange: front's router with new path
+// prefixes and the same destinations.
+func BenchmarkValidateWriteRouterMatchChange(b *testing.B) {
+	runValidateWriteBench(b, validateBenchStore(50), Change{Entry: frontRouter("/v2/", 0)})
+}
+
+// BenchmarkValidateWriteRouterDestinationChange: front's routes go to the
+// other subsets, so front's chain compiles.
+func BenchmarkValidateWriteRouterDestinationChange(b *testing.B) {
+	runValidateWriteBench(b, validateBenchStore(50), Change{Entry: frontRouter("/", 1)})
 }
 
 // BenchmarkValidateWriteNewLeaf: a new service-defaults with protocol http
