@@ -100,6 +100,20 @@ func Compile(req CompileRequest) (*CompileResult, error) {
 	return res, nil
 }
 
+// compileError is Compile for write-time validation: the same error, or
+// nil, without the result's list of reads.
+func compileError(req CompileRequest) error {
+	if err := req.checkInputs(); err != nil {
+		return err
+	}
+	set, err := gather(req.Entries, req.ServiceName)
+	if err != nil {
+		return err
+	}
+	_, err = newCompiler(req, set).compile()
+	return err
+}
+
 func (r *CompileRequest) checkInputs() error {
 	switch {
 	case r.ServiceName == "":

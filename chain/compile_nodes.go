@@ -58,9 +58,8 @@ func (c *compiler) newTarget(service, subset, namespace, datacenter string) targ
 
 const resolverKeyPrefix = NodeTypeResolver + ":"
 
-func routerKey(name string) string       { return NodeTypeRouter + ":" + name }
-func splitterKey(name string) string     { return NodeTypeSplitter + ":" + name }
-func resolverKey(targetID string) string { return resolverKeyPrefix + targetID }
+func routerKey(name string) string   { return NodeTypeRouter + ":" + name }
+func splitterKey(name string) string { return NodeTypeSplitter + ":" + name }
 
 // assemble builds the graph from the top: the router of the chain's service
 // if there is one, else splitter-or-resolver of the service
@@ -201,17 +200,15 @@ func (c *compiler) splitterOrResolver(service string) (string, error) {
 // resolverNode resolves t and returns the key of its (registered) resolver
 // node.
 func (c *compiler) resolverNode(t targetSpec) (string, error) {
-	id, err := c.resolve(t, false)
-	if err != nil {
-		return "", err
-	}
-	return resolverKey(id), nil
+	return c.resolve(t, false)
 }
 
 // resolve is the resolver step (docs/discovery-chain.md, Resolver step). It
 // follows redirects and the
 // default subset until the target is stable, checks the subset, builds the
-// target and returns its ID. For a primary target it registers the resolver
+// target and returns its resolver node key, "resolver:<target ID>" (the
+// ID is a substring of it, so no string is built twice; a failover
+// target's key names no node). For a primary target it registers the resolver
 // node and attaches failover (docs/discovery-chain.md, Failover); for a
 // failover target
 // (failover=true) it only retains the target.
@@ -221,7 +218,7 @@ func (c *compiler) resolve(t targetSpec, failover bool) (string, error) {
 		key := t.nodeKey()
 		id := key[len(resolverKeyPrefix):]
 		if _, ok := c.nodes[key]; ok {
-			return id, nil // resolver nodes are shared, failover included
+			return key, nil // resolver nodes are shared, failover included
 		}
 		if err := c.recordProtocol(t.service); err != nil {
 			return "", err
@@ -310,7 +307,7 @@ func (c *compiler) buildResolverNode(t targetSpec, key string, res *ServiceResol
 	c.targets[id] = target
 
 	if failover {
-		return id, nil // failover targets get no node and no failover of their own
+		return key, nil // failover targets get no node and no failover of their own
 	}
 	a := &resolverNodeAlloc{
 		node: GraphNode{Type: NodeTypeResolver, Name: id},
@@ -328,7 +325,7 @@ func (c *compiler) buildResolverNode(t targetSpec, key string, res *ServiceResol
 	if err := c.attachFailover(node, t, id, res); err != nil {
 		return "", err
 	}
-	return id, nil
+	return key, nil
 }
 
 // attachFailover picks Failover[<subset>] or Failover["*"], rewrites the
@@ -365,11 +362,11 @@ func (c *compiler) attachFailover(node *GraphNode, t targetSpec, id string, res 
 		if cand.id() == id {
 			continue // don't fail over to yourself
 		}
-		fid, err := c.resolve(cand, true)
+		fkey, err := c.resolve(cand, true)
 		if err != nil {
 			return err
 		}
-		ids = append(ids, fid)
+		ids = append(ids, fkey[len(resolverKeyPrefix):])
 	}
 	if len(ids) > 0 {
 		node.Resolver.Failover = &FailoverInfo{Targets: ids}

@@ -34,7 +34,9 @@
 //  4. Compile: Compile turns the entries reachable from one service into a
 //     CompiledChain; ValidateWrite and AffectedChains use it to reject a
 //     write that would break any chain (docs/discovery-chain.md, Compile
-//     and Write-time validation), with *GraphError.
+//     and Write-time validation), with *GraphError. A write that keeps
+//     its key's graph input (the fields that can decide whether a chain
+//     compiles) is accepted without compiling.
 //
 // Entry.References lists the services an entry points at; the store's link
 // index and ACL checks use it.

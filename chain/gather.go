@@ -123,6 +123,23 @@ func (q *nameQueue) pop() (string, bool) {
 //
 // It returns the set and every key looked up, sorted and deduplicated.
 func gatherEntries(src EntryLookup, service string) (*entrySet, []Key, error) {
+	set, err := gather(src, service)
+	return set, set.readKeys(), err
+}
+
+// readKeys returns every key looked up, found or not, sorted.
+func (s *entrySet) readKeys() []Key {
+	reads := make([]Key, 0, len(s.got))
+	for k := range s.got {
+		reads = append(reads, k)
+	}
+	slices.SortFunc(reads, compareKeys)
+	return reads
+}
+
+// gather is gatherEntries without the sorted list of keys, which
+// write-time validation does not need.
+func gather(src EntryLookup, service string) (*entrySet, error) {
 	g := &gatherer{src: src, set: &entrySet{got: make(map[Key]Entry, 8)}}
 
 	if p, ok := g.get(KindProxyDefaults, ProxyDefaultsName).(*ProxyConfigEntry); ok {
@@ -173,12 +190,7 @@ func gatherEntries(src EntryLookup, service string) (*entrySet, []Key, error) {
 		g.get(KindServiceDefaults, name)
 	}
 
-	reads := make([]Key, 0, len(g.set.got))
-	for k := range g.set.got {
-		reads = append(reads, k)
-	}
-	slices.SortFunc(reads, compareKeys)
-	return g.set, reads, g.err
+	return g.set, g.err
 }
 
 // compareKeys orders keys by Kind, then Name.

@@ -62,10 +62,18 @@ func AffectedChains(s GraphStore, key Key) []string {
 		slices.Sort(names)
 		return slices.Compact(names)
 	}
+	direct := s.Referrers(key.Name)
+	if len(direct) == 0 {
+		return []string{key.Name} // a leaf: the common case
+	}
 	seen := map[string]bool{key.Name: true}
 	names := []string{key.Name}
 	for i := 0; i < len(names); i++ {
-		for _, r := range s.Referrers(names[i]) {
+		refs := direct
+		if i > 0 {
+			refs = s.Referrers(names[i])
+		}
+		for _, r := range refs {
 			r = strings.ToLower(r)
 			if !seen[r] {
 				seen[r] = true
@@ -77,24 +85,41 @@ func AffectedChains(s GraphStore, key Key) []string {
 	return names
 }
 
-// ValidateWrite compiles every chain the change affects, with the change
-// overlaid on s (a delete masks the key), using the fixed inputs of
-// docs/discovery-chain.md, Write-time validation:
+// ValidateWrite checks that the change breaks no discovery chain, using
+// the fixed inputs of docs/discovery-chain.md, Write-time validation:
 // namespace default, datacenter dc1, ValidationTrustDomain, UseInDatacenter
 // dc1. It returns the first error in chain-name order: a *GraphError as
 // Compile returned it, or another error wrapped with the chain's name.
-// It depends only on s and c, so every replica decides alike.
+//
+// When the change leaves the graph input of its key unchanged (a
+// service-defaults Meta edit, a splitter's weights, a route's match:
+// validate_skip.go) no chain can stop compiling, and ValidateWrite
+// returns nil without compiling; otherwise it compiles
+// every chain the change affects, with the change overlaid on s (a delete
+// masks the key). It depends only on s and c, so every replica decides
+// alike.
 func ValidateWrite(s GraphStore, c Change) error {
 	key, err := c.key()
 	if err != nil {
 		return err
 	}
-	view := &overlay{base: s, key: key, entry: c.Entry}
-	if c.Entry == nil || isNilEntry(c.Entry) {
-		view.entry = nil
+	next := c.Entry
+	if next == nil || isNilEntry(next) {
+		next = nil
 	}
+	if graphInputUnchanged(s, key, next) {
+		return nil
+	}
+	return compileAffected(s, key, next)
+}
+
+// compileAffected is the full validation: it compiles every chain in
+// AffectedChains(s, key) with next (nil: a delete) overlaid at key and
+// returns the first error. Tests use it as the oracle of the fast path.
+func compileAffected(s GraphStore, key Key, next Entry) error {
+	view := &overlay{base: s, key: key, entry: next}
 	for _, name := range AffectedChains(s, key) {
-		_, err := Compile(CompileRequest{
+		err := compileError(CompileRequest{
 			ServiceName:           name,
 			EvaluateInNamespace:   DefaultNamespace,
 			EvaluateInDatacenter:  DefaultDatacenter,
