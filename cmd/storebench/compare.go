@@ -100,7 +100,7 @@ func readResultFile(path string) ([]*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	b, err := io.ReadAll(io.LimitReader(f, maxResultsFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
