@@ -114,11 +114,7 @@ func encodeACLCommand(c Command) ([]byte, error) {
 	if err := checkACLBody(op, body); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", op, err)
 	}
-	js, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", op, err)
-	}
-	return append([]byte{byte(op)}, js...), nil
+	return encodeACLV1(op, body)
 }
 
 // checkACLBody checks that body carries exactly what op needs.
@@ -151,6 +147,12 @@ func decodeACLCommand(op Op, rest []byte) (Command, error) {
 	if err := decodeJSONExact(rest, &b); err != nil {
 		return Command{Op: op}, fmt.Errorf("decode %s: %w: %w", op, ErrMalformedCommand, err)
 	}
+	return aclCommand(op, b)
+}
+
+// aclCommand checks a decoded ACL body (either log format) and returns
+// its command.
+func aclCommand(op Op, b aclBody) (Command, error) {
 	if err := checkACLBody(op, b); err != nil {
 		return Command{Op: op}, fmt.Errorf("decode %s: %w", op, err)
 	}

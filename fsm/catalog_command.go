@@ -47,11 +47,7 @@ func encodeCatalogCommand(c Command) ([]byte, error) {
 		if c.Instance == nil || c.InstanceID != "" {
 			return nil, fmt.Errorf("encode register: want an instance and no ID: %w", ErrMalformedCommand)
 		}
-		js, err := json.Marshal(c.Instance)
-		if err != nil {
-			return nil, fmt.Errorf("encode register of %q: %w", c.Instance.ID, err)
-		}
-		return append(b, js...), nil
+		return encodeRegisterV1(c.Instance)
 	}
 	if c.Instance != nil || c.InstanceID == "" {
 		return nil, fmt.Errorf("encode %s: want an instance ID and no instance: %w", op, ErrMalformedCommand)

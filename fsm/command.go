@@ -230,16 +230,7 @@ func EncodeCommand(c Command) ([]byte, error) {
 		if c.Key != (chain.Key{}) && chain.KeyOf(c.Key.Kind, c.Key.Name) != k {
 			return nil, fmt.Errorf("encode %s of %s with key %s: %w", op, k, c.Key, ErrMalformedCommand)
 		}
-		js, err := chain.EncodeEntry(c.Entry)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s of %s: %w", op, k, err)
-		}
-		b := make([]byte, 0, 1+binary.MaxVarintLen64+len(js))
-		b = append(b, byte(op))
-		if cas {
-			b = binary.AppendUvarint(b, c.CASIndex)
-		}
-		return append(b, js...), nil
+		return encodeUpsertV1(op.base(), c.CASIndex, c.Entry)
 
 	default: // OpDelete, OpDeleteCAS
 		if c.Entry != nil {
@@ -274,6 +265,9 @@ func DecodeCommand(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("decode command: empty: %w", ErrMalformedCommand)
 	}
 	raw := Op(b[0])
+	if w := raw.base(); w >= firstWireV1 && w <= lastWireV1 {
+		return decodeV1(logicalOp(w), b[1:])
+	}
 	if !knownOp(raw) {
 		return Command{Op: raw}, fmt.Errorf("decode command type 0x%02x: %w", b[0], ErrUnknownOp)
 	}
@@ -337,6 +331,24 @@ func DecodeCommand(b []byte) (Command, error) {
 		c.Key = k
 	}
 	return c, nil
+}
+
+// decodeV1 decodes the body of a log format v1 command carrying the
+// logical operation op.
+func decodeV1(op Op, body []byte) (Command, error) {
+	switch {
+	case op == OpUpsert || op == OpUpsertCAS:
+		return decodeUpsertV1(op, body)
+	case op == OpRegister:
+		return decodeRegisterV1(body)
+	case isACLOp(op):
+		b, err := decodeACLV1(op, body)
+		if err != nil {
+			return Command{Op: op}, err
+		}
+		return aclCommand(op, b)
+	}
+	panic(fmt.Sprintf("fsm: v1 type byte for %s has no decoder", op))
 }
 
 // appendString appends a varint length and s.

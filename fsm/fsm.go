@@ -207,7 +207,7 @@ func (f *FSM) applyCommand(w *writer, l *raft.Log) (Command, ApplyResult) {
 		return Command{}, ApplyResult{Index: l.Index, Err: err}
 	}
 	raw := Op(l.Data[0])
-	h, ok := f.handlers[raw.base()]
+	h, ok := f.handlers[logicalOp(raw.base())]
 	if !ok {
 		if raw&IgnoreUnknownFlag != 0 {
 			f.logger.Warn("skipping unknown command type flagged as ignorable (newer leader?)",
