@@ -137,13 +137,20 @@ func hasUnknownFields(m protoreflect.Message) bool {
 	return found
 }
 
+// upsertBufSize is the initial capacity of an encoded upsert: most
+// entries fit, so the buffer is allocated once.
+const upsertBufSize = 640
+
 // encodeUpsertV1 encodes an upsert or upsert-cas of e.
 func encodeUpsertV1(op Op, cas uint64, e chain.Entry) ([]byte, error) {
-	pe, err := entryToProto(e)
+	w, _ := wireV1(op)
+	b := make([]byte, 1, upsertBufSize)
+	b[0] = byte(w)
+	b, err := encodeUpsertWire(b, cas, e)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s of %s/%s: %w", op, e.GetKind(), e.GetName(), err)
+		return nil, fmt.Errorf("encode %s of %s/%s: %w: %w", op, e.GetKind(), e.GetName(), ErrMalformedCommand, err)
 	}
-	return marshalV1(op, &raftlogv1.Upsert{CasIndex: cas, Entry: pe})
+	return b, nil
 }
 
 // decodeUpsertV1 decodes the body of wireUpsertV1 or wireUpsertCASV1 (op
@@ -220,4 +227,20 @@ func decodeACLV1(op Op, body []byte) (aclBody, error) {
 		b.Token = &ACLToken{AccessorID: t.AccessorId, SecretHash: t.SecretHash, Description: t.Description, Policies: nilIfEmptySlice(t.Policies), CreateIndex: t.CreateIndex, ModifyIndex: t.ModifyIndex}
 	}
 	return b, nil
+}
+
+// nilIfEmpty and nilIfEmptySlice turn an empty map or slice into nil (the
+// canonical JSON omits both, and the v0 decoders return nil).
+func nilIfEmpty[M ~map[K]V, K comparable, V any](m M) M {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func nilIfEmptySlice[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }

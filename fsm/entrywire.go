@@ -38,7 +38,7 @@ type wireField struct {
 }
 
 // eachField calls fn for each field of the message in b, in wire order.
-func eachField(b []byte, fn func(f wireField) error) error {
+func (d *wireDec) eachField(b []byte, fn func(f wireField) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -82,14 +82,60 @@ func (f wireField) unknown(msg string) error {
 	return fmt.Errorf("%w: unknown field %d in %s", errWire, f.num, msg)
 }
 
-func (f wireField) str() (string, error) {
+// wireDec decodes one command body. Its strings are substrings of one
+// copy of the body (arena), so decoding an entry allocates that copy once
+// instead of once per string; the entry keeps the copy alive, which is
+// about the size of the entry itself.
+type wireDec struct {
+	arena   string
+	baseCap int // cap of the body slice that arena copies
+	// mapHint sizes the next Meta map (set by the entry decoders from a
+	// count of its entries; 0 elsewhere).
+	mapHint int
+}
+
+// countField counts the fields numbered num in the message b (0 if b is
+// malformed; the decode that follows reports that).
+func countField(b []byte, num protowire.Number) int {
+	n := 0
+	for len(b) > 0 {
+		got, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return 0
+		}
+		b = b[k:]
+		if k = protowire.ConsumeFieldValue(got, typ, b); k < 0 {
+			return 0
+		}
+		b = b[k:]
+		if got == num {
+			n++
+		}
+	}
+	return n
+}
+
+func newWireDec(body []byte) *wireDec {
+	return &wireDec{arena: string(body), baseCap: cap(body)}
+}
+
+// str returns a string field's value as a substring of the arena. f.b is
+// a subslice of the body, so its offset is baseCap - cap(f.b).
+func (d *wireDec) str(f wireField) (string, error) {
 	if err := f.want(protowire.BytesType); err != nil {
 		return "", err
 	}
 	if !utf8.Valid(f.b) {
 		return "", fmt.Errorf("%w: field %d is not valid UTF-8", errWire, f.num)
 	}
-	return string(f.b), nil
+	if len(f.b) == 0 {
+		return "", nil
+	}
+	off := d.baseCap - cap(f.b)
+	if off < 0 || off+len(f.b) > len(d.arena) {
+		panic("fsm: wire field is not a subslice of the decoded body")
+	}
+	return d.arena[off : off+len(f.b)], nil
 }
 
 func (f wireField) boolean() (bool, error) {
@@ -127,8 +173,8 @@ func (f wireField) msg(seen *bool) ([]byte, error) {
 }
 
 // appendStr decodes one element of a repeated string field.
-func appendStr(dst []string, f wireField) ([]string, error) {
-	s, err := f.str()
+func (d *wireDec) appendStr(dst []string, f wireField) ([]string, error) {
+	s, err := d.str(f)
 	if err != nil {
 		return dst, err
 	}
@@ -155,13 +201,13 @@ func appendUint32s(dst []uint32, f wireField) ([]uint32, error) {
 }
 
 // mapEntry decodes a map<string, V> entry: its key and the raw value
-// field (nil if absent).
-func mapEntry(f wireField) (key string, val *wireField, err error) {
+// field (hasVal false if absent).
+func (d *wireDec) mapEntry(f wireField) (key string, val wireField, hasVal bool, err error) {
 	if err := f.want(protowire.BytesType); err != nil {
-		return "", nil, err
+		return "", val, false, err
 	}
 	var seenKey bool
-	err = eachField(f.b, func(e wireField) error {
+	err = d.eachField(f.b, func(e wireField) error {
 		switch e.num {
 		case 1:
 			if seenKey {
@@ -169,35 +215,44 @@ func mapEntry(f wireField) (key string, val *wireField, err error) {
 			}
 			seenKey = true
 			var err error
-			key, err = e.str()
+			key, err = d.str(e)
 			return err
 		case 2:
-			if val != nil {
+			if hasVal {
 				return fmt.Errorf("%w: map value repeated", errWire)
 			}
-			v := e
-			val = &v
+			val, hasVal = e, true
 			return nil
 		}
 		return e.unknown("map entry")
 	})
-	return key, val, err
+	return key, val, hasVal, err
+}
+
+// putMeta decodes an entry's Meta map entry f into *m, sizing the map
+// for all the Meta entries of the entry message b when it creates it.
+func (d *wireDec) putMeta(m *map[string]string, b []byte, f wireField) error {
+	if *m == nil {
+		d.mapHint = countField(b, f.num)
+		defer func() { d.mapHint = 0 }()
+	}
+	return d.putStringMap(m, f)
 }
 
 // putStringMap decodes a map<string, string> entry into *m.
-func putStringMap(m *map[string]string, f wireField) error {
-	k, v, err := mapEntry(f)
+func (d *wireDec) putStringMap(m *map[string]string, f wireField) error {
+	k, v, hasVal, err := d.mapEntry(f)
 	if err != nil {
 		return err
 	}
 	var s string
-	if v != nil {
-		if s, err = v.str(); err != nil {
+	if hasVal {
+		if s, err = d.str(v); err != nil {
 			return err
 		}
 	}
 	if *m == nil {
-		*m = make(map[string]string)
+		*m = make(map[string]string, d.mapHint)
 	}
 	(*m)[k] = s
 	return nil
@@ -205,8 +260,9 @@ func putStringMap(m *map[string]string, f wireField) error {
 
 // decodeUpsertWire decodes a raftlogv1.Upsert.
 func decodeUpsertWire(b []byte) (cas uint64, e chain.Entry, err error) {
+	d := newWireDec(b)
 	var seen bool
-	err = eachField(b, func(f wireField) error {
+	err = d.eachField(b, func(f wireField) error {
 		switch f.num {
 		case 1:
 			var err error
@@ -217,7 +273,7 @@ func decodeUpsertWire(b []byte) (cas uint64, e chain.Entry, err error) {
 			if err != nil {
 				return err
 			}
-			e, err = decodeEntryWire(body)
+			e, err = d.decodeEntryWire(body)
 			return err
 		}
 		return f.unknown("Upsert")
@@ -226,9 +282,9 @@ func decodeUpsertWire(b []byte) (cas uint64, e chain.Entry, err error) {
 }
 
 // decodeEntryWire decodes a raftlogv1.Entry.
-func decodeEntryWire(b []byte) (chain.Entry, error) {
+func (d *wireDec) decodeEntryWire(b []byte) (chain.Entry, error) {
 	var e chain.Entry
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		if f.num < 1 || f.num > 5 {
 			return f.unknown("Entry")
 		}
@@ -241,15 +297,15 @@ func decodeEntryWire(b []byte) (chain.Entry, error) {
 		var err error
 		switch f.num {
 		case 1:
-			e, err = decodeServiceDefaultsWire(f.b)
+			e, err = d.decodeServiceDefaultsWire(f.b)
 		case 2:
-			e, err = decodeProxyDefaultsWire(f.b)
+			e, err = d.decodeProxyDefaultsWire(f.b)
 		case 3:
-			e, err = decodeRouterWire(f.b)
+			e, err = d.decodeRouterWire(f.b)
 		case 4:
-			e, err = decodeSplitterWire(f.b)
+			e, err = d.decodeSplitterWire(f.b)
 		case 5:
-			e, err = decodeResolverWire(f.b)
+			e, err = d.decodeResolverWire(f.b)
 		}
 		return err
 	})
@@ -262,19 +318,19 @@ func decodeEntryWire(b []byte) (chain.Entry, error) {
 	return e, nil
 }
 
-func decodeMeshGatewayWire(b []byte, dst *chain.MeshGatewayConfig) error {
-	return eachField(b, func(f wireField) error {
+func (d *wireDec) decodeMeshGatewayWire(b []byte, dst *chain.MeshGatewayConfig) error {
+	return d.eachField(b, func(f wireField) error {
 		if f.num == 1 {
 			var err error
-			dst.Mode, err = f.str()
+			dst.Mode, err = d.str(f)
 			return err
 		}
 		return f.unknown("MeshGatewayConfig")
 	})
 }
 
-func decodeExposeWire(b []byte, dst *chain.ExposeConfig) error {
-	return eachField(b, func(f wireField) error {
+func (d *wireDec) decodeExposeWire(b []byte, dst *chain.ExposeConfig) error {
+	return d.eachField(b, func(f wireField) error {
 		var err error
 		switch f.num {
 		case 1:
@@ -284,12 +340,12 @@ func decodeExposeWire(b []byte, dst *chain.ExposeConfig) error {
 				return err
 			}
 			var p chain.ExposePath
-			err = eachField(f.b, func(f wireField) error {
+			err = d.eachField(f.b, func(f wireField) error {
 				var err error
 				var n int64
 				switch f.num {
 				case 1:
-					p.Path, err = f.str()
+					p.Path, err = d.str(f)
 				case 2:
 					n, err = f.int64v()
 					p.LocalPathPort = int(n)
@@ -297,7 +353,7 @@ func decodeExposeWire(b []byte, dst *chain.ExposeConfig) error {
 					n, err = f.int64v()
 					p.ListenerPort = int(n)
 				case 4:
-					p.Protocol, err = f.str()
+					p.Protocol, err = d.str(f)
 				default:
 					err = f.unknown("ExposePath")
 				}
@@ -311,29 +367,29 @@ func decodeExposeWire(b []byte, dst *chain.ExposeConfig) error {
 	})
 }
 
-func decodeServiceDefaultsWire(b []byte) (*chain.ServiceConfigEntry, error) {
+func (d *wireDec) decodeServiceDefaultsWire(b []byte) (*chain.ServiceConfigEntry, error) {
 	e := &chain.ServiceConfigEntry{Kind: chain.KindServiceDefaults}
 	var seenMG, seenExpose bool
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		var body []byte
 		switch f.num {
 		case 1:
-			e.Name, err = f.str()
+			e.Name, err = d.str(f)
 		case 2:
-			e.Protocol, err = f.str()
+			e.Protocol, err = d.str(f)
 		case 3:
 			if body, err = f.msg(&seenMG); err == nil {
-				err = decodeMeshGatewayWire(body, &e.MeshGateway)
+				err = d.decodeMeshGatewayWire(body, &e.MeshGateway)
 			}
 		case 4:
-			e.ExternalSNI, err = f.str()
+			e.ExternalSNI, err = d.str(f)
 		case 5:
 			if body, err = f.msg(&seenExpose); err == nil {
-				err = decodeExposeWire(body, &e.Expose)
+				err = d.decodeExposeWire(body, &e.Expose)
 			}
 		case 6:
-			err = putStringMap(&e.Meta, f)
+			err = d.putMeta(&e.Meta, b, f)
 		default:
 			err = f.unknown("ServiceDefaults")
 		}
@@ -342,30 +398,30 @@ func decodeServiceDefaultsWire(b []byte) (*chain.ServiceConfigEntry, error) {
 	return e, err
 }
 
-func decodeProxyDefaultsWire(b []byte) (*chain.ProxyConfigEntry, error) {
+func (d *wireDec) decodeProxyDefaultsWire(b []byte) (*chain.ProxyConfigEntry, error) {
 	e := &chain.ProxyConfigEntry{Kind: chain.KindProxyDefaults}
 	var seenMG, seenExpose bool
 	var cfg []byte
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		var body []byte
 		switch f.num {
 		case 1:
-			e.Name, err = f.str()
+			e.Name, err = d.str(f)
 		case 2:
 			if err = f.want(protowire.BytesType); err == nil {
 				cfg = f.b
 			}
 		case 3:
 			if body, err = f.msg(&seenMG); err == nil {
-				err = decodeMeshGatewayWire(body, &e.MeshGateway)
+				err = d.decodeMeshGatewayWire(body, &e.MeshGateway)
 			}
 		case 4:
 			if body, err = f.msg(&seenExpose); err == nil {
-				err = decodeExposeWire(body, &e.Expose)
+				err = d.decodeExposeWire(body, &e.Expose)
 			}
 		case 5:
-			err = putStringMap(&e.Meta, f)
+			err = d.putMeta(&e.Meta, b, f)
 		default:
 			err = f.unknown("ProxyDefaults")
 		}
@@ -380,17 +436,17 @@ func decodeProxyDefaultsWire(b []byte) (*chain.ProxyConfigEntry, error) {
 	return e, nil
 }
 
-func decodeHeadersWire(b []byte) (*chain.HTTPHeaderModifiers, error) {
+func (d *wireDec) decodeHeadersWire(b []byte) (*chain.HTTPHeaderModifiers, error) {
 	h := &chain.HTTPHeaderModifiers{}
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		switch f.num {
 		case 1:
-			err = putStringMap(&h.Add, f)
+			err = d.putStringMap(&h.Add, f)
 		case 2:
-			err = putStringMap(&h.Set, f)
+			err = d.putStringMap(&h.Set, f)
 		case 3:
-			h.Remove, err = appendStr(h.Remove, f)
+			h.Remove, err = d.appendStr(h.Remove, f)
 		default:
 			err = f.unknown("HTTPHeaderModifiers")
 		}
@@ -399,22 +455,22 @@ func decodeHeadersWire(b []byte) (*chain.HTTPHeaderModifiers, error) {
 	return h, err
 }
 
-func decodeRouterWire(b []byte) (*chain.ServiceRouterConfigEntry, error) {
+func (d *wireDec) decodeRouterWire(b []byte) (*chain.ServiceRouterConfigEntry, error) {
 	e := &chain.ServiceRouterConfigEntry{Kind: chain.KindServiceRouter}
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		switch f.num {
 		case 1:
-			e.Name, err = f.str()
+			e.Name, err = d.str(f)
 		case 2:
 			if err = f.want(protowire.BytesType); err != nil {
 				return err
 			}
 			var r chain.ServiceRoute
-			r, err = decodeRouteWire(f.b)
+			r, err = d.decodeRouteWire(f.b)
 			e.Routes = append(e.Routes, r)
 		case 3:
-			err = putStringMap(&e.Meta, f)
+			err = d.putMeta(&e.Meta, b, f)
 		default:
 			err = f.unknown("ServiceRouter")
 		}
@@ -423,20 +479,20 @@ func decodeRouterWire(b []byte) (*chain.ServiceRouterConfigEntry, error) {
 	return e, err
 }
 
-func decodeRouteWire(b []byte) (chain.ServiceRoute, error) {
+func (d *wireDec) decodeRouteWire(b []byte) (chain.ServiceRoute, error) {
 	var r chain.ServiceRoute
 	var seenMatch, seenDest bool
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		var body []byte
 		switch f.num {
 		case 1:
 			if body, err = f.msg(&seenMatch); err == nil {
-				r.Match, err = decodeMatchWire(body)
+				r.Match, err = d.decodeMatchWire(body)
 			}
 		case 2:
 			if body, err = f.msg(&seenDest); err == nil {
-				r.Destination, err = decodeDestinationWire(body)
+				r.Destination, err = d.decodeDestinationWire(body)
 			}
 		default:
 			err = f.unknown("ServiceRoute")
@@ -446,53 +502,53 @@ func decodeRouteWire(b []byte) (chain.ServiceRoute, error) {
 	return r, err
 }
 
-func decodeMatchWire(b []byte) (*chain.ServiceRouteMatch, error) {
+func (d *wireDec) decodeMatchWire(b []byte) (*chain.ServiceRouteMatch, error) {
 	m := &chain.ServiceRouteMatch{}
 	var seen bool
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		if f.num != 1 {
 			return f.unknown("ServiceRouteMatch")
 		}
 		body, err := f.msg(&seen)
 		if err == nil {
-			m.HTTP, err = decodeHTTPMatchWire(body)
+			m.HTTP, err = d.decodeHTTPMatchWire(body)
 		}
 		return err
 	})
 	return m, err
 }
 
-func decodeHTTPMatchWire(b []byte) (*chain.ServiceRouteHTTPMatch, error) {
+func (d *wireDec) decodeHTTPMatchWire(b []byte) (*chain.ServiceRouteHTTPMatch, error) {
 	h := &chain.ServiceRouteHTTPMatch{}
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		switch f.num {
 		case 1:
-			h.PathExact, err = f.str()
+			h.PathExact, err = d.str(f)
 		case 2:
-			h.PathPrefix, err = f.str()
+			h.PathPrefix, err = d.str(f)
 		case 3:
-			h.PathRegex, err = f.str()
+			h.PathRegex, err = d.str(f)
 		case 4:
 			if err = f.want(protowire.BytesType); err != nil {
 				return err
 			}
 			var x chain.ServiceRouteHTTPMatchHeader
-			err = eachField(f.b, func(f wireField) error {
+			err = d.eachField(f.b, func(f wireField) error {
 				var err error
 				switch f.num {
 				case 1:
-					x.Name, err = f.str()
+					x.Name, err = d.str(f)
 				case 2:
 					x.Present, err = f.boolean()
 				case 3:
-					x.Exact, err = f.str()
+					x.Exact, err = d.str(f)
 				case 4:
-					x.Prefix, err = f.str()
+					x.Prefix, err = d.str(f)
 				case 5:
-					x.Suffix, err = f.str()
+					x.Suffix, err = d.str(f)
 				case 6:
-					x.Regex, err = f.str()
+					x.Regex, err = d.str(f)
 				case 7:
 					x.Invert, err = f.boolean()
 				default:
@@ -506,17 +562,17 @@ func decodeHTTPMatchWire(b []byte) (*chain.ServiceRouteHTTPMatch, error) {
 				return err
 			}
 			var x chain.ServiceRouteHTTPMatchQueryParam
-			err = eachField(f.b, func(f wireField) error {
+			err = d.eachField(f.b, func(f wireField) error {
 				var err error
 				switch f.num {
 				case 1:
-					x.Name, err = f.str()
+					x.Name, err = d.str(f)
 				case 2:
 					x.Present, err = f.boolean()
 				case 3:
-					x.Exact, err = f.str()
+					x.Exact, err = d.str(f)
 				case 4:
-					x.Regex, err = f.str()
+					x.Regex, err = d.str(f)
 				default:
 					err = f.unknown("ServiceRouteHTTPMatchQueryParam")
 				}
@@ -524,7 +580,7 @@ func decodeHTTPMatchWire(b []byte) (*chain.ServiceRouteHTTPMatch, error) {
 			})
 			h.QueryParam = append(h.QueryParam, x)
 		case 6:
-			h.Methods, err = appendStr(h.Methods, f)
+			h.Methods, err = d.appendStr(h.Methods, f)
 		default:
 			err = f.unknown("ServiceRouteHTTPMatch")
 		}
@@ -533,84 +589,84 @@ func decodeHTTPMatchWire(b []byte) (*chain.ServiceRouteHTTPMatch, error) {
 	return h, err
 }
 
-func decodeDestinationWire(b []byte) (*chain.ServiceRouteDestination, error) {
-	d := &chain.ServiceRouteDestination{}
+func (d *wireDec) decodeDestinationWire(b []byte) (*chain.ServiceRouteDestination, error) {
+	dst := &chain.ServiceRouteDestination{}
 	var seenReq, seenResp bool
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		var n int64
 		var body []byte
 		switch f.num {
 		case 1:
-			d.Service, err = f.str()
+			dst.Service, err = d.str(f)
 		case 2:
-			d.ServiceSubset, err = f.str()
+			dst.ServiceSubset, err = d.str(f)
 		case 3:
-			d.Namespace, err = f.str()
+			dst.Namespace, err = d.str(f)
 		case 4:
-			d.PrefixRewrite, err = f.str()
+			dst.PrefixRewrite, err = d.str(f)
 		case 5:
 			n, err = f.int64v()
-			d.RequestTimeout = chain.Duration(n)
+			dst.RequestTimeout = chain.Duration(n)
 		case 6:
 			n, err = f.int64v()
-			d.IdleTimeout = chain.Duration(n)
+			dst.IdleTimeout = chain.Duration(n)
 		case 7:
-			d.NumRetries, err = f.uint32v()
+			dst.NumRetries, err = f.uint32v()
 		case 8:
-			d.RetryOnConnectFailure, err = f.boolean()
+			dst.RetryOnConnectFailure, err = f.boolean()
 		case 9:
-			d.RetryOn, err = appendStr(d.RetryOn, f)
+			dst.RetryOn, err = d.appendStr(dst.RetryOn, f)
 		case 10:
-			d.RetryOnStatusCodes, err = appendUint32s(d.RetryOnStatusCodes, f)
+			dst.RetryOnStatusCodes, err = appendUint32s(dst.RetryOnStatusCodes, f)
 		case 11:
 			if body, err = f.msg(&seenReq); err == nil {
-				d.RequestHeaders, err = decodeHeadersWire(body)
+				dst.RequestHeaders, err = d.decodeHeadersWire(body)
 			}
 		case 12:
 			if body, err = f.msg(&seenResp); err == nil {
-				d.ResponseHeaders, err = decodeHeadersWire(body)
+				dst.ResponseHeaders, err = d.decodeHeadersWire(body)
 			}
 		default:
 			err = f.unknown("ServiceRouteDestination")
 		}
 		return err
 	})
-	return d, err
+	return dst, err
 }
 
-func decodeSplitterWire(b []byte) (*chain.ServiceSplitterConfigEntry, error) {
+func (d *wireDec) decodeSplitterWire(b []byte) (*chain.ServiceSplitterConfigEntry, error) {
 	e := &chain.ServiceSplitterConfigEntry{Kind: chain.KindServiceSplitter}
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		switch f.num {
 		case 1:
-			e.Name, err = f.str()
+			e.Name, err = d.str(f)
 		case 2:
 			if err = f.want(protowire.BytesType); err != nil {
 				return err
 			}
 			var s chain.ServiceSplit
 			var seenReq, seenResp bool
-			err = eachField(f.b, func(f wireField) error {
+			err = d.eachField(f.b, func(f wireField) error {
 				var err error
 				var body []byte
 				switch f.num {
 				case 1:
 					s.Weight, err = f.float32v()
 				case 2:
-					s.Service, err = f.str()
+					s.Service, err = d.str(f)
 				case 3:
-					s.ServiceSubset, err = f.str()
+					s.ServiceSubset, err = d.str(f)
 				case 4:
-					s.Namespace, err = f.str()
+					s.Namespace, err = d.str(f)
 				case 5:
 					if body, err = f.msg(&seenReq); err == nil {
-						s.RequestHeaders, err = decodeHeadersWire(body)
+						s.RequestHeaders, err = d.decodeHeadersWire(body)
 					}
 				case 6:
 					if body, err = f.msg(&seenResp); err == nil {
-						s.ResponseHeaders, err = decodeHeadersWire(body)
+						s.ResponseHeaders, err = d.decodeHeadersWire(body)
 					}
 				default:
 					err = f.unknown("ServiceSplit")
@@ -619,7 +675,7 @@ func decodeSplitterWire(b []byte) (*chain.ServiceSplitterConfigEntry, error) {
 			})
 			e.Splits = append(e.Splits, s)
 		case 3:
-			err = putStringMap(&e.Meta, f)
+			err = d.putMeta(&e.Meta, b, f)
 		default:
 			err = f.unknown("ServiceSplitter")
 		}
@@ -628,26 +684,26 @@ func decodeSplitterWire(b []byte) (*chain.ServiceSplitterConfigEntry, error) {
 	return e, err
 }
 
-func decodeResolverWire(b []byte) (*chain.ServiceResolverConfigEntry, error) {
+func (d *wireDec) decodeResolverWire(b []byte) (*chain.ServiceResolverConfigEntry, error) {
 	e := &chain.ServiceResolverConfigEntry{Kind: chain.KindServiceResolver}
 	var seenRedirect, seenLB bool
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		var n int64
 		var body []byte
 		switch f.num {
 		case 1:
-			e.Name, err = f.str()
+			e.Name, err = d.str(f)
 		case 2:
-			e.DefaultSubset, err = f.str()
+			e.DefaultSubset, err = d.str(f)
 		case 3:
-			err = putSubsetWire(e, f)
+			err = d.putSubsetWire(e, f)
 		case 4:
 			if body, err = f.msg(&seenRedirect); err == nil {
-				e.Redirect, err = decodeRedirectWire(body)
+				e.Redirect, err = d.decodeRedirectWire(body)
 			}
 		case 5:
-			err = putFailoverWire(e, f)
+			err = d.putFailoverWire(e, f)
 		case 6:
 			n, err = f.int64v()
 			e.ConnectTimeout = chain.Duration(n)
@@ -656,10 +712,10 @@ func decodeResolverWire(b []byte) (*chain.ServiceResolverConfigEntry, error) {
 			e.RequestTimeout = chain.Duration(n)
 		case 8:
 			if body, err = f.msg(&seenLB); err == nil {
-				e.LoadBalancer, err = decodeLoadBalancerWire(body)
+				e.LoadBalancer, err = d.decodeLoadBalancerWire(body)
 			}
 		case 9:
-			err = putStringMap(&e.Meta, f)
+			err = d.putMeta(&e.Meta, b, f)
 		default:
 			err = f.unknown("ServiceResolver")
 		}
@@ -668,21 +724,21 @@ func decodeResolverWire(b []byte) (*chain.ServiceResolverConfigEntry, error) {
 	return e, err
 }
 
-func putSubsetWire(e *chain.ServiceResolverConfigEntry, f wireField) error {
-	k, v, err := mapEntry(f)
+func (d *wireDec) putSubsetWire(e *chain.ServiceResolverConfigEntry, f wireField) error {
+	k, v, hasVal, err := d.mapEntry(f)
 	if err != nil {
 		return err
 	}
 	var s chain.ServiceResolverSubset
-	if v != nil {
+	if hasVal {
 		if err := v.want(protowire.BytesType); err != nil {
 			return err
 		}
-		err = eachField(v.b, func(f wireField) error {
+		err = d.eachField(v.b, func(f wireField) error {
 			var err error
 			switch f.num {
 			case 1:
-				s.Filter, err = f.str()
+				s.Filter, err = d.str(f)
 			case 2:
 				s.OnlyPassing, err = f.boolean()
 			default:
@@ -701,19 +757,19 @@ func putSubsetWire(e *chain.ServiceResolverConfigEntry, f wireField) error {
 	return nil
 }
 
-func decodeRedirectWire(b []byte) (*chain.ServiceResolverRedirect, error) {
+func (d *wireDec) decodeRedirectWire(b []byte) (*chain.ServiceResolverRedirect, error) {
 	r := &chain.ServiceResolverRedirect{}
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		switch f.num {
 		case 1:
-			r.Service, err = f.str()
+			r.Service, err = d.str(f)
 		case 2:
-			r.ServiceSubset, err = f.str()
+			r.ServiceSubset, err = d.str(f)
 		case 3:
-			r.Namespace, err = f.str()
+			r.Namespace, err = d.str(f)
 		case 4:
-			r.Datacenter, err = f.str()
+			r.Datacenter, err = d.str(f)
 		default:
 			err = f.unknown("ServiceResolverRedirect")
 		}
@@ -722,43 +778,43 @@ func decodeRedirectWire(b []byte) (*chain.ServiceResolverRedirect, error) {
 	return r, err
 }
 
-func putFailoverWire(e *chain.ServiceResolverConfigEntry, f wireField) error {
-	k, v, err := mapEntry(f)
+func (d *wireDec) putFailoverWire(e *chain.ServiceResolverConfigEntry, f wireField) error {
+	k, v, hasVal, err := d.mapEntry(f)
 	if err != nil {
 		return err
 	}
 	var fo chain.ServiceResolverFailover
-	if v != nil {
+	if hasVal {
 		if err := v.want(protowire.BytesType); err != nil {
 			return err
 		}
-		err = eachField(v.b, func(f wireField) error {
+		err = d.eachField(v.b, func(f wireField) error {
 			var err error
 			switch f.num {
 			case 1:
-				fo.Service, err = f.str()
+				fo.Service, err = d.str(f)
 			case 2:
-				fo.ServiceSubset, err = f.str()
+				fo.ServiceSubset, err = d.str(f)
 			case 3:
-				fo.Namespace, err = f.str()
+				fo.Namespace, err = d.str(f)
 			case 4:
-				fo.Datacenters, err = appendStr(fo.Datacenters, f)
+				fo.Datacenters, err = d.appendStr(fo.Datacenters, f)
 			case 5:
 				if err = f.want(protowire.BytesType); err != nil {
 					return err
 				}
 				var t chain.ServiceResolverFailoverTarget
-				err = eachField(f.b, func(f wireField) error {
+				err = d.eachField(f.b, func(f wireField) error {
 					var err error
 					switch f.num {
 					case 1:
-						t.Service, err = f.str()
+						t.Service, err = d.str(f)
 					case 2:
-						t.ServiceSubset, err = f.str()
+						t.ServiceSubset, err = d.str(f)
 					case 3:
-						t.Namespace, err = f.str()
+						t.Namespace, err = d.str(f)
 					case 4:
-						t.Datacenter, err = f.str()
+						t.Datacenter, err = d.str(f)
 					default:
 						err = f.unknown("ServiceResolverFailoverTarget")
 					}
@@ -781,21 +837,21 @@ func putFailoverWire(e *chain.ServiceResolverConfigEntry, f wireField) error {
 	return nil
 }
 
-func decodeLoadBalancerWire(b []byte) (*chain.LoadBalancer, error) {
+func (d *wireDec) decodeLoadBalancerWire(b []byte) (*chain.LoadBalancer, error) {
 	lb := &chain.LoadBalancer{}
 	var seenRing, seenLeast bool
-	err := eachField(b, func(f wireField) error {
+	err := d.eachField(b, func(f wireField) error {
 		var err error
 		var body []byte
 		switch f.num {
 		case 1:
-			lb.Policy, err = f.str()
+			lb.Policy, err = d.str(f)
 		case 2:
 			if body, err = f.msg(&seenRing); err != nil {
 				return err
 			}
 			c := &chain.RingHashConfig{}
-			err = eachField(body, func(f wireField) error {
+			err = d.eachField(body, func(f wireField) error {
 				var err error
 				switch f.num {
 				case 1:
@@ -813,7 +869,7 @@ func decodeLoadBalancerWire(b []byte) (*chain.LoadBalancer, error) {
 				return err
 			}
 			c := &chain.LeastRequestConfig{}
-			err = eachField(body, func(f wireField) error {
+			err = d.eachField(body, func(f wireField) error {
 				if f.num != 1 {
 					return f.unknown("LeastRequestConfig")
 				}
@@ -827,7 +883,7 @@ func decodeLoadBalancerWire(b []byte) (*chain.LoadBalancer, error) {
 				return err
 			}
 			var h chain.HashPolicy
-			err = decodeHashPolicyWire(f.b, &h)
+			err = d.decodeHashPolicyWire(f.b, &h)
 			lb.HashPolicies = append(lb.HashPolicies, h)
 		default:
 			err = f.unknown("LoadBalancer")
@@ -837,22 +893,22 @@ func decodeLoadBalancerWire(b []byte) (*chain.LoadBalancer, error) {
 	return lb, err
 }
 
-func decodeHashPolicyWire(b []byte, h *chain.HashPolicy) error {
+func (d *wireDec) decodeHashPolicyWire(b []byte, h *chain.HashPolicy) error {
 	var seenCookie bool
-	return eachField(b, func(f wireField) error {
+	return d.eachField(b, func(f wireField) error {
 		var err error
 		var body []byte
 		switch f.num {
 		case 1:
-			h.Field, err = f.str()
+			h.Field, err = d.str(f)
 		case 2:
-			h.FieldValue, err = f.str()
+			h.FieldValue, err = d.str(f)
 		case 3:
 			if body, err = f.msg(&seenCookie); err != nil {
 				return err
 			}
 			c := &chain.CookieConfig{}
-			err = eachField(body, func(f wireField) error {
+			err = d.eachField(body, func(f wireField) error {
 				var err error
 				var n int64
 				switch f.num {
@@ -862,7 +918,7 @@ func decodeHashPolicyWire(b []byte, h *chain.HashPolicy) error {
 					n, err = f.int64v()
 					c.TTL = chain.Duration(n)
 				case 3:
-					c.Path, err = f.str()
+					c.Path, err = d.str(f)
 				default:
 					err = f.unknown("CookieConfig")
 				}

@@ -147,20 +147,6 @@ func entryFromProto(m *raftlogv1.Entry) (chain.Entry, error) {
 	return nil, fmt.Errorf("entry without a kind: %w", ErrMalformedCommand)
 }
 
-func nilIfEmpty[M ~map[K]V, K comparable, V any](m M) M {
-	if len(m) == 0 {
-		return nil
-	}
-	return m
-}
-
-func nilIfEmptySlice[S ~[]E, E any](s S) S {
-	if len(s) == 0 {
-		return nil
-	}
-	return s
-}
-
 func meshGatewayToProto(m chain.MeshGatewayConfig) *raftlogv1.MeshGatewayConfig {
 	if m.Mode == "" {
 		return nil
