@@ -94,8 +94,10 @@ type aclBody struct {
 	ResetIndex uint64     `json:",omitempty"`
 }
 
-// Wire format of the ACL commands: the type byte, then the JSON of
-// aclBody (unknown fields refused):
+// Wire format of the ACL commands: the type byte, then in log format v1
+// (type bytes 0x13-0x17, command_v1.go) the raftlogv1.ACLCommand protobuf
+// of aclBody, or in v0 (type bytes OpACL*, read only) its JSON, unknown
+// fields refused either way. The fields each command carries:
 //
 //	OpACLBootstrap:    Token (the management token), ResetIndex
 //	OpACLPolicySet:    Policy
