@@ -120,7 +120,9 @@ func newWireDec(body []byte) *wireDec {
 }
 
 // str returns a string field's value as a substring of the arena. f.b is
-// a subslice of the body, so its offset is baseCap - cap(f.b).
+// a subslice of the body (protowire.ConsumeBytes reslices without
+// capping), so its offset is baseCap - cap(f.b); the bytes there are
+// compared (no allocation), and any mismatch falls back to a copy.
 func (d *wireDec) str(f wireField) (string, error) {
 	if err := f.want(protowire.BytesType); err != nil {
 		return "", err
@@ -132,8 +134,8 @@ func (d *wireDec) str(f wireField) (string, error) {
 		return "", nil
 	}
 	off := d.baseCap - cap(f.b)
-	if off < 0 || off+len(f.b) > len(d.arena) {
-		panic("fsm: wire field is not a subslice of the decoded body")
+	if off < 0 || off+len(f.b) > len(d.arena) || d.arena[off:off+len(f.b)] != string(f.b) {
+		return string(f.b), nil
 	}
 	return d.arena[off : off+len(f.b)], nil
 }
