@@ -266,13 +266,12 @@ func TestRestoreOldFormatDataDir(t *testing.T) {
 	if err := json.Unmarshal(js, &want); err != nil {
 		t.Fatalf("decode %s: %v", oldFormatDumpFile, err)
 	}
-	f, err := os.Open(oldFormatArchive)
+	archive, err := os.ReadFile(oldFormatArchive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	dataDir := t.TempDir()
-	if err := untarGz(f, dataDir); err != nil {
+	if err := untarGz(bytes.NewReader(archive), dataDir); err != nil {
 		t.Fatalf("unpack %s: %v", oldFormatArchive, err)
 	}
 
