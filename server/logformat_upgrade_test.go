@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/chainstore/chainstore/catalog"
 	"github.com/chainstore/chainstore/chain"
@@ -383,5 +385,53 @@ func untarGz(r io.Reader, dir string) error {
 				return err
 			}
 		}
+	}
+}
+
+// TestRaftLogFormatSetting: a leader started with RaftLogFormat v0 (the
+// setting for a rolling upgrade from a release before log format v1)
+// writes the JSON upserts older servers read, and by default the v1 type
+// byte; both apply. The commands are read back from the stopped server's
+// raft.db.
+func TestRaftLogFormatSetting(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		format   fsm.LogFormat
+		wantType byte
+	}{
+		{fsm.LogFormatV0, byte(fsm.OpUpsert)},
+		{fsm.LogFormatV1, 0x10},
+	} {
+		t.Run(tc.format.String(), func(t *testing.T) {
+			t.Parallel()
+			dataDir := t.TempDir()
+			s := servertest.StartSingle(t, func(cfg *server.Config) {
+				cfg.DataDir = dataDir
+				cfg.RaftLogFormat = tc.format
+			})
+			idx := s.Put(`{"Kind":"service-defaults","Name":"web","Protocol":"http"}`)
+			se, _, _ := s.Server().FSM().Store().Get(chain.KeyOf(chain.KindServiceDefaults, "web"))
+			if se == nil || se.ModifyIndex != idx {
+				t.Fatalf("Get(web) = %+v, want ModifyIndex %d", se, idx)
+			}
+			s.Stop()
+
+			store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, "raft.db")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := store.Close(); err != nil {
+					t.Error(err)
+				}
+			}()
+			var l raft.Log
+			if err := store.GetLog(idx, &l); err != nil {
+				t.Fatalf("GetLog(%d): %v", idx, err)
+			}
+			if len(l.Data) == 0 || l.Data[0] != tc.wantType {
+				t.Fatalf("log %d type byte = %q, want 0x%02x", idx, l.Data[:min(len(l.Data), 1)], tc.wantType)
+			}
+		})
 	}
 }
