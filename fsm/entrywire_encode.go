@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"unicode/utf8"
@@ -111,6 +110,16 @@ func (w *wireEnc) packedUint32s(num protowire.Number, vs []uint32) {
 	}
 }
 
+// sortedKeys returns m's keys in order, in one allocation.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // strAlways writes a string field even when it is empty, as protobuf-go
 // writes the key and value of every map entry.
 func (w *wireEnc) strAlways(num protowire.Number, s string) {
@@ -127,7 +136,7 @@ func (w *wireEnc) stringMap(num protowire.Number, m map[string]string) {
 	if len(m) == 0 {
 		return
 	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	for _, k := range sortedKeys(m) {
 		w.msg(num, func() {
 			w.strAlways(1, k)
 			w.strAlways(2, m[k])
@@ -295,7 +304,7 @@ func (w *wireEnc) resolver(t *chain.ServiceResolverConfigEntry) {
 	w.str(1, t.Name)
 	w.str(2, t.DefaultSubset)
 	if len(t.Subsets) > 0 {
-		for _, k := range slices.Sorted(maps.Keys(t.Subsets)) {
+		for _, k := range sortedKeys(t.Subsets) {
 			s := t.Subsets[k]
 			w.msg(3, func() {
 				w.strAlways(1, k)
@@ -315,7 +324,7 @@ func (w *wireEnc) resolver(t *chain.ServiceResolverConfigEntry) {
 		})
 	}
 	if len(t.Failover) > 0 {
-		for _, k := range slices.Sorted(maps.Keys(t.Failover)) {
+		for _, k := range sortedKeys(t.Failover) {
 			f := t.Failover[k]
 			w.msg(5, func() {
 				w.strAlways(1, k)
