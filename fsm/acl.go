@@ -94,8 +94,10 @@ type aclBody struct {
 	ResetIndex uint64     `json:",omitempty"`
 }
 
-// Wire format of the ACL commands: the type byte, then the JSON of
-// aclBody (unknown fields refused):
+// Wire format of the ACL commands: the type byte, then in log format v1
+// (type bytes 0x13-0x17, command_v1.go) the raftlogv1.ACLCommand protobuf
+// of aclBody, or in v0 (type bytes OpACL*, read only) its JSON, unknown
+// fields refused either way. The fields each command carries:
 //
 //	OpACLBootstrap:    Token (the management token), ResetIndex
 //	OpACLPolicySet:    Policy
@@ -114,11 +116,7 @@ func encodeACLCommand(c Command) ([]byte, error) {
 	if err := checkACLBody(op, body); err != nil {
 		return nil, fmt.Errorf("encode %s: %w", op, err)
 	}
-	js, err := json.Marshal(body)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", op, err)
-	}
-	return append([]byte{byte(op)}, js...), nil
+	return encodeACLV1(op, body)
 }
 
 // checkACLBody checks that body carries exactly what op needs.
@@ -151,6 +149,12 @@ func decodeACLCommand(op Op, rest []byte) (Command, error) {
 	if err := decodeJSONExact(rest, &b); err != nil {
 		return Command{Op: op}, fmt.Errorf("decode %s: %w: %w", op, ErrMalformedCommand, err)
 	}
+	return aclCommand(op, b)
+}
+
+// aclCommand checks a decoded ACL body (either log format) and returns
+// its command.
+func aclCommand(op Op, b aclBody) (Command, error) {
 	if err := checkACLBody(op, b); err != nil {
 		return Command{Op: op}, fmt.Errorf("decode %s: %w", op, err)
 	}

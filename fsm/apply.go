@@ -28,10 +28,10 @@ func (f *FSM) applyUpsert(w *writer, index uint64, cmd Command) ApplyResult {
 		res.Err = fmt.Errorf("apply %s at index %d without entry: %w", cmd.Op, index, ErrMalformedCommand)
 		return res
 	}
-	what := fmt.Sprintf("%s %s", cmd.Op, cmd.Key)
+	what := commandWhat{cmd.Op, cmd.Key} // formatted only if logged
 	if err := f.validate(index, what, func() error { return chain.Prepare(e) }); err != nil {
 		f.logger.Warn("rejecting invalid entry (the leader should have caught it)",
-			"index", index, "command", what, "error", err)
+			"index", index, "command", what.String(), "error", err)
 		res.Err = err
 		return res
 	}
@@ -45,7 +45,7 @@ func (f *FSM) applyUpsert(w *writer, index uint64, cmd Command) ApplyResult {
 		return chain.ValidateWrite(v, chain.Change{Key: key, Entry: e})
 	})
 	if err != nil {
-		f.logger.Debug("rejecting write that fails graph validation", "index", index, "command", what, "error", err)
+		f.logger.Debug("rejecting write that fails graph validation", "index", index, "command", what.String(), "error", err)
 		res.Err = err
 		return res
 	}
@@ -75,12 +75,12 @@ func (f *FSM) applyDelete(w *writer, index uint64, cmd Command) ApplyResult {
 		res.Applied = true
 		return res
 	}
-	what := fmt.Sprintf("%s %s", cmd.Op, key)
+	what := commandWhat{cmd.Op, key}
 	err := f.validate(index, what, func() error {
 		return chain.ValidateWrite(v, chain.Change{Key: key})
 	})
 	if err != nil {
-		f.logger.Debug("rejecting delete that fails graph validation", "index", index, "command", what, "error", err)
+		f.logger.Debug("rejecting delete that fails graph validation", "index", index, "command", what.String(), "error", err)
 		res.Err = err
 		return res
 	}
@@ -88,6 +88,16 @@ func (f *FSM) applyDelete(w *writer, index uint64, cmd Command) ApplyResult {
 	res.Applied = true
 	return res
 }
+
+// commandWhat names a command in logs and errors ("upsert
+// service-defaults/web"); it is built on every apply but formatted only
+// on the rare paths that log or fail.
+type commandWhat struct {
+	op  Op
+	key chain.Key
+}
+
+func (w commandWhat) String() string { return w.op.String() + " " + w.key.String() }
 
 // applyNoop handles OpNoop: nothing changes, but the log's index advances
 // AppliedIndex like every other log.

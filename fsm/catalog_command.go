@@ -13,7 +13,10 @@ import (
 // Wire format of the catalog commands (after the type byte; strings are a
 // uvarint length and the bytes):
 //
-//	OpRegister:    the instance as JSON (encoding/json of catalog.Instance)
+//	OpRegister:    v1 (type byte 0x12, command_v1.go): the
+//	               raftlogv1.Instance protobuf; v0 (type byte OpRegister,
+//	               read only): the instance as JSON (encoding/json of
+//	               catalog.Instance)
 //	OpDeregister:  instance ID
 //	OpCheck:       instance ID, status (1 byte), output
 //	OpCheckExpire: instance ID, expected ModifyIndex (uvarint)
@@ -47,11 +50,7 @@ func encodeCatalogCommand(c Command) ([]byte, error) {
 		if c.Instance == nil || c.InstanceID != "" {
 			return nil, fmt.Errorf("encode register: want an instance and no ID: %w", ErrMalformedCommand)
 		}
-		js, err := json.Marshal(c.Instance)
-		if err != nil {
-			return nil, fmt.Errorf("encode register of %q: %w", c.Instance.ID, err)
-		}
-		return append(b, js...), nil
+		return encodeRegisterV1(c.Instance)
 	}
 	if c.Instance != nil || c.InstanceID == "" {
 		return nil, fmt.Errorf("encode %s: want an instance ID and no instance: %w", op, ErrMalformedCommand)

@@ -167,21 +167,34 @@ type ApplyResult struct {
 	Err     error
 }
 
-// Wire format (all integers unsigned varints, strings are a varint length
-// followed by the bytes):
+// Wire format (docs/design.md, Raft log command format; all integers
+// unsigned varints, strings are a varint length followed by the bytes).
+// Byte 0 is the type byte: an Op (possibly with IgnoreUnknownFlag) or, in
+// log format v1, a type byte of its own for each command whose v0 body is
+// JSON (command_v1.go). The type byte alone says which format follows.
 //
-//	byte 0: type byte (Op, possibly with IgnoreUnknownFlag)
+//	v1 (written by EncodeCommand):
+//	0x10 upsert:      raftlogv1.Upsert protobuf (entry, no CAS index)
+//	0x11 upsert-cas:  raftlogv1.Upsert protobuf (CAS index, entry)
+//	0x12 register:    raftlogv1.Instance protobuf (catalog_command.go)
+//	0x13-0x17 ACL:    raftlogv1.ACLCommand protobuf (acl.go)
+//	v0 (read only; written by servers before log format v1):
 //	OpUpsert:    canonical entry JSON (chain.EncodeEntry) to the end
 //	OpUpsertCAS: CASIndex, canonical entry JSON to the end
+//	OpRegister, OpACL*: JSON bodies (catalog_command.go, acl.go)
+//	both (binary since v0):
 //	OpDelete:    kind, name
 //	OpDeleteCAS: CASIndex, kind, name
 //	OpNoop:      empty body
 //	OpReapTombstones: reap index (always sent with IgnoreUnknownFlag)
+//	OpDeregister, OpCheck, OpCheckExpire: catalog_command.go
 //
-// The decoder rejects trailing bytes, so each command has exactly one
-// encoding per entry JSON.
+// The v0 decoders reject trailing bytes, so each command has exactly one
+// v0 encoding per entry JSON; the v1 encoder writes deterministic
+// protobuf, and the v1 decoders refuse unknown fields.
 
-// EncodeCommand encodes c as one type byte plus body. It fails (wrapping
+// EncodeCommand encodes c as one type byte plus body, in log format v1. It
+// fails (wrapping
 // ErrMalformedCommand or ErrUnknownOp) on a nil entry for an upsert, a Key
 // that does not match the entry, a delete without kind or name, or a
 // CASIndex on a non-CAS op.
@@ -230,16 +243,7 @@ func EncodeCommand(c Command) ([]byte, error) {
 		if c.Key != (chain.Key{}) && chain.KeyOf(c.Key.Kind, c.Key.Name) != k {
 			return nil, fmt.Errorf("encode %s of %s with key %s: %w", op, k, c.Key, ErrMalformedCommand)
 		}
-		js, err := chain.EncodeEntry(c.Entry)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s of %s: %w", op, k, err)
-		}
-		b := make([]byte, 0, 1+binary.MaxVarintLen64+len(js))
-		b = append(b, byte(op))
-		if cas {
-			b = binary.AppendUvarint(b, c.CASIndex)
-		}
-		return append(b, js...), nil
+		return encodeUpsertV1(op.base(), c.CASIndex, c.Entry)
 
 	default: // OpDelete, OpDeleteCAS
 		if c.Entry != nil {
@@ -263,10 +267,11 @@ func EncodeCommand(c Command) ([]byte, error) {
 	}
 }
 
-// DecodeCommand decodes bytes produced by EncodeCommand. The returned
-// Command's Op has IgnoreUnknownFlag stripped, Key is normalized with
-// chain.KeyOf, and upsert entries are decoded with chain.DecodeCanonical
-// (not yet normalized or validated). Unknown types wrap ErrUnknownOp (the
+// DecodeCommand decodes bytes produced by EncodeCommand, in log format v1
+// or v0. The returned Command's Op is the logical operation with
+// IgnoreUnknownFlag stripped, Key is normalized with chain.KeyOf, and
+// upsert entries are decoded from the protobuf body (v1) or with
+// chain.DecodeCanonical (v0), not yet normalized or validated. Unknown types wrap ErrUnknownOp (the
 // returned Command still carries the raw type byte in Op); anything else
 // undecodable wraps ErrMalformedCommand. It never panics.
 func DecodeCommand(b []byte) (Command, error) {
@@ -274,6 +279,9 @@ func DecodeCommand(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("decode command: empty: %w", ErrMalformedCommand)
 	}
 	raw := Op(b[0])
+	if w := raw.base(); w >= firstWireV1 && w <= lastWireV1 {
+		return decodeV1(logicalOp(w), b[1:])
+	}
 	if !knownOp(raw) {
 		return Command{Op: raw}, fmt.Errorf("decode command type 0x%02x: %w", b[0], ErrUnknownOp)
 	}
@@ -337,6 +345,24 @@ func DecodeCommand(b []byte) (Command, error) {
 		c.Key = k
 	}
 	return c, nil
+}
+
+// decodeV1 decodes the body of a log format v1 command carrying the
+// logical operation op.
+func decodeV1(op Op, body []byte) (Command, error) {
+	switch {
+	case op == OpUpsert || op == OpUpsertCAS:
+		return decodeUpsertV1(op, body)
+	case op == OpRegister:
+		return decodeRegisterV1(body)
+	case isACLOp(op):
+		b, err := decodeACLV1(op, body)
+		if err != nil {
+			return Command{Op: op}, err
+		}
+		return aclCommand(op, b)
+	}
+	panic(fmt.Sprintf("fsm: v1 type byte for %s has no decoder", op))
 }
 
 // appendString appends a varint length and s.

@@ -117,7 +117,7 @@ func TestDecodeCommandErrors(t *testing.T) {
 		wantOp Op
 	}{
 		"Empty":              {in: nil, want: ErrMalformedCommand},
-		"UnknownType":        {in: []byte{0x11, 1, 2}, want: ErrUnknownOp, wantOp: 0x11},
+		"UnknownType":        {in: []byte{0x3f, 1, 2}, want: ErrUnknownOp, wantOp: 0x3f},
 		"UnknownIgnorable":   {in: []byte{0xfe}, want: ErrUnknownOp, wantOp: 0xfe},
 		"UpsertNoBody":       {in: []byte{byte(OpUpsert)}, want: ErrMalformedCommand, wantOp: OpUpsert},
 		"UpsertBadJSON":      {in: append([]byte{byte(OpUpsert)}, `{"Kind":`...), want: ErrMalformedCommand, wantOp: OpUpsert},
@@ -130,6 +130,11 @@ func TestDecodeCommandErrors(t *testing.T) {
 		"DeleteHugeLength":   {in: []byte{byte(OpDelete), 0xff, 0xff, 0xff, 0xff, 0x0f}, want: ErrMalformedCommand, wantOp: OpDelete},
 		"DeleteUnknownKind":  {in: []byte{byte(OpDelete), 4, 'm', 'e', 's', 'h', 1, 'x'}, want: ErrMalformedCommand, wantOp: OpDelete},
 		"DeleteEmptyName":    {in: append([]byte{byte(OpDelete), 16}, "service-defaults\x00"...), want: ErrMalformedCommand, wantOp: OpDelete},
+		"UpsertV1NoEntry":    {in: []byte{byte(wireUpsertV1)}, want: ErrMalformedCommand, wantOp: OpUpsert},
+		"UpsertV1EmptyEntry": {in: []byte{byte(wireUpsertV1), 0x12, 0}, want: ErrMalformedCommand, wantOp: OpUpsert},
+		"UpsertV1CASIndex":   {in: []byte{byte(wireUpsertV1), 0x08, 5, 0x12, 2, 0x0a, 0}, want: ErrMalformedCommand, wantOp: OpUpsert},
+		"UpsertV1Unknown":    {in: []byte{byte(wireUpsertV1), 0x12, 4, 0x0a, 2, 0x38, 1}, want: ErrMalformedCommand, wantOp: OpUpsert},
+		"UpsertV1Truncated":  {in: []byte{byte(wireUpsertCASV1), 0x12, 5, 0x0a, 3}, want: ErrMalformedCommand, wantOp: OpUpsertCAS},
 		"NoopTrailing":       {in: []byte{byte(OpNoop | IgnoreUnknownFlag), 0}, want: ErrMalformedCommand, wantOp: OpNoop},
 	}
 	for name, tc := range cases {

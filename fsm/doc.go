@@ -14,9 +14,14 @@
 //
 // # Commands
 //
-// A command is one type byte (Op) followed by a small binary header and,
-// for upserts, the canonical entry JSON of chain.EncodeEntry (decoded with
-// chain.DecodeCanonical). The dispatch table is built in New as a field of
+// A command is one type byte followed by a small binary header or, for
+// upserts, catalog registrations and ACL commands, a protobuf body of
+// proto/chainstore/raftlog/v1 under a type byte of its own (log format
+// v1, command_v1.go; upserts use the direct wire codec of entrywire*.go).
+// DecodeCommand also reads log format v0, where those bodies were JSON
+// (upserts: the canonical entry JSON of chain.EncodeEntry, decoded with
+// chain.DecodeCanonical); EncodeCommand writes v1, EncodeCommandFormat
+// either (docs/design.md, Raft log command format). The dispatch table is built in New as a field of
 // the FSM; there is no global registry. A type byte with IgnoreUnknownFlag
 // set that this binary does not know is skipped (a newer leader may emit
 // additive commands during a rolling upgrade).

@@ -207,7 +207,7 @@ func (f *FSM) applyCommand(w *writer, l *raft.Log) (Command, ApplyResult) {
 		return Command{}, ApplyResult{Index: l.Index, Err: err}
 	}
 	raw := Op(l.Data[0])
-	h, ok := f.handlers[raw.base()]
+	h, ok := f.handlers[logicalOp(raw.base())]
 	if !ok {
 		if raw&IgnoreUnknownFlag != 0 {
 			f.logger.Warn("skipping unknown command type flagged as ignorable (newer leader?)",
@@ -238,10 +238,10 @@ func (f *FSM) logUndecodable(l *raft.Log, err error) {
 // view, plus the caller's checks) and converts a panic in validation code
 // into an ErrInternal result, so a compiler bug rejects one write instead
 // of crashing every replica (hashicorp/consul#8466).
-func (f *FSM) validate(index uint64, what string, fn func() error) (err error) {
+func (f *FSM) validate(index uint64, what commandWhat, fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			f.logger.Error("panic while validating command; rejecting it", "index", index, "command", what, "panic", r)
+			f.logger.Error("panic while validating command; rejecting it", "index", index, "command", what.String(), "panic", r)
 			err = fmt.Errorf("validate %s at index %d: panic %v: %w", what, index, r, ErrInternal)
 		}
 	}()

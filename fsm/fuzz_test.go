@@ -33,6 +33,14 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// Log format v0 (JSON bodies), which EncodeCommand no longer writes.
+	for _, c := range seeds {
+		b, err := EncodeCommandFormat(c, LogFormatV0)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Add([]byte{})
 	f.Add([]byte{0xff})
 	f.Add([]byte{byte(OpUpsert), '{', '}'})

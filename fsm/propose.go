@@ -16,11 +16,19 @@ type Applier interface {
 // typed results, so command encoding and result decoding live next to
 // the FSM that defines both.
 type Proposer struct {
-	raft Applier
+	raft   Applier
+	format LogFormat
 }
 
-// NewProposer returns a Proposer that applies through r.
+// NewProposer returns a Proposer that applies through r, writing the
+// current log format.
 func NewProposer(r Applier) *Proposer { return &Proposer{raft: r} }
+
+// WithLogFormat returns a Proposer like p that writes commands in format
+// f (see LogFormatV0).
+func (p *Proposer) WithLogFormat(f LogFormat) *Proposer {
+	return &Proposer{raft: p.raft, format: f}
+}
 
 // Apply encodes cmd, applies it through Raft and returns the FSM's
 // result. A rejection by the FSM (an invalid entry, graph validation) is
@@ -29,7 +37,7 @@ func NewProposer(r Applier) *Proposer { return &Proposer{raft: r} }
 // Raft node (not the leader, unknown outcome, ...) pass through as they
 // are, so callers match them with errors.Is against raftnode's sentinels.
 func (p *Proposer) Apply(ctx context.Context, cmd Command) (ApplyResult, error) {
-	data, err := EncodeCommand(cmd)
+	data, err := EncodeCommandFormat(cmd, p.format)
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("encode %s command: %w", cmd.Op, err)
 	}

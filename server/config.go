@@ -65,6 +65,10 @@ type Config struct {
 	HTTP httpapi.Config
 	// FSMOptions are extra FSM options (the test hooks of cmd/stored).
 	FSMOptions []fsm.Option
+	// RaftLogFormat is the format this server writes Raft commands in when
+	// it leads (--raft-log-format; zero: v1). v0 is only for a rolling
+	// upgrade from a release before log format v1 (docs/operations.md).
+	RaftLogFormat fsm.LogFormat
 
 	// ACLEnabled turns ACL enforcement on (--acl-enabled); ACLDefaultPolicy
 	// ("deny" or "allow"; "" means deny; --acl-default-policy) decides
@@ -135,6 +139,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			return fmt.Errorf("--http-addr %q: %w", c.HTTPAddr, err)
 		}
+	}
+	if !c.RaftLogFormat.Valid() {
+		return fmt.Errorf("--raft-log-format %s: %w", c.RaftLogFormat, fsm.ErrUnknownLogFormat)
 	}
 	if c.TombstoneGC.TTL <= 0 {
 		return fmt.Errorf("--tombstone-ttl must be positive, got %s", c.TombstoneGC.TTL)

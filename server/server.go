@@ -188,7 +188,7 @@ func New(cfg Config, logger hclog.Logger) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.rpc, err = rpc.NewServices(rpcCfg, cfg.Chains, s.raft, s.fsm, s.cluster, s.hub, s.xds, logger, rpc.WithKeyring(keyring{s.cluster, cfg.DataDir}))
+	s.rpc, err = rpc.NewServices(rpcCfg, cfg.Chains, s.raft, s.fsm, s.cluster, s.hub, s.xds, logger, rpc.WithKeyring(keyring{s.cluster, cfg.DataDir}), rpc.WithLogFormat(cfg.RaftLogFormat))
 	if err != nil {
 		return nil, err
 	}

@@ -133,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 	fs.BoolVar(&cfg.LogJSON, "log-json", cfg.LogJSON, "log as JSON lines")
 	fs.BoolVar(&cfg.ACLEnabled, "acl-enabled", cfg.ACLEnabled, "enforce ACL tokens on every request (docs/acl.md)")
 	fs.StringVar(&cfg.ACLDefaultPolicy, "acl-default-policy", "deny", "with --acl-enabled, what no rule covers: deny or allow")
+	fs.Var(&cfg.RaftLogFormat, "raft-log-format", "Raft command format this server writes as leader: v1, or v0 only while upgrading from a release before v1 (docs/operations.md, Rolling upgrade)")
 	fs.DurationVar(&cfg.TombstoneGC.TTL, "tombstone-ttl", cfg.TombstoneGC.TTL, "keep the tombstones of deleted entries at least this long before the leader reaps them")
 	sec := registerSecurityFlags(fs, &cfg)
 	testHooks := registerTestFlags(fs)
