@@ -19,6 +19,7 @@ type watchOpts struct {
 	perConn                  int
 	writeTimeout             time.Duration
 	readyTimeout             time.Duration
+	hold                     time.Duration
 	prefix                   string
 }
 
@@ -29,6 +30,7 @@ func (o *watchOpts) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.perConn, "streams-per-conn", 500, "watch streams per gRPC connection")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "how long a write waits for all its watchers")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every watcher to be subscribed")
+	fs.DurationVar(&o.hold, "hold", 0, "after the writes, keep every watcher connected this long with no writes and report each server's CPU-seconds per second (idle cost; scraped like put's server cost)")
 	fs.StringVar(&o.prefix, "prefix", "bench", "name prefix of the chains (service-resolver entries <prefix>-chain-N)")
 }
 
@@ -40,6 +42,8 @@ func (o *watchOpts) validate() error {
 		return fmt.Errorf("--chains (%d) must not exceed --watchers (%d)", o.chains, o.watchers)
 	case o.writeTimeout <= 0 || o.readyTimeout <= 0:
 		return errors.New("--write-timeout and --ready-timeout must be positive")
+	case o.hold < 0:
+		return errors.New("--hold must not be negative")
 	case o.prefix == "":
 		return errors.New("--prefix must not be empty")
 	}
@@ -245,6 +249,10 @@ func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result,
 	ws := wr.runWrites(ctx, writer.get(0), wbar)
 	elapsed := time.Since(start)
 	wbar.stop()
+	var idle *idleCost
+	if o.hold > 0 && ctx.Err() == nil {
+		idle = measureIdle(ctx, e, o.hold)
+	}
 	stopWatchers()
 	wg.Wait()
 
@@ -259,6 +267,7 @@ func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result,
 	r := newResult(name, "watch", params, all, wr.errs, elapsed)
 	r.Requests = len(all)
 	r.Extra = ws.extra(wr, subscribeTime)
+	idle.addTo(r.Extra)
 	return r, ctx.Err()
 }
 
