@@ -312,8 +312,12 @@ func (s *ChainServer) receive(ctx context.Context, stream chainstorev1.ChainServ
 			}
 		case *chainstorev1.WatchRequest_Unsubscribe:
 			w.Remove(r.Unsubscribe.GetId())
+		case *chainstorev1.WatchRequest_Ping:
+			// A liveness probe (api/liveness.go): answered with a progress
+			// message; pings sent faster than the stream drains coalesce.
+			w.RequestProgress()
 		default:
-			cancel(status.Error(codes.InvalidArgument, "watch request with neither subscribe nor unsubscribe"))
+			cancel(status.Error(codes.InvalidArgument, "watch request with none of subscribe, unsubscribe, ping"))
 			return
 		}
 	}
@@ -373,7 +377,7 @@ func (s *ChainServer) watchResponse(ev chainwatch.Event) *chainstorev1.WatchResp
 		}
 		return &chainstorev1.WatchResponse{Event: &chainstorev1.WatchResponse_Unsubscribed{Unsubscribed: u}}
 	default:
-		p := &chainstorev1.WatchProgress{Index: ev.Index, ServedBy: s.router.cfg.NodeName}
+		p := &chainstorev1.WatchProgress{Index: ev.Index, ServedBy: s.router.cfg.NodeName, AcceptsPing: true}
 		if noLeader, contact := s.leaderState(); noLeader {
 			p.NoLeader = true
 			if contact > 0 {
