@@ -91,11 +91,10 @@ type nudger struct {
 type nudgePeer struct {
 	id   raft.ServerID
 	addr raft.ServerAddress
-	// term is the term of the requests acked is for; header and leader
-	// are copied from one of them.
+	// term is the term of the requests acked is for; header is copied
+	// from one of them (it names this leader: ID and address).
 	term   uint64
 	header raft.RPCHeader
-	leader []byte
 	// acked: the follower's log is known to match ours up to here.
 	acked uint64
 	// known: the follower is known to have been told commit index >= known
@@ -158,7 +157,7 @@ func (n *nudger) observe(id raft.ServerID, addr raft.ServerAddress, req *raft.Ap
 	case req.Term > p.term:
 		p.term, p.acked, p.known = req.Term, 0, 0
 	}
-	p.addr, p.header, p.leader = addr, req.RPCHeader, req.Leader
+	p.addr, p.header = addr, req.RPCHeader
 	p.acked = max(p.acked, acked)
 	// The follower set its commit index to min(LeaderCommitIndex, its last
 	// index), and its last index is at least acked.
@@ -221,16 +220,17 @@ func (n *nudger) requestLocked(p *nudgePeer, index uint64) (*raft.AppendEntriesR
 	if err := n.logs.GetLog(index, &entry); err != nil {
 		return nil, fmt.Errorf("read log entry %d: %w", index, err)
 	}
-	return nudgeRequest(p.header, p.leader, p.term, index, entry.Term), nil
+	return nudgeRequest(p.header, p.term, index, entry.Term), nil
 }
 
 // nudgeRequest is the AppendEntries that tells a follower whose entry index
 // has term entryTerm that index is committed, and nothing else.
-func nudgeRequest(header raft.RPCHeader, leader []byte, term, index, entryTerm uint64) *raft.AppendEntriesRequest {
+// The leader is named by header.Addr (the deprecated Leader field is left
+// empty: followers read the header).
+func nudgeRequest(header raft.RPCHeader, term, index, entryTerm uint64) *raft.AppendEntriesRequest {
 	return &raft.AppendEntriesRequest{
 		RPCHeader:         header,
 		Term:              term,
-		Leader:            leader,
 		PrevLogEntry:      index,
 		PrevLogTerm:       entryTerm,
 		LeaderCommitIndex: index,

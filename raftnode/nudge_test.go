@@ -40,7 +40,7 @@ func TestCommitNudgeDeliversIsolatedWrite(t *testing.T) {
 func TestNudgeRequestShape(t *testing.T) {
 	t.Parallel()
 	h := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("l"), Addr: []byte("l:1")}
-	req := nudgeRequest(h, []byte("l:1"), 7, 42, 5)
+	req := nudgeRequest(h, 7, 42, 5)
 	if req.Term != 7 || req.PrevLogEntry != 42 || req.PrevLogTerm != 5 || req.LeaderCommitIndex != 42 || len(req.Entries) != 0 {
 		t.Fatalf("nudgeRequest(term 7, index 42, entry term 5) = %+v, want Term 7, PrevLogEntry 42, PrevLogTerm 5, LeaderCommitIndex 42, no entries", req)
 	}
@@ -144,10 +144,10 @@ func TestCommitNudgeNeverCommitsDivergentTail(t *testing.T) {
 		}
 		return &resp
 	}
-	if resp := send(nudgeRequest(header, nil, 2, 4, 2)); resp.Success {
+	if resp := send(nudgeRequest(header, 2, 4, 2)); resp.Success {
 		t.Fatalf("nudge for the leader's entry 4 (term 2) accepted by a follower whose 4 is term 1")
 	}
-	if resp := send(nudgeRequest(header, nil, 1, 3, 1)); resp.Success || resp.Term != 2 {
+	if resp := send(nudgeRequest(header, 1, 3, 1)); resp.Success || resp.Term != 2 {
 		t.Fatalf("nudge from term 1 answered %+v, want a refusal in term 2", resp)
 	}
 	if got := r.CommitIndex(); got != 3 {

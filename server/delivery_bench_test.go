@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -166,7 +165,7 @@ func awaitIndex(b *testing.B, ch <-chan stamped, idx uint64) time.Time {
 				return s.at
 			}
 		case <-timeout:
-			b.Fatal(fmt.Sprintf("version %d not delivered within 10s", idx))
+			b.Fatalf("version %d not delivered within 10s", idx)
 		}
 	}
 }
