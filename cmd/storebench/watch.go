@@ -20,6 +20,7 @@ type watchOpts struct {
 	writeTimeout             time.Duration
 	readyTimeout             time.Duration
 	hold                     time.Duration
+	agents                   bool
 	prefix                   string
 }
 
@@ -31,6 +32,7 @@ func (o *watchOpts) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "how long a write waits for all its watchers")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every watcher to be subscribed")
 	fs.DurationVar(&o.hold, "hold", 0, "after the writes, keep every watcher connected this long with no writes and report each server's CPU-seconds per second (idle cost; scraped like put's server cost)")
+	fs.BoolVar(&o.agents, "agents", false, "run each watcher as a real agent (api.ChainWatchClient: its own connection, failover, and a liveness probe of its idle stream every second) instead of a raw stream on a shared connection")
 	fs.StringVar(&o.prefix, "prefix", "bench", "name prefix of the chains (service-resolver entries <prefix>-chain-N)")
 }
 
@@ -234,7 +236,17 @@ func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result,
 	defer stopWatchers()
 	readyStart := time.Now()
 	bar := newProgress(e.stderr, e.showProgress, "subscribe", o.watchers)
-	lats, wg := wr.startWatchers(wctx, watchPool)
+	var lats [][]time.Duration
+	var wg *sync.WaitGroup
+	if o.agents {
+		lats, wg, err = wr.startAgents(wctx, addrs, e.opts.token)
+		if err != nil {
+			bar.stop()
+			return nil, err
+		}
+	} else {
+		lats, wg = wr.startWatchers(wctx, watchPool)
+	}
 	err = wr.waitReady(ctx, bar)
 	bar.stop()
 	if err != nil {
@@ -264,6 +276,9 @@ func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result,
 		name = fmt.Sprintf("watch %d watchers %d chains", o.watchers, o.chains)
 	}
 	params := map[string]any{"watchers": o.watchers, "chains": o.chains, "writes": o.writes, "conns": nconns, "servers": len(addrs)}
+	if o.agents {
+		params["agents"], params["conns"] = true, o.watchers
+	}
 	r := newResult(name, "watch", params, all, wr.errs, elapsed)
 	r.Requests = len(all)
 	r.Extra = ws.extra(wr, subscribeTime)
