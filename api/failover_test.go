@@ -184,7 +184,7 @@ func TestIdleWatchProbesWithoutStatusCalls(t *testing.T) {
 	cfg := api.DefaultChainWatchConfig()
 	cfg.Addrs = []string{s.Addr()}
 	cfg.Chains = []api.WatchedChain{{Service: "web"}}
-	cfg.ProbeAfter, cfg.ProbeTimeout = 20*time.Millisecond, 5*time.Second
+	cfg.ProbeAfter, cfg.ProbeTimeout = 50*time.Millisecond, 5*time.Second
 	w, err := api.NewChainWatchClient(cfg, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -200,14 +200,20 @@ func TestIdleWatchProbesWithoutStatusCalls(t *testing.T) {
 		}
 	}()
 	<-events
+	// The first progress message (it says accepts_ping) sets the status's
+	// server; until then the client probes with Status.
+	testutil.Poll(t, freezeBound, "the first progress message", func() bool { return w.Status().Server != "" })
 	before := statusCalls(t, s.HTTPAddr())
 	// About 25 probe periods of an idle stream.
 	<-time.After(25 * cfg.ProbeAfter)
 	if st := w.Status(); st.Stale {
 		t.Fatalf("watch status after idling = %+v, want current (every ping answered)", st)
 	}
-	if got := statusCalls(t, s.HTTPAddr()) - before; got != 0 {
-		t.Fatalf("server got %d Status calls from an idle watch client, want 0 (probes are pings on the stream)", got)
+	// At most one: a Status probe started before the first progress
+	// message arrived may finish inside the window. Without pings there
+	// are about 25.
+	if got := statusCalls(t, s.HTTPAddr()) - before; got > 1 {
+		t.Fatalf("server got %d Status calls from an idle watch client, want at most 1 (probes are pings on the stream)", got)
 	}
 	// The stream itself carried the probes: the same first stream is
 	// still up, and a new version arrives on it.
