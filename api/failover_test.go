@@ -2,6 +2,9 @@ package api_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -169,4 +172,85 @@ func TestWatchReportsLostQuorum(t *testing.T) {
 	if last := w.Last(); len(last) != 1 || last[0].Hash == "" {
 		t.Errorf("Last() = %+v, want the chain still held", last)
 	}
+}
+
+// TestIdleWatchProbesWithoutStatusCalls: a watch client whose server
+// accepts pings probes its idle stream with them and makes no Status
+// call at all (each was a unary call per idle agent per ProbeAfter).
+func TestIdleWatchProbesWithoutStatusCalls(t *testing.T) {
+	t.Parallel()
+	s := servertest.StartSingle(t)
+	s.Put(servertest.Resolver("web", 5*time.Second))
+	cfg := api.DefaultChainWatchConfig()
+	cfg.Addrs = []string{s.Addr()}
+	cfg.Chains = []api.WatchedChain{{Service: "web"}}
+	cfg.ProbeAfter, cfg.ProbeTimeout = 50*time.Millisecond, 5*time.Second
+	w, err := api.NewChainWatchClient(cfg, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan api.ChainEvent, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, func(e api.ChainEvent) { events <- e }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	<-events
+	// The first progress message (it says accepts_ping) sets the status's
+	// server; until then the client probes with Status.
+	testutil.Poll(t, freezeBound, "the first progress message", func() bool { return w.Status().Server != "" })
+	before := statusCalls(t, s.HTTPAddr())
+	// About 25 probe periods of an idle stream.
+	<-time.After(25 * cfg.ProbeAfter)
+	if st := w.Status(); st.Stale {
+		t.Fatalf("watch status after idling = %+v, want current (every ping answered)", st)
+	}
+	// At most one: a Status probe started before the first progress
+	// message arrived may finish inside the window. Without pings there
+	// are about 25.
+	if got := statusCalls(t, s.HTTPAddr()) - before; got > 1 {
+		t.Fatalf("server got %d Status calls from an idle watch client, want at most 1 (probes are pings on the stream)", got)
+	}
+	// The stream itself carried the probes: the same first stream is
+	// still up, and a new version arrives on it.
+	next := s.Put(servertest.Resolver("web", 6*time.Second))
+	var got api.ChainEvent
+	testutil.Poll(t, freezeBound, "the next version on the probed stream", func() bool {
+		select {
+		case got = <-events:
+		default:
+		}
+		return got.Index == next
+	})
+}
+
+// statusCalls reads the server's count of OperatorService.Status calls
+// from its metrics.
+func statusCalls(t *testing.T, httpAddr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/v1/agent/metrics?format=prometheus")
+	if err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read metrics: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "chainstore_rpc_request_duration_seconds_count{") && strings.Contains(line, `"/chainstore.v1.OperatorService/Status"`) {
+			f := strings.Fields(line)
+			v, err := strconv.Atoi(f[len(f)-1])
+			if err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+			n += v
+		}
+	}
+	return n
 }

@@ -33,7 +33,8 @@ import (
 // Unavailable, its outcome unknown (storectl retries only plain, idempotent
 // writes). Probes back off to maxProbeGap while one long call (a blocking
 // query) keeps running on a healthy server. A watch stream is probed after
-// each ProbeAfter with nothing received (streamProber) and dropped with
+// each ProbeAfter with nothing received (streamProber; with a WatchPing on
+// the stream itself when the server accepts it) and dropped with
 // ErrServerFrozen; the watch client then moves to the next address.
 
 // statusMethod is the probe; its own calls are never probed.
@@ -294,17 +295,36 @@ func (w *watchdog) watch(ctx context.Context, cc *grpc.ClientConn, done <-chan s
 // because its server did not answer a probe (see above).
 var ErrServerFrozen = errors.New("server did not answer a probe in time (frozen?)")
 
-// streamProber probes conn every after while nothing arrives on a stream
-// (touch records arrivals) and calls frozen once a probe gets no answer.
-// run is the prober's goroutine; it returns when ctx is done or after
-// calling frozen.
+// streamProber probes a watch stream's server every after while nothing
+// arrives on the stream (touch records arrivals) and calls frozen once a
+// probe gets no answer. Once the server has said it accepts pings
+// (pingable, from its progress messages) a probe is a WatchPing on the
+// stream itself, answered by a progress message: for the server that is
+// one small message each way instead of a unary Status call, which with
+// thousands of idle agents was most of an idle server's CPU (issue 12).
+// Older servers get the Status call. run is the prober's goroutine; it
+// returns when ctx is done or after calling frozen.
 type streamProber struct {
 	conn           *grpc.ClientConn
 	after, timeout time.Duration
 	last           atomic.Int64 // unix nanos of the last arrival
+	// ping sends a WatchPing on the stream (nil: never ping).
+	ping     func() error
+	pingable atomic.Bool
+	arrived  chan struct{} // poked by touch; buffered 1
 }
 
-func (p *streamProber) touch() { p.last.Store(time.Now().UnixNano()) }
+func newStreamProber(conn *grpc.ClientConn, after, timeout time.Duration, ping func() error) *streamProber {
+	return &streamProber{conn: conn, after: after, timeout: timeout, ping: ping, arrived: make(chan struct{}, 1)}
+}
+
+func (p *streamProber) touch() {
+	p.last.Store(time.Now().UnixNano())
+	select {
+	case p.arrived <- struct{}{}:
+	default:
+	}
+}
 
 func (p *streamProber) run(ctx context.Context, frozen func()) {
 	p.touch()
@@ -319,11 +339,40 @@ func (p *streamProber) run(ctx context.Context, frozen func()) {
 		if time.Since(time.Unix(0, p.last.Load())) < p.after {
 			continue
 		}
-		if _, err := probe(ctx, p.conn, p.timeout); errors.Is(err, errProbeTimeout) && ctx.Err() == nil {
+		alive := true
+		if p.ping != nil && p.pingable.Load() {
+			alive = p.pingProbe(ctx)
+		} else if _, err := probe(ctx, p.conn, p.timeout); errors.Is(err, errProbeTimeout) {
+			alive = false
+		}
+		if !alive && ctx.Err() == nil {
 			frozen()
 			return
 		}
 		p.touch()
+	}
+}
+
+// pingProbe sends a WatchPing and reports whether anything arrived within
+// the timeout. A failed send means the stream is ending, which the
+// stream's reader reports; that is not a frozen server.
+func (p *streamProber) pingProbe(ctx context.Context) bool {
+	select {
+	case <-p.arrived:
+	default:
+	}
+	if err := p.ping(); err != nil {
+		return true
+	}
+	t := time.NewTimer(p.timeout)
+	defer t.Stop()
+	select {
+	case <-p.arrived:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return true
 	}
 }
 

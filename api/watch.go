@@ -84,8 +84,9 @@ type ChainWatchConfig struct {
 	// on the stream the client probes its server (OperatorService.Status,
 	// on the same connection) and, when no answer comes within
 	// ProbeTimeout, takes it for frozen and moves to the next one. An idle
-	// stream is probed every ProbeAfter: one small call per second per
-	// agent by default. ProbeAfter 0 disables probing.
+	// stream is probed every ProbeAfter: by default one WatchPing per
+	// second per agent on the stream itself (a Status call to servers
+	// that do not accept pings). ProbeAfter 0 disables probing.
 	ProbeAfter, ProbeTimeout time.Duration
 	// TLS configures TLS to the servers; the zero value is plain text.
 	TLS TLSConfig
@@ -396,9 +397,18 @@ func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func
 	}
 	idle := time.AfterFunc(c.cfg.IdleTimeout, func() { cancel(ErrWatchIdle) })
 	defer idle.Stop()
+	// The prober's pings and the subscribes below share the stream:
+	// gRPC allows one sender at a time.
+	var sendMu sync.Mutex
+	send := func(req *chainstorev1.WatchRequest) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return stream.Send(req)
+	}
 	var prober *streamProber
 	if c.cfg.ProbeAfter > 0 {
-		prober = &streamProber{conn: conn, after: c.cfg.ProbeAfter, timeout: c.cfg.ProbeTimeout}
+		ping := &chainstorev1.WatchRequest{Request: &chainstorev1.WatchRequest_Ping{Ping: &chainstorev1.WatchPing{}}}
+		prober = newStreamProber(conn, c.cfg.ProbeAfter, c.cfg.ProbeTimeout, func() error { return send(ping) })
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
@@ -416,7 +426,7 @@ func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func
 		req := &chainstorev1.WatchRequest{Request: &chainstorev1.WatchRequest_Subscribe{Subscribe: &chainstorev1.WatchSubscribe{
 			Id: uint64(i + 1), Chain: ch.ref(), LastIndex: last.Index, LastHash: last.Hash,
 		}}}
-		if err := stream.Send(req); err != nil {
+		if err := send(req); err != nil {
 			return false, c.streamErr(sctx, addr, err)
 		}
 	}
@@ -427,6 +437,9 @@ func (c *ChainWatchClient) session(ctx context.Context, addr string, handle func
 		}
 		idle.Reset(c.cfg.IdleTimeout)
 		if prober != nil {
+			if resp.GetProgress().GetAcceptsPing() {
+				prober.pingable.Store(true)
+			}
 			prober.touch()
 		}
 		if err := c.handleResponse(addr, resp, handle); err != nil {

@@ -85,14 +85,25 @@ func BenchmarkApply3Nodes(b *testing.B) {
 // config-store norm), how long after Apply returns on the leader both
 // followers have applied the entry. Followers learn the new commit index
 // only from the next AppendEntries, which an idle leader sends every
-// CommitTimeout (randomised up to 2x): this is the number behind the
-// CommitTimeout default (DESIGN.md).
+// CommitTimeout (randomised up to 2x), unless the commit nudge (nudge.go)
+// tells them first: this is the number behind the CommitTimeout default and
+// the nudge (DESIGN.md).
 //
 //	go test -run '^$' -bench BenchmarkFollowerLag -benchtime 200x ./raftnode/
 func BenchmarkFollowerLag(b *testing.B) {
-	for _, ct := range []time.Duration{50 * time.Millisecond, 10 * time.Millisecond, 5 * time.Millisecond} {
-		b.Run("CommitTimeout="+ct.String(), func(b *testing.B) {
-			c := newTestCluster(b, 3, func(c *Config) { prod(c); c.CommitTimeout = ct }, testHooks{})
+	for _, tc := range []struct {
+		ct    time.Duration
+		nudge bool
+	}{
+		{50 * time.Millisecond, true}, {10 * time.Millisecond, true},
+		{50 * time.Millisecond, false}, {10 * time.Millisecond, false}, {5 * time.Millisecond, false},
+	} {
+		name := fmt.Sprintf("CommitTimeout=%s/nudge=%t", tc.ct, tc.nudge)
+		b.Run(name, func(b *testing.B) {
+			c := newTestCluster(b, 3, func(c *Config) {
+				prod(c)
+				c.CommitTimeout, c.DisableCommitNudge = tc.ct, !tc.nudge
+			}, testHooks{})
 			l := c.waitReadyLeader()
 			fs := c.followers(l)
 			ctx := context.Background()

@@ -80,6 +80,11 @@ type Config struct {
 	// ElectionTimeout; docs/reliability.md, G9 asks for 2x ElectionTimeout.
 	DiskStallTimeout time.Duration
 
+	// DisableCommitNudge turns off the commit nudge (nudge.go): followers
+	// then learn the commit index of an isolated write only from the
+	// leader's CommitTimeout tick. For benchmarks that compare the two.
+	DisableCommitNudge bool
+
 	// TLS, when not nil, runs the Raft transport over mutual TLS: every
 	// connection, both ways, must present a server certificate of the
 	// datacenter signed by the CA (see TransportTLS).
@@ -106,7 +111,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:   1 * time.Second,
 		ElectionTimeout:    1 * time.Second,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      10 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
 		MaxAppendEntries:   128,
 		BatchApplyCh:       true,
 		SnapshotInterval:   30 * time.Second,

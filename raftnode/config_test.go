@@ -23,7 +23,7 @@ func TestDefaultConfig(t *testing.T) {
 		HeartbeatTimeout:   time.Second,
 		ElectionTimeout:    time.Second,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      10 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
 		MaxAppendEntries:   128,
 		BatchApplyCh:       true,
 		SnapshotInterval:   30 * time.Second,

@@ -67,6 +67,15 @@
 //     buffered channels at shutdown is never answered (a v1.7.3 limitation:
 //     such logFutures have no shutdown channel), so its waiter cannot end and
 //     is reported in the log. Its caller has already returned.
+//   - commit nudge senders (nudge.go): nudger.sendLoop, at most one per
+//     follower with a nudge in flight, started when the leader's Apply
+//     returns or a follower's replication answer arrives, each RPC bounded
+//     by min(TransportTimeout, HeartbeatTimeout); the nudge transport's
+//     accept loop (its stream layer accepts nothing); and one
+//     observedPipeline.forward per replication pipeline, which shows each
+//     AppendEntries answer to the nudger before handing it to Raft. The
+//     transport's Close (called by raft.Shutdown) stops new nudges and
+//     joins the senders; a pipeline's Close joins its forwarder.
 //   - a restore runner per RestoreSnapshot (restore.go): raft.Restore takes
 //     no context and returns no future, so it runs on its own goroutine and
 //     the caller waits on it, its context and raftDone. It ends when Raft
@@ -87,7 +96,8 @@
 // # Locks
 //
 // readState.mu guards the ReadIndex queue; waiterSet.mu guards its counter;
-// connSet.mu guards the transport's connection set (fence). All are
+// connSet.mu guards the transport's connection set (fence); nudger.mu
+// guards the nudger's per-follower state (never held across an RPC). All are
 // leaves: no other lock is taken while holding them. Everything
 // else is owned by one goroutine or is atomic.
 package raftnode

@@ -34,6 +34,7 @@ type Node struct {
 	stream    *streamLayer
 	snaps     *raft.FileSnapshotStore
 	fence     *fencedTransport // nil unless the node discarded its log (fence.go)
+	nudge     *nudger          // nil when Config.DisableCommitNudge (nudge.go)
 	addr      string           // advertised Raft address
 
 	// raftNotify is raft.Config.NotifyCh; only leadershipLoop reads it.
@@ -226,6 +227,11 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 		trans = n.fence
 		logger.Warn("this node discarded its log: it will not vote until it has caught up", "fence-index", rep.VoteFence)
 	}
+	if !cfg.DisableCommitNudge {
+		n.nudge = newNudger(cfg, n.stream, n.logs, logger)
+		closers = append(closers, n.nudge.close)
+		trans = &nudgeTransport{Transport: trans, n: n.nudge}
+	}
 	snaps := &permSnapshotStore{FileSnapshotStore: n.snaps, dir: filepath.Join(cfg.DataDir, SnapshotsDir)}
 	if _, err := n.recoverFromPeersFile(fsm, trans, snaps); err != nil {
 		return nil, err
@@ -390,6 +396,9 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (resp any, index uint64, e
 	}
 	if err != nil {
 		return nil, 0, n.translate("apply", err, f.Index() != 0)
+	}
+	if n.nudge != nil {
+		n.nudge.applied(f.Index(), n.raft.LastIndex())
 	}
 	resp = f.Response()
 	if fsmErr, ok := resp.(error); ok && fsmErr != nil {

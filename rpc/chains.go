@@ -34,8 +34,9 @@ type ChainServerConfig struct {
 	// this long reports no_leader in its progress messages, as does a
 	// server that knows no leader (watchleader.go).
 	LeaderStaleAfter time.Duration
-	// LeaderCheckInterval is how often each Watch stream checks this
-	// server's leader state, to send a progress message when it changes.
+	// LeaderCheckInterval is how often this server checks its leader
+	// state (once for all Watch streams), to send every stream a progress
+	// message when it changes.
 	LeaderCheckInterval time.Duration
 }
 
@@ -76,6 +77,8 @@ type ChainServer struct {
 	leaderAt    time.Time
 	leaderNo    bool
 	leaderSince time.Duration
+
+	leaderWatch leaderWatch // the streams' shared leader-state check (watchleader.go)
 }
 
 var _ chainstorev1.ChainServiceServer = (*ChainServer)(nil)
@@ -241,16 +244,10 @@ func (s *ChainServer) Watch(stream chainstorev1.ChainService_WatchServer) error 
 	// wait), so it cannot outlive the stream.
 	go s.receive(ctx, stream, w, cancel)
 
-	// The leader watch asks for a progress message when this server's
-	// leader state changes (watchleader.go); joined before returning.
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.watchLeader(ctx, w)
-	}()
-	defer wg.Wait()
-	defer cancel(nil) // runs first: ends the leader watch
+	// The server's leader watch asks for a progress message when its
+	// leader state changes (watchleader.go) until this stream ends.
+	stopLeaderWatch := s.watchLeader(w)
+	defer stopLeaderWatch()
 
 	for {
 		ev, err := w.Next(ctx)
@@ -315,8 +312,12 @@ func (s *ChainServer) receive(ctx context.Context, stream chainstorev1.ChainServ
 			}
 		case *chainstorev1.WatchRequest_Unsubscribe:
 			w.Remove(r.Unsubscribe.GetId())
+		case *chainstorev1.WatchRequest_Ping:
+			// A liveness probe (api/liveness.go): answered with a progress
+			// message; pings sent faster than the stream drains coalesce.
+			w.RequestProgress()
 		default:
-			cancel(status.Error(codes.InvalidArgument, "watch request with neither subscribe nor unsubscribe"))
+			cancel(status.Error(codes.InvalidArgument, "watch request with none of subscribe, unsubscribe, ping"))
 			return
 		}
 	}
@@ -376,7 +377,7 @@ func (s *ChainServer) watchResponse(ev chainwatch.Event) *chainstorev1.WatchResp
 		}
 		return &chainstorev1.WatchResponse{Event: &chainstorev1.WatchResponse_Unsubscribed{Unsubscribed: u}}
 	default:
-		p := &chainstorev1.WatchProgress{Index: ev.Index, ServedBy: s.router.cfg.NodeName}
+		p := &chainstorev1.WatchProgress{Index: ev.Index, ServedBy: s.router.cfg.NodeName, AcceptsPing: true}
 		if noLeader, contact := s.leaderState(); noLeader {
 			p.NoLeader = true
 			if contact > 0 {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseProcSample(t *testing.T) {
@@ -159,5 +160,22 @@ func TestPrintServerCost(t *testing.T) {
 	printResult(&buf, &Result{Name: "put", ServerCost: c})
 	if !strings.Contains(buf.String(), "sum") || !strings.Contains(buf.String(), "a:1 (leader)") || !strings.Contains(buf.String(), "CPU    400.0 µs") {
 		t.Errorf("printResult:\n%s", buf.String())
+	}
+}
+
+func TestIdleFigures(t *testing.T) {
+	addrs := []string{"a:1", "b:1"}
+	before := []procSample{{CPUSeconds: 10}, {CPUSeconds: 3}}
+	after := []procSample{{CPUSeconds: 10.6}, {CPUSeconds: 3.3}}
+	ic, err := idleFigures(addrs, before, after, 30*time.Second)
+	if err != nil {
+		t.Fatalf("idleFigures: %v", err)
+	}
+	if ic.perSec[0] != 0.02 || ic.perSec[1] != 0.01 {
+		t.Fatalf("idleFigures per second = %v, want [0.02 0.01]", ic.perSec)
+	}
+	after[1].CPUSeconds = 2
+	if _, err := idleFigures(addrs, before, after, 30*time.Second); err == nil {
+		t.Fatal("idleFigures with a counter that went down: no error")
 	}
 }

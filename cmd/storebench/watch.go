@@ -19,6 +19,8 @@ type watchOpts struct {
 	perConn                  int
 	writeTimeout             time.Duration
 	readyTimeout             time.Duration
+	hold                     time.Duration
+	agents                   bool
 	prefix                   string
 }
 
@@ -29,6 +31,8 @@ func (o *watchOpts) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.perConn, "streams-per-conn", 500, "watch streams per gRPC connection")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 30*time.Second, "how long a write waits for all its watchers")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for every watcher to be subscribed")
+	fs.DurationVar(&o.hold, "hold", 0, "after the writes, keep every watcher connected this long with no writes and report each server's CPU-seconds per second (idle cost; scraped like put's server cost)")
+	fs.BoolVar(&o.agents, "agents", false, "run each watcher as a real agent (api.ChainWatchClient: its own connection, failover, and a liveness probe of its idle stream every second) instead of a raw stream on a shared connection")
 	fs.StringVar(&o.prefix, "prefix", "bench", "name prefix of the chains (service-resolver entries <prefix>-chain-N)")
 }
 
@@ -40,6 +44,8 @@ func (o *watchOpts) validate() error {
 		return fmt.Errorf("--chains (%d) must not exceed --watchers (%d)", o.chains, o.watchers)
 	case o.writeTimeout <= 0 || o.readyTimeout <= 0:
 		return errors.New("--write-timeout and --ready-timeout must be positive")
+	case o.hold < 0:
+		return errors.New("--hold must not be negative")
 	case o.prefix == "":
 		return errors.New("--prefix must not be empty")
 	}
@@ -230,7 +236,17 @@ func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result,
 	defer stopWatchers()
 	readyStart := time.Now()
 	bar := newProgress(e.stderr, e.showProgress, "subscribe", o.watchers)
-	lats, wg := wr.startWatchers(wctx, watchPool)
+	var lats [][]time.Duration
+	var wg *sync.WaitGroup
+	if o.agents {
+		lats, wg, err = wr.startAgents(wctx, addrs, e.opts.token)
+		if err != nil {
+			bar.stop()
+			return nil, err
+		}
+	} else {
+		lats, wg = wr.startWatchers(wctx, watchPool)
+	}
 	err = wr.waitReady(ctx, bar)
 	bar.stop()
 	if err != nil {
@@ -245,6 +261,10 @@ func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result,
 	ws := wr.runWrites(ctx, writer.get(0), wbar)
 	elapsed := time.Since(start)
 	wbar.stop()
+	var idle *idleCost
+	if o.hold > 0 && ctx.Err() == nil {
+		idle = measureIdle(ctx, e, o.hold)
+	}
 	stopWatchers()
 	wg.Wait()
 
@@ -256,9 +276,13 @@ func benchWatch(ctx context.Context, e *env, o watchOpts, name string) (*Result,
 		name = fmt.Sprintf("watch %d watchers %d chains", o.watchers, o.chains)
 	}
 	params := map[string]any{"watchers": o.watchers, "chains": o.chains, "writes": o.writes, "conns": nconns, "servers": len(addrs)}
+	if o.agents {
+		params["agents"], params["conns"] = true, o.watchers
+	}
 	r := newResult(name, "watch", params, all, wr.errs, elapsed)
 	r.Requests = len(all)
 	r.Extra = ws.extra(wr, subscribeTime)
+	idle.addTo(r.Extra)
 	return r, ctx.Err()
 }
 

@@ -352,6 +352,7 @@ type WatchRequest struct {
 	//
 	//	*WatchRequest_Subscribe
 	//	*WatchRequest_Unsubscribe
+	//	*WatchRequest_Ping
 	Request       isWatchRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -412,6 +413,15 @@ func (x *WatchRequest) GetUnsubscribe() *WatchUnsubscribe {
 	return nil
 }
 
+func (x *WatchRequest) GetPing() *WatchPing {
+	if x != nil {
+		if x, ok := x.Request.(*WatchRequest_Ping); ok {
+			return x.Ping
+		}
+	}
+	return nil
+}
+
 type isWatchRequest_Request interface {
 	isWatchRequest_Request()
 }
@@ -424,9 +434,56 @@ type WatchRequest_Unsubscribe struct {
 	Unsubscribe *WatchUnsubscribe `protobuf:"bytes,2,opt,name=unsubscribe,proto3,oneof"`
 }
 
+type WatchRequest_Ping struct {
+	Ping *WatchPing `protobuf:"bytes,3,opt,name=ping,proto3,oneof"`
+}
+
 func (*WatchRequest_Subscribe) isWatchRequest_Request() {}
 
 func (*WatchRequest_Unsubscribe) isWatchRequest_Request() {}
+
+func (*WatchRequest_Ping) isWatchRequest_Request() {}
+
+// WatchPing asks the server for a progress message at once: a liveness
+// probe on the stream itself, much cheaper for the server than a unary
+// call. Send it only to a server whose progress messages say
+// accepts_ping: servers that predate it end the stream on an unknown
+// request.
+type WatchPing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchPing) Reset() {
+	*x = WatchPing{}
+	mi := &file_chainstore_v1_watch_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchPing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPing) ProtoMessage() {}
+
+func (x *WatchPing) ProtoReflect() protoreflect.Message {
+	mi := &file_chainstore_v1_watch_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPing.ProtoReflect.Descriptor instead.
+func (*WatchPing) Descriptor() ([]byte, []int) {
+	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{6}
+}
 
 // WatchSubscribe adds a subscription to the stream.
 //
@@ -450,7 +507,7 @@ type WatchSubscribe struct {
 
 func (x *WatchSubscribe) Reset() {
 	*x = WatchSubscribe{}
-	mi := &file_chainstore_v1_watch_proto_msgTypes[6]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +519,7 @@ func (x *WatchSubscribe) String() string {
 func (*WatchSubscribe) ProtoMessage() {}
 
 func (x *WatchSubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_watch_proto_msgTypes[6]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +532,7 @@ func (x *WatchSubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSubscribe.ProtoReflect.Descriptor instead.
 func (*WatchSubscribe) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{6}
+	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WatchSubscribe) GetId() uint64 {
@@ -517,7 +574,7 @@ type WatchUnsubscribe struct {
 
 func (x *WatchUnsubscribe) Reset() {
 	*x = WatchUnsubscribe{}
-	mi := &file_chainstore_v1_watch_proto_msgTypes[7]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +586,7 @@ func (x *WatchUnsubscribe) String() string {
 func (*WatchUnsubscribe) ProtoMessage() {}
 
 func (x *WatchUnsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_watch_proto_msgTypes[7]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +599,7 @@ func (x *WatchUnsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchUnsubscribe.ProtoReflect.Descriptor instead.
 func (*WatchUnsubscribe) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{7}
+	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WatchUnsubscribe) GetId() uint64 {
@@ -569,7 +626,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_chainstore_v1_watch_proto_msgTypes[8]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +638,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_watch_proto_msgTypes[8]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +651,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{8}
+	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchResponse) GetEvent() isWatchResponse_Event {
@@ -693,7 +750,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_chainstore_v1_watch_proto_msgTypes[9]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +762,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_watch_proto_msgTypes[9]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +775,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{9}
+	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Subscribed) GetSubscriptionId() uint64 {
@@ -740,7 +797,7 @@ type ChainUpdate struct {
 
 func (x *ChainUpdate) Reset() {
 	*x = ChainUpdate{}
-	mi := &file_chainstore_v1_watch_proto_msgTypes[10]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +809,7 @@ func (x *ChainUpdate) String() string {
 func (*ChainUpdate) ProtoMessage() {}
 
 func (x *ChainUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_watch_proto_msgTypes[10]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +822,7 @@ func (x *ChainUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChainUpdate.ProtoReflect.Descriptor instead.
 func (*ChainUpdate) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{10}
+	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ChainUpdate) GetSubscriptionId() uint64 {
@@ -794,7 +851,7 @@ type SubscriptionReset struct {
 
 func (x *SubscriptionReset) Reset() {
 	*x = SubscriptionReset{}
-	mi := &file_chainstore_v1_watch_proto_msgTypes[11]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +863,7 @@ func (x *SubscriptionReset) String() string {
 func (*SubscriptionReset) ProtoMessage() {}
 
 func (x *SubscriptionReset) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_watch_proto_msgTypes[11]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +876,7 @@ func (x *SubscriptionReset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriptionReset.ProtoReflect.Descriptor instead.
 func (*SubscriptionReset) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{11}
+	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SubscriptionReset) GetSubscriptionId() uint64 {
@@ -845,14 +902,17 @@ type WatchProgress struct {
 	NoLeader bool `protobuf:"varint,3,opt,name=no_leader,json=noLeader,proto3" json:"no_leader,omitempty"`
 	// Time since the server last heard from the leader (0 on the leader, or
 	// when no_leader is false because it is recent).
-	LastContact   *durationpb.Duration `protobuf:"bytes,4,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
+	LastContact *durationpb.Duration `protobuf:"bytes,4,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
+	// The server answers WatchPing on this stream (with a progress message).
+	// Servers that predate the field never set it.
+	AcceptsPing   bool `protobuf:"varint,5,opt,name=accepts_ping,json=acceptsPing,proto3" json:"accepts_ping,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchProgress) Reset() {
 	*x = WatchProgress{}
-	mi := &file_chainstore_v1_watch_proto_msgTypes[12]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +924,7 @@ func (x *WatchProgress) String() string {
 func (*WatchProgress) ProtoMessage() {}
 
 func (x *WatchProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_watch_proto_msgTypes[12]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +937,7 @@ func (x *WatchProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchProgress.ProtoReflect.Descriptor instead.
 func (*WatchProgress) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{12}
+	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchProgress) GetIndex() uint64 {
@@ -908,6 +968,13 @@ func (x *WatchProgress) GetLastContact() *durationpb.Duration {
 	return nil
 }
 
+func (x *WatchProgress) GetAcceptsPing() bool {
+	if x != nil {
+		return x.AcceptsPing
+	}
+	return false
+}
+
 // Unsubscribed confirms a WatchUnsubscribe, or reports that the server
 // refused or closed a subscription (error set: invalid chain, duplicate or
 // zero id, too many subscriptions on the stream).
@@ -921,7 +988,7 @@ type Unsubscribed struct {
 
 func (x *Unsubscribed) Reset() {
 	*x = Unsubscribed{}
-	mi := &file_chainstore_v1_watch_proto_msgTypes[13]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1000,7 @@ func (x *Unsubscribed) String() string {
 func (*Unsubscribed) ProtoMessage() {}
 
 func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_chainstore_v1_watch_proto_msgTypes[13]
+	mi := &file_chainstore_v1_watch_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1013,7 @@ func (x *Unsubscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribed.ProtoReflect.Descriptor instead.
 func (*Unsubscribed) Descriptor() ([]byte, []int) {
-	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{13}
+	return file_chainstore_v1_watch_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Unsubscribed) GetSubscriptionId() uint64 {
@@ -988,11 +1055,13 @@ const file_chainstore_v1_watch_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\x12\x14\n" +
 	"\x05chain\x18\x03 \x01(\fR\x05chain\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\x9d\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xcd\x01\n" +
 	"\fWatchRequest\x12=\n" +
 	"\tsubscribe\x18\x01 \x01(\v2\x1d.chainstore.v1.WatchSubscribeH\x00R\tsubscribe\x12C\n" +
-	"\vunsubscribe\x18\x02 \x01(\v2\x1f.chainstore.v1.WatchUnsubscribeH\x00R\vunsubscribeB\t\n" +
-	"\arequest\"\x8b\x01\n" +
+	"\vunsubscribe\x18\x02 \x01(\v2\x1f.chainstore.v1.WatchUnsubscribeH\x00R\vunsubscribe\x12.\n" +
+	"\x04ping\x18\x03 \x01(\v2\x18.chainstore.v1.WatchPingH\x00R\x04pingB\t\n" +
+	"\arequest\"\v\n" +
+	"\tWatchPing\"\x8b\x01\n" +
 	"\x0eWatchSubscribe\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12-\n" +
 	"\x05chain\x18\x02 \x01(\v2\x17.chainstore.v1.ChainRefR\x05chain\x12\x1d\n" +
@@ -1017,12 +1086,13 @@ const file_chainstore_v1_watch_proto_rawDesc = "" +
 	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x125\n" +
 	"\aversion\x18\x02 \x01(\v2\x1b.chainstore.v1.ChainVersionR\aversion\"<\n" +
 	"\x11SubscriptionReset\x12'\n" +
-	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\"\x9d\x01\n" +
+	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\"\xc0\x01\n" +
 	"\rWatchProgress\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tserved_by\x18\x02 \x01(\tR\bservedBy\x12\x1b\n" +
 	"\tno_leader\x18\x03 \x01(\bR\bnoLeader\x12<\n" +
-	"\flast_contact\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vlastContact\"M\n" +
+	"\flast_contact\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vlastContact\x12!\n" +
+	"\faccepts_ping\x18\x05 \x01(\bR\vacceptsPing\"M\n" +
 	"\fUnsubscribed\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\x04R\x0esubscriptionId\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error2\xa3\x01\n" +
@@ -1042,7 +1112,7 @@ func file_chainstore_v1_watch_proto_rawDescGZIP() []byte {
 	return file_chainstore_v1_watch_proto_rawDescData
 }
 
-var file_chainstore_v1_watch_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_chainstore_v1_watch_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_chainstore_v1_watch_proto_goTypes = []any{
 	(*ChainRef)(nil),            // 0: chainstore.v1.ChainRef
 	(*ChainOverrides)(nil),      // 1: chainstore.v1.ChainOverrides
@@ -1050,44 +1120,46 @@ var file_chainstore_v1_watch_proto_goTypes = []any{
 	(*GetChainResponse)(nil),    // 3: chainstore.v1.GetChainResponse
 	(*ChainVersion)(nil),        // 4: chainstore.v1.ChainVersion
 	(*WatchRequest)(nil),        // 5: chainstore.v1.WatchRequest
-	(*WatchSubscribe)(nil),      // 6: chainstore.v1.WatchSubscribe
-	(*WatchUnsubscribe)(nil),    // 7: chainstore.v1.WatchUnsubscribe
-	(*WatchResponse)(nil),       // 8: chainstore.v1.WatchResponse
-	(*Subscribed)(nil),          // 9: chainstore.v1.Subscribed
-	(*ChainUpdate)(nil),         // 10: chainstore.v1.ChainUpdate
-	(*SubscriptionReset)(nil),   // 11: chainstore.v1.SubscriptionReset
-	(*WatchProgress)(nil),       // 12: chainstore.v1.WatchProgress
-	(*Unsubscribed)(nil),        // 13: chainstore.v1.Unsubscribed
-	(*durationpb.Duration)(nil), // 14: google.protobuf.Duration
-	(*QueryOptions)(nil),        // 15: chainstore.v1.QueryOptions
-	(*QueryMeta)(nil),           // 16: chainstore.v1.QueryMeta
+	(*WatchPing)(nil),           // 6: chainstore.v1.WatchPing
+	(*WatchSubscribe)(nil),      // 7: chainstore.v1.WatchSubscribe
+	(*WatchUnsubscribe)(nil),    // 8: chainstore.v1.WatchUnsubscribe
+	(*WatchResponse)(nil),       // 9: chainstore.v1.WatchResponse
+	(*Subscribed)(nil),          // 10: chainstore.v1.Subscribed
+	(*ChainUpdate)(nil),         // 11: chainstore.v1.ChainUpdate
+	(*SubscriptionReset)(nil),   // 12: chainstore.v1.SubscriptionReset
+	(*WatchProgress)(nil),       // 13: chainstore.v1.WatchProgress
+	(*Unsubscribed)(nil),        // 14: chainstore.v1.Unsubscribed
+	(*durationpb.Duration)(nil), // 15: google.protobuf.Duration
+	(*QueryOptions)(nil),        // 16: chainstore.v1.QueryOptions
+	(*QueryMeta)(nil),           // 17: chainstore.v1.QueryMeta
 }
 var file_chainstore_v1_watch_proto_depIdxs = []int32{
 	1,  // 0: chainstore.v1.ChainRef.overrides:type_name -> chainstore.v1.ChainOverrides
-	14, // 1: chainstore.v1.ChainOverrides.connect_timeout:type_name -> google.protobuf.Duration
+	15, // 1: chainstore.v1.ChainOverrides.connect_timeout:type_name -> google.protobuf.Duration
 	0,  // 2: chainstore.v1.GetChainRequest.chain:type_name -> chainstore.v1.ChainRef
-	15, // 3: chainstore.v1.GetChainRequest.options:type_name -> chainstore.v1.QueryOptions
+	16, // 3: chainstore.v1.GetChainRequest.options:type_name -> chainstore.v1.QueryOptions
 	4,  // 4: chainstore.v1.GetChainResponse.version:type_name -> chainstore.v1.ChainVersion
-	16, // 5: chainstore.v1.GetChainResponse.meta:type_name -> chainstore.v1.QueryMeta
-	6,  // 6: chainstore.v1.WatchRequest.subscribe:type_name -> chainstore.v1.WatchSubscribe
-	7,  // 7: chainstore.v1.WatchRequest.unsubscribe:type_name -> chainstore.v1.WatchUnsubscribe
-	0,  // 8: chainstore.v1.WatchSubscribe.chain:type_name -> chainstore.v1.ChainRef
-	9,  // 9: chainstore.v1.WatchResponse.subscribed:type_name -> chainstore.v1.Subscribed
-	10, // 10: chainstore.v1.WatchResponse.update:type_name -> chainstore.v1.ChainUpdate
-	11, // 11: chainstore.v1.WatchResponse.subscription_reset:type_name -> chainstore.v1.SubscriptionReset
-	12, // 12: chainstore.v1.WatchResponse.progress:type_name -> chainstore.v1.WatchProgress
-	13, // 13: chainstore.v1.WatchResponse.unsubscribed:type_name -> chainstore.v1.Unsubscribed
-	4,  // 14: chainstore.v1.ChainUpdate.version:type_name -> chainstore.v1.ChainVersion
-	14, // 15: chainstore.v1.WatchProgress.last_contact:type_name -> google.protobuf.Duration
-	2,  // 16: chainstore.v1.ChainService.GetChain:input_type -> chainstore.v1.GetChainRequest
-	5,  // 17: chainstore.v1.ChainService.Watch:input_type -> chainstore.v1.WatchRequest
-	3,  // 18: chainstore.v1.ChainService.GetChain:output_type -> chainstore.v1.GetChainResponse
-	8,  // 19: chainstore.v1.ChainService.Watch:output_type -> chainstore.v1.WatchResponse
-	18, // [18:20] is the sub-list for method output_type
-	16, // [16:18] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	17, // 5: chainstore.v1.GetChainResponse.meta:type_name -> chainstore.v1.QueryMeta
+	7,  // 6: chainstore.v1.WatchRequest.subscribe:type_name -> chainstore.v1.WatchSubscribe
+	8,  // 7: chainstore.v1.WatchRequest.unsubscribe:type_name -> chainstore.v1.WatchUnsubscribe
+	6,  // 8: chainstore.v1.WatchRequest.ping:type_name -> chainstore.v1.WatchPing
+	0,  // 9: chainstore.v1.WatchSubscribe.chain:type_name -> chainstore.v1.ChainRef
+	10, // 10: chainstore.v1.WatchResponse.subscribed:type_name -> chainstore.v1.Subscribed
+	11, // 11: chainstore.v1.WatchResponse.update:type_name -> chainstore.v1.ChainUpdate
+	12, // 12: chainstore.v1.WatchResponse.subscription_reset:type_name -> chainstore.v1.SubscriptionReset
+	13, // 13: chainstore.v1.WatchResponse.progress:type_name -> chainstore.v1.WatchProgress
+	14, // 14: chainstore.v1.WatchResponse.unsubscribed:type_name -> chainstore.v1.Unsubscribed
+	4,  // 15: chainstore.v1.ChainUpdate.version:type_name -> chainstore.v1.ChainVersion
+	15, // 16: chainstore.v1.WatchProgress.last_contact:type_name -> google.protobuf.Duration
+	2,  // 17: chainstore.v1.ChainService.GetChain:input_type -> chainstore.v1.GetChainRequest
+	5,  // 18: chainstore.v1.ChainService.Watch:input_type -> chainstore.v1.WatchRequest
+	3,  // 19: chainstore.v1.ChainService.GetChain:output_type -> chainstore.v1.GetChainResponse
+	9,  // 20: chainstore.v1.ChainService.Watch:output_type -> chainstore.v1.WatchResponse
+	19, // [19:21] is the sub-list for method output_type
+	17, // [17:19] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_chainstore_v1_watch_proto_init() }
@@ -1099,8 +1171,9 @@ func file_chainstore_v1_watch_proto_init() {
 	file_chainstore_v1_watch_proto_msgTypes[5].OneofWrappers = []any{
 		(*WatchRequest_Subscribe)(nil),
 		(*WatchRequest_Unsubscribe)(nil),
+		(*WatchRequest_Ping)(nil),
 	}
-	file_chainstore_v1_watch_proto_msgTypes[8].OneofWrappers = []any{
+	file_chainstore_v1_watch_proto_msgTypes[9].OneofWrappers = []any{
 		(*WatchResponse_Subscribed)(nil),
 		(*WatchResponse_Update)(nil),
 		(*WatchResponse_SubscriptionReset)(nil),
@@ -1113,7 +1186,7 @@ func file_chainstore_v1_watch_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chainstore_v1_watch_proto_rawDesc), len(file_chainstore_v1_watch_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
