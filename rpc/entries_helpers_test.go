@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,6 +145,8 @@ func (r *esRaft) counts() (applies, reads int) {
 type esCluster struct {
 	mu    sync.Mutex
 	addrs map[string]string
+	// lookups counts ServerGRPCAddr calls.
+	lookups atomic.Int64
 }
 
 func (c *esCluster) Members() []cluster.Member {
@@ -164,7 +167,10 @@ func (c *esCluster) GRPCAddrOf(id string) (string, bool) {
 }
 
 // ServerGRPCAddr ignores the Raft address: the fake has one member per ID.
-func (c *esCluster) ServerGRPCAddr(id, _ string) (string, bool) { return c.GRPCAddrOf(id) }
+func (c *esCluster) ServerGRPCAddr(id, _ string) (string, bool) {
+	c.lookups.Add(1)
+	return c.GRPCAddrOf(id)
+}
 
 func (c *esCluster) set(id, addr string) {
 	c.mu.Lock()
@@ -197,7 +203,7 @@ func testServerConfig(id string) ServerConfig {
 
 // startESNode starts an entries service for node id. leader makes it the
 // leader; mutate adjusts its config.
-func startESNode(t *testing.T, id string, leader bool, cl *esCluster, mutate func(*ServerConfig)) *esNode {
+func startESNode(t testing.TB, id string, leader bool, cl *esCluster, mutate func(*ServerConfig)) *esNode {
 	t.Helper()
 	cfg := testServerConfig(id)
 	if mutate != nil {
@@ -235,7 +241,7 @@ func startESNode(t *testing.T, id string, leader bool, cl *esCluster, mutate fun
 }
 
 // deadAddr returns a loopback address nothing listens on.
-func deadAddr(t *testing.T) string {
+func deadAddr(t testing.TB) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
