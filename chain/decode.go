@@ -228,6 +228,10 @@ func nestingDepth(data []byte) int {
 	return maxDepth
 }
 
+// IsJSONDocument reports whether DecodeEntry reads data as JSON (its
+// first non-space character is '{') rather than HCL.
+func IsJSONDocument(data []byte) bool { return isJSONDocument(data) }
+
 func isJSONDocument(data []byte) bool {
 	for len(data) > 0 {
 		r, w := utf8.DecodeRune(data)

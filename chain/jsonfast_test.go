@@ -9,14 +9,14 @@ import (
 func TestHasJSONNumber(t *testing.T) {
 	t.Parallel()
 	for doc, want := range map[string]bool{
-		`{"Kind":"service-defaults","Name":"web"}`:          false,
-		`{"Kind":"service-defaults","Name":"web-1"}`:        false, // digits and '-' inside strings
-		`{"Meta":{"k":"say \"1\" and \\"}, "On": true}`:     false, // escaped quotes, escaped backslash
-		`{"a":null,"b":false,"c":[true,{"d":"e"}]}`:         false,
-		`{"Weight":50}`:                                     true,
-		`{"x":-1}`:                                          true,
-		`{"x":"\\","y":2}`:                                  true, // the string ends after the escaped backslash
-		`{"x":[ 1.5e3 ]}`:                                   true,
+		`{"Kind":"service-defaults","Name":"web"}`:      false,
+		`{"Kind":"service-defaults","Name":"web-1"}`:    false, // digits and '-' inside strings
+		`{"Meta":{"k":"say \"1\" and \\"}, "On": true}`: false, // escaped quotes, escaped backslash
+		`{"a":null,"b":false,"c":[true,{"d":"e"}]}`:     false,
+		`{"Weight":50}`:    true,
+		`{"x":-1}`:         true,
+		`{"x":"\\","y":2}`: true, // the string ends after the escaped backslash
+		`{"x":[ 1.5e3 ]}`:  true,
 		`{"ConnectTimeout":"15s","Meta":{"n":"0"},"T":1e9}`: true,
 	} {
 		if got := hasJSONNumber([]byte(doc)); got != want {
