@@ -1,10 +1,17 @@
 package rpc
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/chainstore/chainstore/api"
+	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
 
 	"github.com/chainstore/chainstore/internal/testutil"
 )
@@ -82,5 +89,49 @@ func TestForwardingCachesTheLeaderAddress(t *testing.T) {
 	}
 	if n := cl.lookups.Load(); n != 2 {
 		t.Errorf("leader address looked up %d times in all, want 2 (once more after the move)", n)
+	}
+}
+
+// TestFollowerForwardsEntriesUndecoded: a follower that knows the leader
+// forwards an Apply without decoding it, and an invalid entry is refused
+// with exactly the status the leader gives; a follower without a leader
+// decodes the entry itself and refuses it at once, instead of holding it
+// for a leader.
+func TestFollowerForwardsEntriesUndecoded(t *testing.T) {
+	t.Parallel()
+	cl := newESCluster()
+	leader := startESNode(t, "L", true, cl, nil)
+	follower := startESNode(t, "F", false, cl, nil)
+	follower.raft.set(func(r *esRaft) { r.leaderID = "L" })
+	alone := startESNode(t, "A", false, newESCluster(), func(c *ServerConfig) { c.HoldTimeout = 10 * time.Second })
+	ctx := testCtx(t)
+
+	for name, input := range map[string]string{
+		"decode error":     `{"Kind":"service-defaults","Name":"web","cornfig":1}`,
+		"validation error": `{"Kind":"service-router","Name":"web","Routes":[{"Match":{"HTTP":{"PathExact":"x"}}}]}`,
+		"bad name":         `{"Kind":"service-defaults","Name":"a\u0007b"}`,
+		"too large":        `{"Kind":"service-defaults","Name":"web","Meta":{"a":"` + strings.Repeat("x", DefaultMaxEntrySize) + `"}}`,
+	} {
+		req := &chainstorev1.ApplyRequest{Entry: []byte(input)}
+		_, want := leader.client.Apply(ctx, req)
+		if status.Code(want) != codes.InvalidArgument && status.Code(want) != codes.ResourceExhausted {
+			t.Fatalf("%s: Apply on the leader = %v, want it refused", name, want)
+		}
+		for server, c := range map[string]*api.Client{"follower": follower.client, "follower without a leader": alone.client} {
+			_, err := c.Apply(ctx, req)
+			// Compare the unpacked ErrorInfo: a packed Any holds its map
+			// fields in random order.
+			if status.Code(err) != status.Code(want) || status.Convert(err).Message() != status.Convert(want).Message() ||
+				!proto.Equal(api.ErrorInfo(err), api.ErrorInfo(want)) {
+				t.Errorf("%s: Apply on the %s = %v (%v), want the leader's %v (%v)", name, server, err, api.ErrorInfo(err), want, api.ErrorInfo(want))
+			}
+		}
+	}
+	if applies, _ := leader.raft.counts(); applies != 0 {
+		t.Errorf("leader applied %d writes, want 0", applies)
+	}
+	w := put(t, follower.client, webHTTP)
+	if applies, _ := leader.raft.counts(); !w.GetApplied() || applies != 1 {
+		t.Errorf("valid write through the follower = %v, leader applies %d; want applied once", w, applies)
 	}
 }
