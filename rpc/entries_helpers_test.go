@@ -203,18 +203,18 @@ func testServerConfig(id string) ServerConfig {
 
 // startESNode starts an entries service for node id. leader makes it the
 // leader; mutate adjusts its config.
-func startESNode(t testing.TB, id string, leader bool, cl *esCluster, mutate func(*ServerConfig)) *esNode {
-	t.Helper()
+func startESNode(tb testing.TB, id string, leader bool, cl *esCluster, mutate func(*ServerConfig)) *esNode {
+	tb.Helper()
 	cfg := testServerConfig(id)
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	f := fsm.New(nil)
 	r := &esRaft{fsm: f, nodeID: id, leader: leader}
-	srv := newTestServices(t, cfg, r, f, cl, nil)
+	srv := newTestServices(tb, cfg, r, f, cl, nil)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("listen: %v", err)
+		tb.Fatalf("listen: %v", err)
 	}
 	g := NewGRPCServer(cfg, nil)
 	Register(g, srv)
@@ -229,9 +229,9 @@ func startESNode(t testing.TB, id string, leader bool, cl *esCluster, mutate fun
 	ccfg.Addrs = []string{addr}
 	client, err := api.NewClient(ccfg)
 	if err != nil {
-		t.Fatalf("api.NewClient: %v", err)
+		tb.Fatalf("api.NewClient: %v", err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		_ = client.Close()
 		srv.Close()
 		g.Stop()
@@ -241,11 +241,11 @@ func startESNode(t testing.TB, id string, leader bool, cl *esCluster, mutate fun
 }
 
 // deadAddr returns a loopback address nothing listens on.
-func deadAddr(t testing.TB) string {
-	t.Helper()
+func deadAddr(tb testing.TB) string {
+	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("listen: %v", err)
+		tb.Fatalf("listen: %v", err)
 	}
 	addr := lis.Addr().String()
 	_ = lis.Close()
