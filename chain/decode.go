@@ -69,7 +69,48 @@ func DecodeEntry(data []byte) (Entry, error) {
 
 // unmarshalJSONObject decodes one JSON object, keeping numbers exact
 // (json.Number, converted by genericValue) and rejecting trailing data.
+//
+// A document without a number (most entries: names, protocols, Meta) is
+// decoded with one json.Unmarshal, which gives the same map (UseNumber
+// only changes numbers) without a json.Decoder and its read buffers,
+// which it grows by doubling (2 KB for a 512-byte entry, 13 KB for
+// 4 KiB; the largest allocation of a write on the receiving server). Any
+// error goes the Decoder way, so error messages do not change.
 func unmarshalJSONObject(data []byte, out *map[string]any) error {
+	if !hasJSONNumber(data) {
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err == nil {
+			*out = m
+			return nil
+		}
+	}
+	return decodeJSONObject(data, out)
+}
+
+// hasJSONNumber reports whether data, read as JSON text, may hold a
+// number: a '-' or a digit outside a string. In valid JSON these begin
+// nothing but numbers (the literals true, false and null have neither),
+// so "false" is exact for any document json.Unmarshal accepts; invalid
+// text may get either answer and fails to decode anyway.
+func hasJSONNumber(data []byte) bool {
+	inString := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inString && c == '\\':
+			i++ // the escaped byte cannot end the string
+		case c == '"':
+			inString = !inString
+		case !inString && (c == '-' || '0' <= c && c <= '9'):
+			return true
+		}
+	}
+	return false
+}
+
+// decodeJSONObject is unmarshalJSONObject through a json.Decoder with
+// UseNumber, for every document.
+func decodeJSONObject(data []byte, out *map[string]any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(out); err != nil {
@@ -186,6 +227,10 @@ func nestingDepth(data []byte) int {
 	}
 	return maxDepth
 }
+
+// IsJSONDocument reports whether DecodeEntry reads data as JSON (its
+// first non-space character is '{') rather than HCL.
+func IsJSONDocument(data []byte) bool { return isJSONDocument(data) }
 
 func isJSONDocument(data []byte) bool {
 	for len(data) > 0 {

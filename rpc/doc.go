@@ -24,16 +24,20 @@
 // MaxBlockingQueries, and rejects entry names over MaxEntryNameLen bytes,
 // not UTF-8, or with control characters (InvalidArgument).
 //
-// Writes (Apply, Delete): the receiving server decodes the entry
-// (chain.DecodeEntry), checks the 512 KiB size limit and runs chain.Prepare,
-// so bad input is rejected with the exact message wherever it arrives. The
+// Writes (Apply, Delete): the 512 KiB size limit is checked where the
+// request arrives; the entry is decoded (chain.DecodeEntry) and prepared
+// (chain.Prepare) where the write runs: on the leader, or on a server
+// that knows no leader (so bad input is refused at once, not held). A
+// follower that knows the leader forwards the request as it came and
+// returns the leader's refusal unchanged (EntriesServer.Apply). The
 // leader then skips a write that would not change the stored entry
 // (returning its existing index) and otherwise proposes an fsm.Command
 // through fsm.Proposer (which encodes it and unwraps the FSM's typed
 // result); graph validation runs inside the FSM on every
 // node and its *chain.GraphError comes back as InvalidArgument. A follower
 // forwards the request over gRPC to the leader's address (from
-// cluster.ServerGRPCAddr: the admitted member at the Raft address Raft reports for the leader) with a header that stops a second hop.
+// cluster.ServerGRPCAddr: the admitted member at the Raft address Raft reports for the leader,
+// cached for a second by leaderAddrCache) with a header that stops a second hop.
 //
 // Retries (router.onLeader): only while the error proves nothing was written: no
 // leader known, "not the leader" before the proposal, leader not ready,

@@ -28,14 +28,41 @@ type EntriesServer struct {
 var _ chainstorev1.EntriesServiceServer = (*EntriesServer)(nil)
 
 // Apply implements chainstorev1.EntriesServiceServer.
+//
+// The entry is decoded and validated where the write executes: on the
+// leader, or at once on a server that knows no leader (so invalid input
+// is refused immediately, not held for HoldTimeout). A follower that
+// knows the leader only checks the size and forwards the request as it
+// came: the leader decodes and validates it anyway and its error comes
+// back unchanged, so decoding it on the follower as well was pure cost
+// (docs/benchmarks.md, Issue 12: Request path).
 func (s *EntriesServer) Apply(ctx context.Context, req *chainstorev1.ApplyRequest) (*chainstorev1.ApplyResponse, error) {
-	cmd, err := applyRequestCommand(req, s.maxEntry)
-	if err != nil {
+	var cmd fsm.Command
+	decoded := false
+	decode := func() error {
+		if decoded {
+			return nil
+		}
+		c, err := applyRequestCommand(req, s.maxEntry)
+		if err != nil {
+			return err
+		}
+		cmd, decoded = c, true
+		return nil
+	}
+	check := decode
+	if s.router.forwardsAsIs(ctx) {
+		check = func() error { return checkEntrySize(req, s.maxEntry) }
+	}
+	if err := check(); err != nil {
 		return nil, s.router.status(err)
 	}
 	var resp *chainstorev1.ApplyResponse
-	err = s.router.onLeader(ctx, true,
+	err := s.router.onLeader(ctx, true,
 		func(ctx context.Context) error {
+			if err := decode(); err != nil {
+				return err
+			}
 			if err := s.router.authorize(ctx, entryWritePerms(cmd.Entry)...); err != nil {
 				return err
 			}

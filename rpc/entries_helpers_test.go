@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,6 +145,8 @@ func (r *esRaft) counts() (applies, reads int) {
 type esCluster struct {
 	mu    sync.Mutex
 	addrs map[string]string
+	// lookups counts ServerGRPCAddr calls.
+	lookups atomic.Int64
 }
 
 func (c *esCluster) Members() []cluster.Member {
@@ -164,7 +167,10 @@ func (c *esCluster) GRPCAddrOf(id string) (string, bool) {
 }
 
 // ServerGRPCAddr ignores the Raft address: the fake has one member per ID.
-func (c *esCluster) ServerGRPCAddr(id, _ string) (string, bool) { return c.GRPCAddrOf(id) }
+func (c *esCluster) ServerGRPCAddr(id, _ string) (string, bool) {
+	c.lookups.Add(1)
+	return c.GRPCAddrOf(id)
+}
 
 func (c *esCluster) set(id, addr string) {
 	c.mu.Lock()
@@ -197,18 +203,18 @@ func testServerConfig(id string) ServerConfig {
 
 // startESNode starts an entries service for node id. leader makes it the
 // leader; mutate adjusts its config.
-func startESNode(t *testing.T, id string, leader bool, cl *esCluster, mutate func(*ServerConfig)) *esNode {
-	t.Helper()
+func startESNode(tb testing.TB, id string, leader bool, cl *esCluster, mutate func(*ServerConfig)) *esNode {
+	tb.Helper()
 	cfg := testServerConfig(id)
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	f := fsm.New(nil)
 	r := &esRaft{fsm: f, nodeID: id, leader: leader}
-	srv := newTestServices(t, cfg, r, f, cl, nil)
+	srv := newTestServices(tb, cfg, r, f, cl, nil)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("listen: %v", err)
+		tb.Fatalf("listen: %v", err)
 	}
 	g := NewGRPCServer(cfg, nil)
 	Register(g, srv)
@@ -223,9 +229,9 @@ func startESNode(t *testing.T, id string, leader bool, cl *esCluster, mutate fun
 	ccfg.Addrs = []string{addr}
 	client, err := api.NewClient(ccfg)
 	if err != nil {
-		t.Fatalf("api.NewClient: %v", err)
+		tb.Fatalf("api.NewClient: %v", err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		_ = client.Close()
 		srv.Close()
 		g.Stop()
@@ -235,11 +241,11 @@ func startESNode(t *testing.T, id string, leader bool, cl *esCluster, mutate fun
 }
 
 // deadAddr returns a loopback address nothing listens on.
-func deadAddr(t *testing.T) string {
-	t.Helper()
+func deadAddr(tb testing.TB) string {
+	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("listen: %v", err)
+		tb.Fatalf("listen: %v", err)
 	}
 	addr := lis.Addr().String()
 	_ = lis.Close()

@@ -115,3 +115,17 @@ func (f *forwarder) close() {
 		delete(f.conns, addr)
 	}
 }
+
+// forwardsAsIs reports whether a request in ctx that a leader must
+// execute will, as far as this server knows, be forwarded to another
+// server: this server is not the leader, knows who is, and the request
+// came from a client (a forwarded request is never forwarded again). The
+// answer is a hint for skipping work the leader repeats; onLeader still
+// decides where the request runs.
+func (r *router) forwardsAsIs(ctx context.Context) bool {
+	if r.raft.IsLeader() || forwardedBy(ctx) != "" {
+		return false
+	}
+	id, _ := r.raft.Leader()
+	return id != "" && id != r.cfg.NodeID
+}

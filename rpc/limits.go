@@ -171,8 +171,8 @@ func shortName(name string) string {
 // size limit, decode, name rules, Prepare, command. EntriesServer.Apply
 // calls it; the fuzz target drives it.
 func applyRequestCommand(req *chainstorev1.ApplyRequest, maxEntrySize int) (fsm.Command, error) {
-	if n := len(req.GetEntry()); n > maxEntrySize {
-		return fsm.Command{}, fmt.Errorf("%w: the entry is %d bytes, the limit is %d bytes", ErrEntryTooLarge, n, maxEntrySize)
+	if err := checkEntrySize(req, maxEntrySize); err != nil {
+		return fsm.Command{}, err
 	}
 	e, err := chain.DecodeEntry(req.GetEntry())
 	if err != nil {
@@ -190,6 +190,15 @@ func applyRequestCommand(req *chainstorev1.ApplyRequest, maxEntrySize int) (fsm.
 		cmd.Op, cmd.CASIndex = fsm.OpUpsertCAS, req.GetModifyIndex()
 	}
 	return cmd, nil
+}
+
+// checkEntrySize is applyRequestCommand's first step, the one a follower
+// runs before it forwards an Apply as it came (EntriesServer.Apply).
+func checkEntrySize(req *chainstorev1.ApplyRequest, maxEntrySize int) error {
+	if n := len(req.GetEntry()); n > maxEntrySize {
+		return fmt.Errorf("%w: the entry is %d bytes, the limit is %d bytes", ErrEntryTooLarge, n, maxEntrySize)
+	}
+	return nil
 }
 
 // deleteRequestCommand is the Delete counterpart of applyRequestCommand;

@@ -71,6 +71,8 @@ type router struct {
 	members Members
 	fwd     *forwarder
 	acl     *aclResolver
+	// leaderAddr caches the leader's gRPC address for forwarding.
+	leaderAddr leaderAddrCache
 
 	closeOnce  sync.Once
 	shutdownCh chan struct{} // closed by close: blocked queries return, retries stop
@@ -85,6 +87,7 @@ func newRouter(cfg ServerConfig, r Raft, f FSM, m Members) *router {
 		members:    m,
 		fwd:        newForwarder(cfg.ForwardConnectTimeout, cfg.MaxRecvMsgSize, cfg.ForwardTLS),
 		acl:        newACLResolver(cfg.ACL, f),
+		leaderAddr: leaderAddrCache{ttl: leaderAddrTTL},
 		shutdownCh: make(chan struct{}),
 	}
 }
@@ -220,12 +223,13 @@ func (r *router) leaderAttempt(ctx context.Context, forwarded, write bool, local
 	if id == "" || id == r.cfg.NodeID {
 		return raftnode.ErrNoLeader
 	}
-	addr, ok := r.members.ServerGRPCAddr(id, raftAddr)
-	if !ok {
-		return fmt.Errorf("%w: no gRPC address known for leader %s", ErrLeaderUnreachable, id)
+	addr, err := r.leaderGRPCAddr(id, raftAddr)
+	if err != nil {
+		return err
 	}
 	conn, err := r.fwd.readyConn(ctx, addr)
 	if err != nil {
+		r.leaderAddr.forget(addr)
 		return err
 	}
 	ctx = metadata.AppendToOutgoingContext(withForwardedToken(ctx), forwardedHeader, r.cfg.NodeName)
@@ -237,6 +241,21 @@ func (r *router) leaderAttempt(ctx context.Context, forwarded, write bool, local
 			api.ReasonUnknownOutcome, nil)
 	}
 	return err
+}
+
+// leaderGRPCAddr returns the gRPC address of the leader (id, raftAddr):
+// the cached one, or the admitted member's (Members.ServerGRPCAddr).
+func (r *router) leaderGRPCAddr(id, raftAddr string) (string, error) {
+	now := time.Now()
+	if addr, ok := r.leaderAddr.get(id, raftAddr, now); ok {
+		return addr, nil
+	}
+	addr, ok := r.members.ServerGRPCAddr(id, raftAddr)
+	if !ok {
+		return "", fmt.Errorf("%w: no gRPC address known for leader %s", ErrLeaderUnreachable, id)
+	}
+	r.leaderAddr.put(id, raftAddr, addr, now)
+	return addr, nil
 }
 
 // meta describes a result reflecting index (reported as at least 1, so a

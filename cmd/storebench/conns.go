@@ -65,9 +65,18 @@ func newClient(addrs []string, timeout time.Duration, token string) (*api.Client
 
 // dialPool opens n connections. With to == "leader" every connection
 // prefers the leader (the others follow as fail-over addresses); with
-// "any" connection i prefers server i % len(addrs).
+// "any" connection i prefers server i % len(addrs); with "follower"
+// connection i prefers follower i % (number of followers), so every
+// write is forwarded to the leader.
 func dialPool(ctx context.Context, o commonOpts, n int) (*pool, error) {
 	addrs := api.SplitAddrs(o.addrs)
+	if o.to == "follower" {
+		followers, err := followerAddrs(ctx, addrs, o)
+		if err != nil {
+			return nil, err
+		}
+		return dialRotated(followers, o, n)
+	}
 	if o.to == "leader" {
 		leader, err := findLeader(ctx, addrs, o.timeout, o.token)
 		if err != nil {
@@ -81,13 +90,28 @@ func dialPool(ctx context.Context, o commonOpts, n int) (*pool, error) {
 		}
 		addrs = rest
 	}
+	if o.to == "any" {
+		return dialRotated(addrs, o, n)
+	}
 	p := &pool{}
 	for i := 0; i < n; i++ {
-		rot := addrs
-		if o.to == "any" {
-			k := i % len(addrs)
-			rot = append(append([]string{}, addrs[k:]...), addrs[:k]...)
+		c, err := newClient(addrs, o.timeout, o.token)
+		if err != nil {
+			p.close()
+			return nil, err
 		}
+		p.conns = append(p.conns, c)
+	}
+	return p, nil
+}
+
+// dialRotated opens n connections; connection i prefers addrs[i %
+// len(addrs)] and fails over to the others (only those in addrs).
+func dialRotated(addrs []string, o commonOpts, n int) (*pool, error) {
+	p := &pool{}
+	for i := 0; i < n; i++ {
+		k := i % len(addrs)
+		rot := append(append([]string{}, addrs[k:]...), addrs[:k]...)
 		c, err := newClient(rot, o.timeout, o.token)
 		if err != nil {
 			p.close()
@@ -96,6 +120,27 @@ func dialPool(ctx context.Context, o commonOpts, n int) (*pool, error) {
 		p.conns = append(p.conns, c)
 	}
 	return p, nil
+}
+
+// errNoFollower: --to follower with no address but the leader's.
+var errNoFollower = errors.New("no follower among the addresses (--to follower needs at least one)")
+
+// followerAddrs returns the addresses in addrs that are not the leader's.
+func followerAddrs(ctx context.Context, addrs []string, o commonOpts) ([]string, error) {
+	leader, err := findLeader(ctx, addrs, o.timeout, o.token)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range addrs {
+		if a != leader {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errNoFollower
+	}
+	return out, nil
 }
 
 // opFunc performs operation seq for client worker; it returns an error to

@@ -14,8 +14,8 @@
 //
 // Every command takes --addr (comma-separated gRPC addresses; default the
 // local cluster of scripts/cluster.sh), --conns, --clients, --to
-// (leader|any: send requests to the leader, or spread connections over all
-// servers), --json FILE (write the results as JSON) and --progress
+// (leader|any|follower: send requests to the leader, spread connections
+// over all servers, or over the followers only), --json FILE (write the results as JSON) and --progress
 // (auto|on|off; auto draws a bar on stderr when it is a terminal and the
 // run lasts more than a second), --token (ACL SecretID sent with the
 // chainstore API calls and the metrics scrape; env STORE_TOKEN) and
@@ -102,7 +102,7 @@ func (o *commonOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.addrs, "addr", "127.0.0.1:8502,127.0.0.1:8512,127.0.0.1:8522", "comma-separated gRPC addresses of the servers")
 	fs.IntVar(&o.conns, "conns", 1, "number of gRPC connections (clients share them round-robin)")
 	fs.IntVar(&o.clients, "clients", 1, "number of concurrent clients (one request at a time each)")
-	fs.StringVar(&o.to, "to", "leader", "leader: connect to the leader; any: spread connections over every server")
+	fs.StringVar(&o.to, "to", "leader", "leader: connect to the leader; any: spread connections over every server; follower: spread them over the followers (every write is forwarded)")
 	fs.StringVar(&o.jsonPath, "json", "", "write the results as JSON to this file")
 	fs.StringVar(&o.progress, "progress", "auto", "progress bar on stderr: auto, on or off")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "deadline of one request")
@@ -123,8 +123,8 @@ func (o *commonOpts) validate() error {
 		return fmt.Errorf("--conns must be at least 1, got %d", o.conns)
 	case o.clients < 1:
 		return fmt.Errorf("--clients must be at least 1, got %d", o.clients)
-	case o.to != "leader" && o.to != "any":
-		return fmt.Errorf("--to must be leader or any, got %q", o.to)
+	case o.to != "leader" && o.to != "any" && o.to != "follower":
+		return fmt.Errorf("--to must be leader, any or follower, got %q", o.to)
 	case o.progress != "auto" && o.progress != "on" && o.progress != "off":
 		return fmt.Errorf("--progress must be auto, on or off, got %q", o.progress)
 	case o.timeout <= 0:

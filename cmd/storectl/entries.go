@@ -112,9 +112,16 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 }
 
-// loadPutInput reads and decodes the entry put writes and encodes it in
-// the canonical JSON the server takes. It prints what went wrong, if
-// anything, and then reports false.
+// maxVerbatimJSON is the largest JSON document put sends as written;
+// larger ones are sent in canonical (compact) form, so indentation does
+// not count against the server's entry size limit.
+const maxVerbatimJSON = 64 << 10
+
+// loadPutInput reads and decodes the entry put writes (so bad input gets
+// a clear error here, and the kind and name are known) and returns the
+// body to send: a JSON document as written (the server decodes it with
+// the same chain.DecodeEntry), HCL and large JSON converted to canonical
+// JSON. It prints what went wrong, if anything, and then reports false.
 func loadPutInput(path string, stderr io.Writer) (chain.Entry, []byte, bool) {
 	data, err := readInput(path)
 	if err != nil {
@@ -125,6 +132,9 @@ func loadPutInput(path string, stderr io.Writer) (chain.Entry, []byte, bool) {
 	if err != nil {
 		fmt.Fprintf(stderr, "Failed to decode config entry input: %v\n", err)
 		return nil, nil, false
+	}
+	if chain.IsJSONDocument(data) && len(data) <= maxVerbatimJSON {
+		return e, data, true
 	}
 	body, err := chain.EncodeEntry(e)
 	if err != nil {

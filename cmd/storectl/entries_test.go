@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/chainstore/chainstore/api"
+	"github.com/chainstore/chainstore/chain"
 	"github.com/chainstore/chainstore/cmd/internal/cli"
 	"github.com/chainstore/chainstore/internal/testutil"
 	chainstorev1 "github.com/chainstore/chainstore/proto/chainstore/v1"
@@ -306,6 +308,42 @@ func TestPutSendsCanonicalJSONAndCAS(t *testing.T) {
 	want := &chainstorev1.ApplyRequest{Entry: []byte(routerJSON), Cas: true, ModifyIndex: 12}
 	if diff := cmp.Diff(want.String(), f.last("Apply").(*chainstorev1.ApplyRequest).String()); diff != "" {
 		t.Errorf("ApplyRequest (-want +got):\n%s", diff)
+	}
+}
+
+// TestPutSendsJSONAsWritten: a JSON document is sent byte for byte (the
+// server decodes it the same way), unless it is over maxVerbatimJSON,
+// which is compacted to canonical JSON; invalid JSON never leaves
+// storectl.
+func TestPutSendsJSONAsWritten(t *testing.T) {
+	t.Parallel()
+	asWritten := "{\n  \"kind\": \"service-defaults\",\n  \"name\": \"web\",\n  \"protocol\": \"http\"\n}\n"
+	large := `{"Kind":"service-defaults","Name":"big","Meta":{"a":"` + strings.Repeat("x", 500) + `"}}` + strings.Repeat(" ", maxVerbatimJSON)
+	files := writeEntryFiles(t, map[string]string{"web.json": asWritten, "big.json": large, "bad.json": `{"kind": "service-defaults", "name": }`})
+	f := &fakeServer{reqs: map[string]proto.Message{}, resp: map[string]proto.Message{"Apply": &chainstorev1.ApplyResponse{Applied: true}, "GetChain": chainResponse(t)}}
+	addr := startFakeServer(t, f)
+	bigEntry, err := chain.DecodeEntry([]byte(large))
+	if err != nil {
+		t.Fatalf("DecodeEntry(big.json): %v", err)
+	}
+	compact, err := chain.EncodeEntry(bigEntry)
+	if err != nil {
+		t.Fatalf("EncodeEntry(big.json): %v", err)
+	}
+	for file, want := range map[string]string{"web.json": asWritten, "big.json": string(compact)} {
+		if code, _, stderr := runStorectl(t, files, "--addr", addr, "put", filepath.Join(files, file)); code != 0 {
+			t.Fatalf("put %s: exit %d: %s", file, code, stderr)
+		}
+		if got := string(f.last("Apply").(*chainstorev1.ApplyRequest).GetEntry()); got != want {
+			t.Errorf("put %s sent %.200q, want %.200q", file, got, want)
+		}
+	}
+	code, _, stderr := runStorectl(t, files, "--addr", addr, "put", filepath.Join(files, "bad.json"))
+	if code != 1 || !strings.Contains(stderr, "Failed to decode config entry input") {
+		t.Errorf("put bad.json: exit %d, stderr %q; want exit 1 and a decode error", code, stderr)
+	}
+	if calls := f.calls["Apply"]; calls != 2 {
+		t.Errorf("Apply called %d times, want 2 (never for the invalid file)", calls)
 	}
 }
 
