@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -88,4 +89,5 @@ func (ic *idleCost) addTo(extra map[string]any) {
 		per[a] = ic.perSec[i]
 	}
 	extra["idle_cpu_s_per_s"] = per
+	extra["idle_cpu_s_per_s_max"] = slices.Max(ic.perSec)
 }
