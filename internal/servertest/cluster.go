@@ -28,6 +28,7 @@ package servertest
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -84,6 +85,11 @@ type Cluster struct {
 	t      testing.TB
 	links  *linkTable
 	mutate func(*server.Config)
+	// root holds every node's data dir. It is made before the shutdown
+	// cleanup is registered, so its removal runs after the servers stopped
+	// (cleanups run last-registered first; a t.TempDir per node made later
+	// would be removed while the servers still write snapshots).
+	root string
 
 	mu    sync.Mutex // protects nodes and every Node.srv
 	nodes []*Node
@@ -104,7 +110,10 @@ func Config(name, dataDir string) server.Config {
 	// CI machine without spurious elections.
 	cfg.Raft.HeartbeatTimeout = 500 * time.Millisecond
 	cfg.Raft.ElectionTimeout = 500 * time.Millisecond
-	cfg.Raft.LeaderLeaseTimeout = 250 * time.Millisecond
+	// The lease equals the heartbeat timeout: at 250 ms a leader on a
+	// machine loaded by -race tests stepped down now and then (no quorum
+	// contact for ~470 ms), failing writes with an unknown outcome.
+	cfg.Raft.LeaderLeaseTimeout = 500 * time.Millisecond
 	cfg.Raft.CommitTimeout = 5 * time.Millisecond
 	cfg.Raft.ApplyTimeout = 5 * time.Second
 	cfg.Raft.TransportTimeout = 2 * time.Second
@@ -133,7 +142,7 @@ func Config(name, dataDir string) server.Config {
 // ends.
 func NewCluster(tb testing.TB, n int, mutate func(*server.Config)) *Cluster {
 	tb.Helper()
-	c := &Cluster{t: tb, links: newLinkTable(), mutate: mutate}
+	c := &Cluster{t: tb, links: newLinkTable(), mutate: mutate, root: tb.TempDir()}
 	tb.Cleanup(c.shutdown)
 	for i := 1; i <= n; i++ {
 		c.AddNode(fmt.Sprintf("n%d", i), n)
@@ -147,7 +156,11 @@ func NewCluster(tb testing.TB, n int, mutate func(*server.Config)) *Cluster {
 // cluster). It does not wait for the node to join.
 func (c *Cluster) AddNode(name string, expect int) *Node {
 	c.t.Helper()
-	nd := &Node{c: c, name: name, dataDir: c.t.TempDir(), logs: &syncBuffer{}, gossipCut: &cluster.GossipCut{}}
+	dataDir, err := os.MkdirTemp(c.root, name+"-")
+	if err != nil {
+		c.t.Fatalf("data dir of %s: %v", name, err)
+	}
+	nd := &Node{c: c, name: name, dataDir: dataDir, logs: &syncBuffer{}, gossipCut: &cluster.GossipCut{}}
 	nd.cfg = Config(name, nd.dataDir)
 	nd.cfg.Cluster.TestGossipCut = nd.gossipCut
 	nd.cfg.BootstrapExpect = expect
