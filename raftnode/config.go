@@ -18,7 +18,8 @@ type Config struct {
 	// NodeID is this server's permanent Raft identity (protocol 3: IDs, not
 	// addresses, identify servers). Use a persisted UUID.
 	NodeID string
-	// DataDir holds raft.db (log + stable store) and snapshots/.
+	// DataDir holds raft.db (stable store, and the log with LogStoreBoltDB),
+	// wal/ (the log with LogStoreWAL) and snapshots/.
 	DataDir string
 	// BindAddr is the host:port the Raft listener binds; port 0 picks a free
 	// port (tests).
@@ -59,8 +60,12 @@ type Config struct {
 	// SnapshotRetain: snapshots kept on disk (>= 1).
 	SnapshotRetain int
 	// LogCacheSize: most recent log entries cached in memory in front of
-	// bbolt; 0 disables the cache.
+	// the log store; 0 disables the cache.
 	LogCacheSize int
+	// LogStore is the Raft log store a NEW data dir gets (LogStoreWAL or
+	// LogStoreBoltDB); an existing data dir keeps the one it was created
+	// with (logstore.go). raft.db stays the stable store either way.
+	LogStore LogStoreKind
 
 	// ApplyTimeout bounds how long Apply, Barrier and membership changes
 	// wait to be *enqueued* into Raft (not the commit). A context deadline
@@ -114,6 +119,7 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
 		LogCacheSize:       512,
+		LogStore:           DefaultLogStore,
 		ApplyTimeout:       10 * time.Second,
 		ReadIndexTimeout:   5 * time.Second,
 		TransportTimeout:   10 * time.Second,
@@ -184,6 +190,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogCacheSize < 0 {
 		bad("LogCacheSize %d is negative", c.LogCacheSize)
+	}
+	if c.LogStore != LogStoreWAL && c.LogStore != LogStoreBoltDB {
+		bad("LogStore %q is neither %q nor %q", c.LogStore, LogStoreWAL, LogStoreBoltDB)
 	}
 	if c.ApplyTimeout <= 0 {
 		bad("ApplyTimeout %s is not positive", c.ApplyTimeout)
