@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -179,13 +180,13 @@ func openWAL(dir string, db *raftboltdb.BoltStore, logger hclog.Logger) (*opened
 
 // openWALDir opens the raft-wal in walDir, which must exist. Its files are
 // kept 0600 like the rest of the data dir (perms.go): raft-wal creates
-// them 0644.
+// wal-meta.db 0644 (segment files: walVFS).
 func openWALDir(walDir string, logger hclog.Logger) (*openedLog, error) {
 	meta := &metadb.BoltMetaDB{}
 	w, err := wal.Open(walDir,
 		wal.WithLogger(logger.Named("wal")),
 		wal.WithMetaStore(meta),
-		wal.WithSegmentFiler(segment.NewFiler(walDir, permVFS{walfs.New()})))
+		wal.WithSegmentFiler(segment.NewFiler(walDir, walVFS{walfs.New()})))
 	if err != nil {
 		_ = meta.Close()
 		return nil, fmt.Errorf("open raft-wal log store %s: %w", walDir, err)
@@ -198,20 +199,51 @@ func openWALDir(walDir string, logger hclog.Logger) (*openedLog, error) {
 	return l, nil
 }
 
-// permVFS is raft-wal's file system with each new segment file made 0600.
-type permVFS struct{ types.VFS }
+// walVFS is raft-wal's file system with one change: a new segment file is
+// created 0600 (perms.go) and is not preallocated. raft-wal preallocates
+// each segment to its full size (64 MiB) with fallocate, so that appends
+// later never need new blocks; then a full disk goes unnoticed by the log
+// until the next segment cannot be created, and the node carries on while
+// its snapshots fail. Without preallocation an append on a full disk fails
+// at once and the disk guard fails the node with "no space left on
+// device", as it did with bbolt (docs/reliability.md, Disk faults), and
+// a 64 MiB test file system can hold a segment. raft-wal's recovery reads
+// a segment up to its end or its first zero or torn frame, so a segment
+// file that ends where its last write ended is valid.
+// [measured] BenchmarkLogStore showed no cost for this (DESIGN.md, "Log store").
+type walVFS struct{ types.VFS }
 
 // Create implements types.VFS.
-func (v permVFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
-	f, err := v.VFS.Create(dir, name, size)
+func (v walVFS) Create(dir, name string, _ uint64) (types.WritableFile, error) {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_RDWR, fileMode)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(filepath.Join(dir, name), fileMode); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("restrict %s: %w", name, err)
+	return &walFile{File: f, dir: dir}, nil
+}
+
+// walFile is a new segment file: its directory is fsynced after the first
+// fsync of the file, so that the file's name survives a crash from the
+// first acknowledged append on (raft-wal's own file does the same).
+type walFile struct {
+	*os.File
+	dir       string
+	dirSynced atomic.Bool
+}
+
+// Sync implements types.WritableFile.
+func (f *walFile) Sync() error {
+	if err := f.File.Sync(); err != nil {
+		return err
 	}
-	return f, nil
+	if f.dirSynced.Load() {
+		return nil
+	}
+	if err := syncDir(f.dir); err != nil {
+		return err
+	}
+	f.dirSynced.Store(true)
+	return nil
 }
 
 // syncDir fsyncs a directory so that an entry created in it survives a

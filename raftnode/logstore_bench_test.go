@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -24,7 +25,8 @@ var benchValue = strings.Repeat("v", 512)
 // Besides ns/op (wall time per committed write: 1/throughput) it reports
 // the p50 and p99 latency of one Apply and, from /proc/self/io (the three
 // nodes share this process), bytes written to storage and write syscalls
-// per committed write, summed over the three nodes.
+// per committed write, summed over the three nodes, and the process's CPU
+// time per committed write.
 //
 //	go test -run '^$' -bench 'BenchmarkLogStore' -benchtime 3000x -count 3 ./raftnode/
 func BenchmarkLogStore(b *testing.B) {
@@ -70,6 +72,7 @@ func benchApplyClients(b *testing.B, clients int, mutate func(*Config)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	io0 := readProcIO(b)
+	cpu0 := processCPU(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range clients {
@@ -89,6 +92,8 @@ func benchApplyClients(b *testing.B, clients int, mutate func(*Config)) {
 	wg.Wait()
 	b.StopTimer()
 	io1 := readProcIO(b)
+	cpu := processCPU(b) - cpu0
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/op")
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) > 0 {
@@ -99,6 +104,18 @@ func benchApplyClients(b *testing.B, clients int, mutate func(*Config)) {
 		b.ReportMetric(float64(io1["write_bytes"]-io0["write_bytes"])/float64(b.N), "disk-B/op")
 		b.ReportMetric(float64(io1["syscw"]-io0["syscw"])/float64(b.N), "syscw/op")
 	}
+}
+
+// processCPU returns the user+system CPU time this process has used: the
+// three nodes' and the appliers' (figures that a busy machine moves far less
+// than wall time).
+func processCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // readProcIO reads /proc/self/io (nil where it does not exist).

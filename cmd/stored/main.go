@@ -134,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 	fs.BoolVar(&cfg.ACLEnabled, "acl-enabled", cfg.ACLEnabled, "enforce ACL tokens on every request (docs/acl.md)")
 	fs.StringVar(&cfg.ACLDefaultPolicy, "acl-default-policy", "deny", "with --acl-enabled, what no rule covers: deny or allow")
 	fs.DurationVar(&cfg.TombstoneGC.TTL, "tombstone-ttl", cfg.TombstoneGC.TTL, "keep the tombstones of deleted entries at least this long before the leader reaps them")
+	registerLogStoreFlag(fs, &cfg) // logstore.go
 	sec := registerSecurityFlags(fs, &cfg)
 	testHooks := registerTestFlags(fs)
 	dbg := registerDebugFlags(fs)
