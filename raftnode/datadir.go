@@ -139,9 +139,9 @@ func checkLogContinuity(dir string, repair bool, q *quarantine, rep *Report) err
 		return nil
 	}
 	defer func() { _ = store.Close() }()
-	log, logPath, err := openCheckedLog(dir, store, rep)
-	if err != nil || log == nil {
-		return err
+	log, logPath := openCheckedLog(dir, store, rep)
+	if log == nil {
+		return nil
 	}
 	defer func() { _ = log.close() }()
 	first, err1 := log.store.FirstIndex()
@@ -193,38 +193,38 @@ func checkLogContinuity(dir string, repair bool, q *quarantine, rep *Report) err
 // checkLogContinuity: db itself for a bbolt log, else the WAL. It returns a
 // nil log when there is none to check (a new data dir); a WAL directory
 // that is missing although raft.db records a term is a fatal problem.
-func openCheckedLog(dir string, db *raftboltdb.BoltStore, rep *Report) (log *openedLog, path string, err error) {
+func openCheckedLog(dir string, db *raftboltdb.BoltStore, rep *Report) (log *openedLog, path string) {
 	dbPath := filepath.Join(dir, DBFile)
 	kind, known, err := recordedLogStore(db)
 	if err != nil {
 		rep.Problems = append(rep.Problems, Problem{Path: dbPath, What: err.Error(), Fatal: true,
 			Repair: "not repairable here: restore raft.db from a backup, or wipe this server's data dir and let it join again as a new server (docs/recovery.md)"})
-		return nil, "", nil
+		return nil, ""
 	}
 	if !known {
-		return nil, "", nil
+		return nil, ""
 	}
 	if kind == LogStoreBoltDB {
-		return &openedLog{kind: kind, store: db}, dbPath, nil
+		return &openedLog{kind: kind, store: db}, dbPath
 	}
 	walDir := filepath.Join(dir, WALDir)
 	if _, err := os.Stat(walDir); errors.Is(err, fs.ErrNotExist) {
 		term, _ := db.GetUint64(raftCurrentTermKey)
 		if term == 0 {
-			return nil, "", nil // created at the next start
+			return nil, "" // created at the next start
 		}
 		rep.Problems = append(rep.Problems, Problem{Path: walDir, Fatal: true,
 			What:   fmt.Sprintf("missing, but raft.db records the wal log store and term %d: the log is lost", term),
 			Repair: "not repairable here: restore it from a backup, or wipe this server's data dir and let it join again as a new server (docs/recovery.md)"})
-		return nil, "", nil
+		return nil, ""
 	}
 	l, err := openWALDir(walDir, hclog.NewNullLogger())
 	if err != nil {
 		rep.Problems = append(rep.Problems, Problem{Path: walDir, What: "cannot open: " + err.Error(), Fatal: true,
 			Repair: "not repaired: restore it from a backup, or wipe this server's data dir and let it join again as a new server (docs/recovery.md)"})
-		return nil, "", nil
+		return nil, ""
 	}
-	return l, walDir, nil
+	return l, walDir
 }
 
 // checkSnapshots opens every snapshot (FileSnapshotStore.Open verifies the
