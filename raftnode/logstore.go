@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	gometrics "github.com/armon/go-metrics"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -186,6 +187,7 @@ func openWALDir(walDir string, logger hclog.Logger) (*openedLog, error) {
 	w, err := wal.Open(walDir,
 		wal.WithLogger(logger.Named("wal")),
 		wal.WithMetaStore(meta),
+		wal.WithMetricsCollector(walMetrics{}),
 		wal.WithSegmentFiler(segment.NewFiler(walDir, walVFS{walfs.New()})))
 	if err != nil {
 		_ = meta.Close()
@@ -197,6 +199,24 @@ func openWALDir(walDir string, logger hclog.Logger) (*openedLog, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// walMetrics passes raft-wal's counters and gauges to go-metrics' global
+// instance as raft_wal_*, where hashicorp/raft's own metrics go (package
+// metrics bridges them to Prometheus as chainstore_raft_wal_*). raft-wal's
+// GoMetricsCollector would capture the global instance when the WAL opens,
+// before the server's metrics sink is installed; this looks it up at every
+// call, as hashicorp/raft does.
+type walMetrics struct{}
+
+// IncrementCounter implements raft-wal's metrics.Collector.
+func (walMetrics) IncrementCounter(name string, delta uint64) {
+	gometrics.IncrCounter([]string{"raft", "wal", name}, float32(delta))
+}
+
+// SetGauge implements raft-wal's metrics.Collector.
+func (walMetrics) SetGauge(name string, val uint64) {
+	gometrics.SetGauge([]string{"raft", "wal", name}, float32(val))
 }
 
 // walVFS is raft-wal's file system with one change: a new segment file is
