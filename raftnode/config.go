@@ -66,6 +66,11 @@ type Config struct {
 	// LogStoreBoltDB); an existing data dir keeps the one it was created
 	// with (logstore.go). raft.db stays the stable store either way.
 	LogStore LogStoreKind
+	// WALSegmentSize is the size in bytes at which raft-wal starts a new
+	// segment file. Truncation after a snapshot deletes whole segments
+	// only, so it bounds the log's disk use beyond TrailingLogs. Tests
+	// shrink it so that a truncated log really loses its head.
+	WALSegmentSize uint64
 
 	// ApplyTimeout bounds how long Apply, Barrier and membership changes
 	// wait to be *enqueued* into Raft (not the commit). A context deadline
@@ -120,6 +125,7 @@ func DefaultConfig() Config {
 		SnapshotRetain:     2,
 		LogCacheSize:       512,
 		LogStore:           DefaultLogStore,
+		WALSegmentSize:     64 << 20, // raft-wal's default
 		ApplyTimeout:       10 * time.Second,
 		ReadIndexTimeout:   5 * time.Second,
 		TransportTimeout:   10 * time.Second,
@@ -127,6 +133,13 @@ func DefaultConfig() Config {
 		DiskStallTimeout:   2 * time.Second,
 	}
 }
+
+// WALSegmentSize bounds: raft-wal records a segment's size limit in 32
+// bits.
+const (
+	minWALSegmentSize = 32 << 10
+	maxWALSegmentSize = 1 << 30
+)
 
 // minTimeout is hashicorp/raft's lower bound for its timeouts.
 const minTimeout = 5 * time.Millisecond
@@ -190,6 +203,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogCacheSize < 0 {
 		bad("LogCacheSize %d is negative", c.LogCacheSize)
+	}
+	if c.WALSegmentSize < minWALSegmentSize || c.WALSegmentSize > maxWALSegmentSize {
+		bad("WALSegmentSize %d is outside %d..%d bytes", c.WALSegmentSize, minWALSegmentSize, maxWALSegmentSize)
 	}
 	if c.LogStore != LogStoreWAL && c.LogStore != LogStoreBoltDB {
 		bad("LogStore %q is neither %q nor %q", c.LogStore, LogStoreWAL, LogStoreBoltDB)

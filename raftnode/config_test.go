@@ -32,6 +32,7 @@ func TestDefaultConfig(t *testing.T) {
 		SnapshotRetain:     2,
 		LogCacheSize:       512,
 		LogStore:           LogStoreWAL, // DESIGN.md, "Log store"
+		WALSegmentSize:     64 << 20,
 		ApplyTimeout:       10 * time.Second,
 		ReadIndexTimeout:   5 * time.Second,
 		TransportTimeout:   10 * time.Second,

@@ -218,7 +218,7 @@ func openCheckedLog(dir string, db *raftboltdb.BoltStore, rep *Report) (log *ope
 			Repair: "not repairable here: restore it from a backup, or wipe this server's data dir and let it join again as a new server (docs/recovery.md)"})
 		return nil, ""
 	}
-	l, err := openWALDir(walDir, hclog.NewNullLogger())
+	l, err := openWALDir(walDir, 64<<20, hclog.NewNullLogger()) // the size limit applies to new segments only
 	if err != nil {
 		rep.Problems = append(rep.Problems, Problem{Path: walDir, What: "cannot open: " + err.Error(), Fatal: true,
 			Repair: "not repaired: restore it from a backup, or wipe this server's data dir and let it join again as a new server (docs/recovery.md)"})

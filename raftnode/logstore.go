@@ -122,7 +122,7 @@ func (l *openedLog) close() error {
 // openLogStore opens the log store of the data dir dir whose raft.db is db
 // (already open). A new data dir gets the kind want, recorded in raft.db
 // first; an existing one keeps its own (logged when it differs from want).
-func openLogStore(dir string, db *raftboltdb.BoltStore, want LogStoreKind, logger hclog.Logger) (*openedLog, error) {
+func openLogStore(dir string, db *raftboltdb.BoltStore, want LogStoreKind, segmentSize uint64, logger hclog.Logger) (*openedLog, error) {
 	kind, known, err := recordedLogStore(db)
 	if err != nil {
 		return nil, err
@@ -147,14 +147,14 @@ func openLogStore(dir string, db *raftboltdb.BoltStore, want LogStoreKind, logge
 		}
 		return &openedLog{kind: kind, store: db}, nil
 	}
-	return openWAL(dir, db, logger)
+	return openWAL(dir, db, segmentSize, logger)
 }
 
 // openWAL opens (or creates) DataDir/wal. A missing wal directory is
 // created only while raft.db holds no term: once it does, the log may
 // hold acknowledged entries, and a node that silently started over with
 // an empty log could lose them.
-func openWAL(dir string, db *raftboltdb.BoltStore, logger hclog.Logger) (*openedLog, error) {
+func openWAL(dir string, db *raftboltdb.BoltStore, segmentSize uint64, logger hclog.Logger) (*openedLog, error) {
 	walDir := filepath.Join(dir, WALDir)
 	_, err := os.Stat(walDir)
 	switch {
@@ -176,18 +176,19 @@ func openWAL(dir string, db *raftboltdb.BoltStore, logger hclog.Logger) (*opened
 	case err != nil:
 		return nil, fmt.Errorf("stat %s: %w", walDir, err)
 	}
-	return openWALDir(walDir, logger)
+	return openWALDir(walDir, segmentSize, logger)
 }
 
 // openWALDir opens the raft-wal in walDir, which must exist. Its files are
 // kept 0600 like the rest of the data dir (perms.go): raft-wal creates
 // wal-meta.db 0644 (segment files: walVFS).
-func openWALDir(walDir string, logger hclog.Logger) (*openedLog, error) {
+func openWALDir(walDir string, segmentSize uint64, logger hclog.Logger) (*openedLog, error) {
 	meta := &metadb.BoltMetaDB{}
 	w, err := wal.Open(walDir,
 		wal.WithLogger(logger.Named("wal")),
 		wal.WithMetaStore(meta),
 		wal.WithMetricsCollector(walMetrics{}),
+		wal.WithSegmentSize(int(segmentSize)),
 		wal.WithSegmentFiler(segment.NewFiler(walDir, walVFS{walfs.New()})))
 	if err != nil {
 		_ = meta.Close()

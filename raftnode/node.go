@@ -186,7 +186,7 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 	}
 	closers = append(closers, n.bolt.Close)
 
-	n.log, err = openLogStore(cfg.DataDir, n.bolt, cfg.LogStore, logger)
+	n.log, err = openLogStore(cfg.DataDir, n.bolt, cfg.LogStore, cfg.WALSegmentSize, logger)
 	if err != nil {
 		return nil, fmt.Errorf("open log store in %q: %w", cfg.DataDir, err)
 	}
