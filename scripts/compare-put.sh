@@ -28,7 +28,7 @@ TOTAL_1=${TOTAL_1:-2000}
 ENTRY_SIZE=${ENTRY_SIZE:-512}
 ADDR=127.0.0.1:$((BASE_PORT + 2)),127.0.0.1:$((BASE_PORT + 12)),127.0.0.1:$((BASE_PORT + 22))
 PERF=0
-if command -v perf >/dev/null && perf list 2>/dev/null | grep -q 'syscalls:sys_enter_fdatasync'; then PERF=1; fi
+if command -v perf >/dev/null && [[ $(perf list 2>/dev/null | grep -c 'syscalls:sys_enter_fdatasync') -gt 0 ]]; then PERF=1; fi
 
 # io_sum DIR: write_bytes and syscw summed over the three servers.
 io_sum() {
