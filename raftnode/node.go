@@ -30,7 +30,7 @@ type Node struct {
 	bolt      *raftboltdb.BoltStore
 	log       *openedLog       // bolt or a raft-wal (logstore.go)
 	stable    *closableStable  // bolt as Raft's stable store, closed safely at shutdown
-	guard     *guardedLogStore // bolt, watched for failed and stalled writes
+	guard     *guardedLogStore // the log store, watched for failed and stalled writes
 	logs      raft.LogStore    // guard, behind the LogCache when enabled
 	stream    *streamLayer
 	snaps     *raft.FileSnapshotStore
