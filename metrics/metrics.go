@@ -3,9 +3,10 @@
 // interceptor and an HTTP hook), collectors that read the server's
 // existing state when scraped (Raft stats, entries by kind, catalog
 // instances by health, the chain hub's counters, blocked queries, xDS
-// clients and NACKs), and the metrics hashicorp/raft and raft-boltdb emit
-// themselves (commit and FSM apply times, leader changes, log store write
-// time), bridged from go-metrics. Handler serves them as
+// clients and NACKs), and the metrics hashicorp/raft and its log stores
+// (raft-wal, raft-boltdb) emit themselves (commit and FSM apply times,
+// leader changes, log store appends and write time), bridged from
+// go-metrics. Handler serves them as
 // GET /v1/agent/metrics: Consul's JSON form, or the Prometheus text format
 // with ?format=prometheus. docs/http-api.md lists every metric.
 //

@@ -87,7 +87,7 @@ func TestMetricsMoveAfterWrites(t *testing.T) {
 	// collectors are all there.
 	for _, name := range []string{
 		"chainstore_raft_commitTime_count", "chainstore_raft_fsm_applyBatch_count", "chainstore_raft_state_leader",
-		"chainstore_raft_boltdb_storeLogs_count", "chainstore_raft_is_leader", "chainstore_raft_commit_index",
+		"chainstore_raft_wal_log_appends", "chainstore_raft_is_leader", "chainstore_raft_commit_index",
 		"chainstore_store_config_entries", "chainstore_catalog_instances", "chainstore_chain_compiles_total",
 		"chainstore_chain_compile_seconds_count", "chainstore_chain_watchers", "chainstore_chain_deliveries_total",
 		"chainstore_chain_skipped_versions_total", "chainstore_rpc_blocked_queries", "chainstore_xds_clients",
@@ -135,7 +135,7 @@ func TestMetricsMoveAfterWrites(t *testing.T) {
 	}
 	grew("chainstore_raft_commitTime_count")
 	grew("chainstore_raft_fsm_applyBatch_count")
-	grew("chainstore_raft_boltdb_storeLogs_count")
+	grew("chainstore_raft_wal_log_appends") // the default log store (raftnode.DefaultLogStore)
 	grew("chainstore_raft_commit_index")
 	grew("chainstore_store_config_entries", `kind="service-defaults"`)
 	grew("chainstore_store_config_entries", `kind="service-resolver"`)

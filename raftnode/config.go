@@ -18,7 +18,8 @@ type Config struct {
 	// NodeID is this server's permanent Raft identity (protocol 3: IDs, not
 	// addresses, identify servers). Use a persisted UUID.
 	NodeID string
-	// DataDir holds raft.db (log + stable store) and snapshots/.
+	// DataDir holds raft.db (stable store, and the log with LogStoreBoltDB),
+	// wal/ (the log with LogStoreWAL) and snapshots/.
 	DataDir string
 	// BindAddr is the host:port the Raft listener binds; port 0 picks a free
 	// port (tests).
@@ -59,8 +60,17 @@ type Config struct {
 	// SnapshotRetain: snapshots kept on disk (>= 1).
 	SnapshotRetain int
 	// LogCacheSize: most recent log entries cached in memory in front of
-	// bbolt; 0 disables the cache.
+	// the log store; 0 disables the cache.
 	LogCacheSize int
+	// LogStore is the Raft log store a NEW data dir gets (LogStoreWAL or
+	// LogStoreBoltDB); an existing data dir keeps the one it was created
+	// with (logstore.go). raft.db stays the stable store either way.
+	LogStore LogStoreKind
+	// WALSegmentSize is the size in bytes at which raft-wal starts a new
+	// segment file. Truncation after a snapshot deletes whole segments
+	// only, so it bounds the log's disk use beyond TrailingLogs. Tests
+	// shrink it so that a truncated log really loses its head.
+	WALSegmentSize uint64
 
 	// ApplyTimeout bounds how long Apply, Barrier and membership changes
 	// wait to be *enqueued* into Raft (not the commit). A context deadline
@@ -119,6 +129,8 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
 		LogCacheSize:       512,
+		LogStore:           DefaultLogStore,
+		WALSegmentSize:     64 << 20, // raft-wal's default
 		ApplyTimeout:       10 * time.Second,
 		ReadIndexTimeout:   5 * time.Second,
 		TransportTimeout:   10 * time.Second,
@@ -126,6 +138,13 @@ func DefaultConfig() Config {
 		DiskStallTimeout:   2 * time.Second,
 	}
 }
+
+// WALSegmentSize bounds: raft-wal records a segment's size limit in 32
+// bits.
+const (
+	minWALSegmentSize = 32 << 10
+	maxWALSegmentSize = 1 << 30
+)
 
 // minTimeout is hashicorp/raft's lower bound for its timeouts.
 const minTimeout = 5 * time.Millisecond
@@ -189,6 +208,12 @@ func (c Config) Validate() error {
 	}
 	if c.LogCacheSize < 0 {
 		bad("LogCacheSize %d is negative", c.LogCacheSize)
+	}
+	if c.WALSegmentSize < minWALSegmentSize || c.WALSegmentSize > maxWALSegmentSize {
+		bad("WALSegmentSize %d is outside %d..%d bytes", c.WALSegmentSize, minWALSegmentSize, maxWALSegmentSize)
+	}
+	if c.LogStore != LogStoreWAL && c.LogStore != LogStoreBoltDB {
+		bad("LogStore %q is neither %q nor %q", c.LogStore, LogStoreWAL, LogStoreBoltDB)
 	}
 	if c.ApplyTimeout <= 0 {
 		bad("ApplyTimeout %s is not positive", c.ApplyTimeout)

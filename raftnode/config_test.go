@@ -31,6 +31,8 @@ func TestDefaultConfig(t *testing.T) {
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
 		LogCacheSize:       512,
+		LogStore:           LogStoreWAL, // DESIGN.md, "Log store"
+		WALSegmentSize:     64 << 20,
 		ApplyTimeout:       10 * time.Second,
 		ReadIndexTimeout:   5 * time.Second,
 		TransportTimeout:   10 * time.Second,

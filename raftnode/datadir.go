@@ -139,11 +139,16 @@ func checkLogContinuity(dir string, repair bool, q *quarantine, rep *Report) err
 		return nil
 	}
 	defer func() { _ = store.Close() }()
-	first, err1 := store.FirstIndex()
-	last, err2 := store.LastIndex()
+	log, logPath := openCheckedLog(dir, store, rep)
+	if log == nil {
+		return nil
+	}
+	defer func() { _ = log.close() }()
+	first, err1 := log.store.FirstIndex()
+	last, err2 := log.store.LastIndex()
 	fence, err3 := store.GetUint64(voteFenceKey)
 	if err := errors.Join(err1, err2); err != nil {
-		return fmt.Errorf("read log bounds of %s: %w", dbPath, err)
+		return fmt.Errorf("read log bounds of %s: %w", logPath, err)
 	}
 	if err3 == nil {
 		rep.VoteFence = fence
@@ -152,7 +157,7 @@ func checkLogContinuity(dir string, repair bool, q *quarantine, rep *Report) err
 	if last == 0 || first <= rep.SnapshotIndex+1 {
 		return nil
 	}
-	p := Problem{Path: dbPath, Fatal: true,
+	p := Problem{Path: logPath, Fatal: true,
 		What: fmt.Sprintf("the log starts at index %d but the newest usable snapshot ends at %d: entries %d-%d are gone (hashicorp/raft would panic with \"log not found\")",
 			first, rep.SnapshotIndex, rep.SnapshotIndex+1, first-1)}
 	if !repair {
@@ -160,11 +165,16 @@ func checkLogContinuity(dir string, repair bool, q *quarantine, rep *Report) err
 		rep.Problems = append(rep.Problems, p)
 		return nil
 	}
-	if err := q.copyFile(dbPath); err != nil {
+	if log.wal != nil {
+		err = q.copyDir(logPath)
+	} else {
+		err = q.copyFile(dbPath)
+	}
+	if err != nil {
 		return err
 	}
-	if err := store.DeleteRange(first, last); err != nil {
-		return fmt.Errorf("discard log entries %d-%d of %s: %w", first, last, dbPath, err)
+	if err := log.store.DeleteRange(first, last); err != nil {
+		return fmt.Errorf("discard log entries %d-%d of %s: %w", first, last, logPath, err)
 	}
 	newFence := max(last, rep.VoteFence)
 	if err := store.SetUint64(voteFenceKey, newFence); err != nil {
@@ -173,10 +183,48 @@ func checkLogContinuity(dir string, repair bool, q *quarantine, rep *Report) err
 	rep.VoteFence = newFence
 	rep.FirstIndex, rep.LastIndex = 0, 0
 	p.Fatal = false
-	p.Repair = fmt.Sprintf("discarded entries %d-%d (a copy of raft.db is in %s); term and vote kept; no votes until this node has caught up past index %d",
-		first, last, q.path(), newFence)
+	p.Repair = fmt.Sprintf("discarded entries %d-%d (a copy of %s is in %s); term and vote kept; no votes until this node has caught up past index %d",
+		first, last, filepath.Base(logPath), q.path(), newFence)
 	rep.Problems = append(rep.Problems, p)
 	return nil
+}
+
+// openCheckedLog opens the log of the data dir whose raft.db is db, for
+// checkLogContinuity: db itself for a bbolt log, else the WAL. It returns a
+// nil log when there is none to check (a new data dir); a WAL directory
+// that is missing although raft.db records a term is a fatal problem.
+func openCheckedLog(dir string, db *raftboltdb.BoltStore, rep *Report) (log *openedLog, path string) {
+	dbPath := filepath.Join(dir, DBFile)
+	kind, known, err := recordedLogStore(db)
+	if err != nil {
+		rep.Problems = append(rep.Problems, Problem{Path: dbPath, What: err.Error(), Fatal: true,
+			Repair: "not repairable here: restore raft.db from a backup, or wipe this server's data dir and let it join again as a new server (docs/recovery.md)"})
+		return nil, ""
+	}
+	if !known {
+		return nil, ""
+	}
+	if kind == LogStoreBoltDB {
+		return &openedLog{kind: kind, store: db}, dbPath
+	}
+	walDir := filepath.Join(dir, WALDir)
+	if _, err := os.Stat(walDir); errors.Is(err, fs.ErrNotExist) {
+		term, _ := db.GetUint64(raftCurrentTermKey)
+		if term == 0 {
+			return nil, "" // created at the next start
+		}
+		rep.Problems = append(rep.Problems, Problem{Path: walDir, Fatal: true,
+			What:   fmt.Sprintf("missing, but raft.db records the wal log store and term %d: the log is lost", term),
+			Repair: "not repairable here: restore it from a backup, or wipe this server's data dir and let it join again as a new server (docs/recovery.md)"})
+		return nil, ""
+	}
+	l, err := openWALDir(walDir, 64<<20, hclog.NewNullLogger()) // the size limit applies to new segments only
+	if err != nil {
+		rep.Problems = append(rep.Problems, Problem{Path: walDir, What: "cannot open: " + err.Error(), Fatal: true,
+			Repair: "not repaired: restore it from a backup, or wipe this server's data dir and let it join again as a new server (docs/recovery.md)"})
+		return nil, ""
+	}
+	return l, walDir
 }
 
 // checkSnapshots opens every snapshot (FileSnapshotStore.Open verifies the
@@ -383,6 +431,14 @@ func (q *quarantine) move(path string) error {
 		return fmt.Errorf("move %s to quarantine: %w", path, err)
 	}
 	return nil
+}
+
+// copyDir copies the files of the directory path into the quarantine dir.
+func (q *quarantine) copyDir(path string) error {
+	if err := q.ensure(); err != nil {
+		return err
+	}
+	return copyDirFiles(path, filepath.Join(q.created, filepath.Base(path)))
 }
 
 func (q *quarantine) copyFile(path string) error {

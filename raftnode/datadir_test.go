@@ -79,7 +79,7 @@ func TestDamagedNewestSnapshotAfterCompaction(t *testing.T) {
 		if err != nil || len(snaps) < 2 {
 			return false
 		}
-		first, err := f.node.bolt.FirstIndex()
+		first, err := f.node.log.store.FirstIndex()
 		return err == nil && first > snaps[1].Index+1
 	})
 	for i := range 5 { // a little more, after the last snapshot

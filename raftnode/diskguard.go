@@ -193,3 +193,11 @@ func (s *connSet) isFenced() bool {
 	defer s.mu.Unlock()
 	return s.fenced
 }
+
+// IsMonotonic implements raft.MonotonicLogStore for the store it wraps:
+// raft-wal refuses appends that leave a gap, so after installing a
+// snapshot Raft must empty such a log instead of leaving the gap.
+func (g *guardedLogStore) IsMonotonic() bool {
+	m, ok := g.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}

@@ -1,6 +1,7 @@
 // Package raftnode wires hashicorp/raft (v1.7.3) into a chainstore server:
-// a raft-boltdb/v2 (bbolt) log and stable store at DataDir/raft.db behind a
-// LogCache, a FileSnapshotStore under DataDir, and a NetworkTransport over our
+// a log store behind a LogCache (hashicorp/raft-wal in DataDir/wal, or
+// raft-boltdb/v2 in DataDir/raft.db: logstore.go), raft-boltdb/v2 at
+// DataDir/raft.db as the stable store, a FileSnapshotStore under DataDir, and a NetworkTransport over our
 // own TCP StreamLayer (the place for mTLS, and for the test-only dial
 // override the fault suite uses to put a proxy on every link).
 //
@@ -86,12 +87,14 @@
 // per follower while leader, the transport's accept loop and one handler per
 // inbound connection. raft.Shutdown joins Raft's own goroutines and closes
 // the transport (listener and pooled connections), which ends the others.
+// Started by raft-wal: one segment-rotation goroutine per open WAL, fed by
+// appends that fill a segment; the WAL's Close ends it.
 //
 // Shutdown order: hand leadership over (when leader; bounded by twice the
 // ElectionTimeout), close shutdownCh (our loops stop, queued reads fail with
 // ErrShutdown), raft.Shutdown().Error(), close raftDone (waiting callers give
 // up with ErrUnknownOutcome if their future is unanswered), join our
-// goroutines, wait for future waiters, close bbolt.
+// goroutines, wait for future waiters, close the WAL (if any) and bbolt.
 //
 // # Locks
 //

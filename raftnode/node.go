@@ -28,8 +28,9 @@ type Node struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
+	log       *openedLog       // bolt or a raft-wal (logstore.go)
 	stable    *closableStable  // bolt as Raft's stable store, closed safely at shutdown
-	guard     *guardedLogStore // bolt, watched for failed and stalled writes
+	guard     *guardedLogStore // the log store, watched for failed and stalled writes
 	logs      raft.LogStore    // guard, behind the LogCache when enabled
 	stream    *streamLayer
 	snaps     *raft.FileSnapshotStore
@@ -186,7 +187,13 @@ func newNode(cfg Config, fsm raft.BatchingFSM, logger hclog.Logger, hooks testHo
 	}
 	closers = append(closers, n.bolt.Close)
 
-	n.guard = &guardedLogStore{LogStore: n.bolt, fail: n.fail, beforeWrite: cfg.LogWriteHook}
+	n.log, err = openLogStore(cfg.DataDir, n.bolt, cfg.LogStore, cfg.WALSegmentSize, logger)
+	if err != nil {
+		return nil, fmt.Errorf("open log store in %q: %w", cfg.DataDir, err)
+	}
+	closers = append(closers, n.log.close)
+
+	n.guard = &guardedLogStore{LogStore: n.log.store, fail: n.fail, beforeWrite: cfg.LogWriteHook}
 	n.logs = n.guard
 	if cfg.LogCacheSize > 0 {
 		n.logs, err = raft.NewLogCache(cfg.LogCacheSize, n.guard)
@@ -301,7 +308,7 @@ func (n *Node) Addr() string { return n.addr }
 // log, a term or a snapshot). Such a node must never be bootstrapped again.
 // If the state cannot be read it reports true, the safe answer.
 func (n *Node) HasExistingState() bool {
-	ok, err := raft.HasExistingState(n.bolt, n.bolt, n.snaps)
+	ok, err := raft.HasExistingState(n.log.store, n.bolt, n.snaps)
 	if err != nil {
 		n.logger.Error("cannot read raft state, assuming it exists", "error", err)
 		return true
@@ -634,8 +641,11 @@ func (n *Node) shutdown(transfer bool) error {
 			n.logger.Warn("raft futures left unanswered at shutdown", "count", stranded)
 		}
 		n.stable.close()
-		if err := n.bolt.Close(); err != nil {
+		if err := n.log.close(); err != nil {
 			errs = append(errs, fmt.Errorf("close log store: %w", err))
+		}
+		if err := n.bolt.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft.db: %w", err))
 		}
 		n.shutdownErr = errors.Join(errs...)
 	})

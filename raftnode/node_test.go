@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/raft"
 
 	"github.com/chainstore/chainstore/internal/testutil"
 )
@@ -292,48 +293,66 @@ func TestFullClusterRestart(t *testing.T) {
 	}
 }
 
+// TestSnapshotTruncationAndCatchUpFromSnapshot: once the leader has
+// snapshotted and dropped the head of its log, a new node catches up
+// through InstallSnapshot and then the log, with the leader's log on either
+// store. raft-wal deletes whole segment files only (and still serves the
+// older entries of a segment it keeps), so its segments are made small here
+// and the values large, so that index 1 is really gone. n4 is on the
+// default store (the WAL) in both cases: it installs the snapshot into an
+// empty monotonic log.
 func TestSnapshotTruncationAndCatchUpFromSnapshot(t *testing.T) {
 	small := func(c *Config) {
 		c.SnapshotThreshold = 32
 		c.TrailingLogs = 8
 		c.SnapshotInterval = 20 * time.Millisecond
+		c.WALSegmentSize = minWALSegmentSize
 	}
-	c := newTestCluster(t, 3, small, testHooks{})
-	var idx uint64
-	for i := range 120 {
-		idx = c.apply(fmt.Sprintf("k%d", i%30), fmt.Sprintf("v%d", i))
-	}
-	l := c.waitReadyLeader()
-	testutil.Poll(t, waitTimeout, "a snapshot and log truncation on the leader", func() bool {
-		first, err := l.node.bolt.FirstIndex()
-		return err == nil && l.node.Stats().LastSnapshotIndex > 0 && first > 1
-	})
+	value := strings.Repeat("v", 600)
+	for _, store := range []LogStoreKind{LogStoreBoltDB, LogStoreWAL} {
+		t.Run("leader="+string(store), func(t *testing.T) {
+			c := newTestCluster(t, 3, func(c *Config) { small(c); c.LogStore = store }, testHooks{})
+			var idx uint64
+			for i := range 120 {
+				idx = c.apply(fmt.Sprintf("k%d", i%30), fmt.Sprintf("%s%d", value, i))
+			}
+			l := c.waitReadyLeader()
+			testutil.Poll(t, waitTimeout, "a snapshot and index 1 gone from the leader's log", func() bool {
+				if l.node.Stats().LastSnapshotIndex == 0 {
+					c.apply("more", value) // the next snapshot check needs new entries
+					return false
+				}
+				return l.node.log.store.GetLog(1, &raft.Log{}) != nil
+			})
+			idx = max(idx, c.apply("last-before-join", "x"))
 
-	// A new, empty node can only catch up through InstallSnapshot now.
-	cfg := testConfig(t, "n4")
-	small(&cfg)
-	n4 := c.startNode(cfg, testHooks{})
-	c.nodes = append(c.nodes, n4)
-	if err := l.node.AddVoter(cfg.NodeID, n4.node.Addr()); err != nil {
-		t.Fatalf("AddVoter(n4): %v", err)
+			// A new, empty node can only catch up through InstallSnapshot now.
+			cfg := testConfig(t, "n4")
+			small(&cfg)
+			n4 := c.startNode(cfg, testHooks{})
+			c.nodes = append(c.nodes, n4)
+			if err := l.node.AddVoter(cfg.NodeID, n4.node.Addr()); err != nil {
+				t.Fatalf("AddVoter(n4): %v", err)
+			}
+			c.waitConverged(idx)
+			if n4.fsm.restoreCount() == 0 {
+				t.Errorf("n4 caught up without restoring a snapshot")
+			}
+			if v, _ := n4.fsm.get("k29"); v != value+"119" {
+				t.Errorf("n4 k29 = %.10q..., want the value written last", v)
+			}
+			servers, err := l.node.Servers()
+			if err != nil {
+				t.Fatalf("Servers: %v", err)
+			}
+			if diff := cmp.Diff([]string{"n1", "n2", "n3", "n4"}, ids(servers)); diff != "" {
+				t.Errorf("servers after AddVoter (-want +got):\n%s", diff)
+			}
+			// And it keeps replicating.
+			last := c.apply("after-join", "z")
+			c.waitConverged(last)
+		})
 	}
-	c.waitConverged(idx)
-	if n4.fsm.restoreCount() == 0 {
-		t.Errorf("n4 caught up without restoring a snapshot")
-	}
-	if v, _ := n4.fsm.get("k29"); v != "v119" {
-		t.Errorf("n4 k29 = %q, want v119", v)
-	}
-	servers, err := l.node.Servers()
-	if err != nil {
-		t.Fatalf("Servers: %v", err)
-	}
-	if diff := cmp.Diff([]string{"n1", "n2", "n3", "n4"}, ids(servers)); diff != "" {
-		t.Errorf("servers after AddVoter (-want +got):\n%s", diff)
-	}
-	// And it keeps replicating.
-	last := c.apply("after-join", "z")
-	c.waitConverged(last)
 }
 
 func TestMembershipChanges(t *testing.T) {

@@ -42,7 +42,7 @@ func (n *Node) recoverFromPeersFile(fsm raft.FSM, trans raft.Transport, snaps ra
 	if err := raft.RecoverCluster(n.raftConfig(), fsm, n.logs, n.stable, snaps, trans, conf); err != nil {
 		return false, fmt.Errorf("recover cluster from %s: %w", path, err)
 	}
-	last, err := n.bolt.LastIndex()
+	last, err := n.log.store.LastIndex()
 	if err != nil {
 		return false, fmt.Errorf("read last index after recovery: %w", err)
 	}

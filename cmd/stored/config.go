@@ -122,6 +122,7 @@ func changedRestartSettings(a, b server.Config) []string {
 	diff("join", a.Join, b.Join)
 	diff("bootstrap_expect", a.BootstrapExpect, b.BootstrapExpect)
 	diff("log_json", a.LogJSON, b.LogJSON)
+	diff("raft_log_store", a.Raft.LogStore, b.Raft.LogStore)
 	sort.Strings(out)
 	return out
 }

@@ -135,6 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (server.Config, debugOptions, e
 	fs.StringVar(&cfg.ACLDefaultPolicy, "acl-default-policy", "deny", "with --acl-enabled, what no rule covers: deny or allow")
 	fs.Var(&cfg.RaftLogFormat, "raft-log-format", "Raft command format this server writes as leader: v1, or v0 only while upgrading from a release before v1 (docs/operations.md, Rolling upgrade)")
 	fs.DurationVar(&cfg.TombstoneGC.TTL, "tombstone-ttl", cfg.TombstoneGC.TTL, "keep the tombstones of deleted entries at least this long before the leader reaps them")
+	registerLogStoreFlag(fs, &cfg) // logstore.go
 	sec := registerSecurityFlags(fs, &cfg)
 	testHooks := registerTestFlags(fs)
 	dbg := registerDebugFlags(fs)

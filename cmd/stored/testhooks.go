@@ -16,8 +16,9 @@ package main
 //	    applied before the hook ran.
 //	--test-raft-tuning "key=value,..."  shrink Raft settings so faults play
 //	    out in seconds: heartbeat, election, lease, commit (durations),
-//	    snapshot-interval (duration), snapshot-threshold, trailing-logs
-//	    (counts), disk-stall (the raftnode DiskStallTimeout).
+//	    snapshot-interval (duration), snapshot-threshold, trailing-logs,
+//	    wal-segment-size (counts; the last in bytes), disk-stall (the
+//	    raftnode DiskStallTimeout).
 //	--test-disk-stall-file FILE  while FILE exists, every Raft log write
 //	    blocks (a stalled disk; it goes on once FILE is removed). Feeds
 //	    raftnode.Config.LogWriteHook.
@@ -58,7 +59,7 @@ func registerTestFlags(fs *flag.FlagSet) *testFlags {
 	t := &testFlags{}
 	fs.StringVar(&t.dialMap, "test-raft-dial-map", "", "TEST ONLY: comma-separated raftaddr=dialaddr overrides for outgoing Raft connections")
 	fs.StringVar(&t.journal, "test-apply-journal", "", "TEST ONLY: append a JSON line per applied command to this file")
-	fs.StringVar(&t.tuning, "test-raft-tuning", "", "TEST ONLY: comma-separated Raft settings (heartbeat, election, lease, commit, snapshot-interval, snapshot-threshold, trailing-logs, disk-stall)")
+	fs.StringVar(&t.tuning, "test-raft-tuning", "", "TEST ONLY: comma-separated Raft settings (heartbeat, election, lease, commit, snapshot-interval, snapshot-threshold, trailing-logs, wal-segment-size, disk-stall)")
 	fs.StringVar(&t.stall, "test-disk-stall-file", "", "TEST ONLY: Raft log writes block while this file exists")
 	fs.StringVar(&t.fpFile, "test-failpoints-file", "", "TEST ONLY: on SIGUSR1, enable the failpoints listed in this file")
 	return t
@@ -153,6 +154,8 @@ func applyRaftTuning(cfg *server.Config, s string) error {
 			count = &cfg.Raft.SnapshotThreshold
 		case "trailing-logs":
 			count = &cfg.Raft.TrailingLogs
+		case "wal-segment-size":
+			count = &cfg.Raft.WALSegmentSize
 		default:
 			return fmt.Errorf("unknown setting %q", k)
 		}

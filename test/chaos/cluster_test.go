@@ -25,8 +25,12 @@ import (
 
 // defaultTuning is the Raft tuning of the fault suite: 500 ms timeouts
 // (the short setting of docs/reliability.md, G6) and small snapshot settings so that
-// snapshots and snapshot installs happen within a history.
-const defaultTuning = "heartbeat=500ms,election=500ms,lease=250ms,commit=5ms,snapshot-interval=1s,snapshot-threshold=256,trailing-logs=256"
+// snapshots and snapshot installs happen within a history. raft-wal (the
+// default log store) truncates whole segment files only, so its segments
+// are small too (64 KiB, a few hundred entries): a lagging follower then
+// needs a snapshot as with bbolt, and segment rotation happens under
+// every fault.
+const defaultTuning = "heartbeat=500ms,election=500ms,lease=250ms,commit=5ms,snapshot-interval=1s,snapshot-threshold=256,trailing-logs=256,wal-segment-size=65536"
 
 // electionTimeout matches defaultTuning.
 const electionTimeout = 500 * time.Millisecond
