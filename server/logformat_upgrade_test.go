@@ -24,6 +24,7 @@ import (
 	"github.com/chainstore/chainstore/fsm"
 	"github.com/chainstore/chainstore/internal/servertest"
 	"github.com/chainstore/chainstore/internal/testutil"
+	"github.com/chainstore/chainstore/raftnode"
 	"github.com/chainstore/chainstore/server"
 )
 
@@ -408,6 +409,8 @@ func TestRaftLogFormatSetting(t *testing.T) {
 			s := servertest.StartSingle(t, func(cfg *server.Config) {
 				cfg.DataDir = dataDir
 				cfg.RaftLogFormat = tc.format
+				// The log is read back from raft.db below.
+				cfg.Raft.LogStore = raftnode.LogStoreBoltDB
 			})
 			idx := s.Put(`{"Kind":"service-defaults","Name":"web","Protocol":"http"}`)
 			se, _, _ := s.Server().FSM().Store().Get(chain.KeyOf(chain.KindServiceDefaults, "web"))
