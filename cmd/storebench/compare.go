@@ -129,12 +129,7 @@ var compareFigures = []figure{
 	{"p99 ms", true, func(r *Result) (float64, bool) { return r.Latency.P99, r.Latency.Count > 0 }},
 	{"fan-out p99 ms", true, func(r *Result) (float64, bool) { return extraFloat(r, "fanout_p99_ms") }},
 	{"put to last watcher p99 ms", true, func(r *Result) (float64, bool) { return extraFloat(r, "put_to_last_p99_ms") }},
-	{"server CPU µs/write", true, func(r *Result) (float64, bool) {
-		if r.ServerCost == nil {
-			return 0, false
-		}
-		return r.ServerCost.Total.CPUMicros, true
-	}},
+	{"server CPU µs/write", true, serverCPU},
 	{"alloc B/write", true, func(r *Result) (float64, bool) {
 		if r.ServerCost == nil {
 			return 0, false
@@ -150,7 +145,16 @@ var compareFigures = []figure{
 	{"idle CPU-s/s per server (max)", true, func(r *Result) (float64, bool) { return extraFloat(r, "idle_cpu_s_per_s_max") }},
 }
 
-// extraFloat reads a number from r.Extra (JSON numbers decode as float64).
+// serverCPU is the servers' CPU per write, summed.
+func serverCPU(r *Result) (float64, bool) {
+	if r.ServerCost == nil {
+		return 0, false
+	}
+	return r.ServerCost.Total.CPUMicros, true
+}
+
+// extraFloat reads a number from r.Extra. The figures read this way are
+// float64 both straight from a run and after a JSON round trip.
 func extraFloat(r *Result, key string) (float64, bool) {
 	v, ok := r.Extra[key].(float64)
 	return v, ok
@@ -253,15 +257,7 @@ func printRelativeAims(w io.Writer, rows []compareRow) {
 			}
 		}
 	}
-	if len(lines) == 0 {
-		return
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| aim (issue 12, relative) | new/old | |")
-	fmt.Fprintln(w, "| --- | ---: | --- |")
-	for _, l := range lines {
-		fmt.Fprintln(w, l)
-	}
+	printAimTable(w, "| aim (issue 12, relative) | new/old | |\n| --- | ---: | --- |", lines)
 }
 
 // absoluteAim is one of issue 12's aims stated as a fixed bound; the
@@ -275,13 +271,7 @@ type absoluteAim struct {
 }
 
 var absoluteAims = []absoluteAim{
-	{"server CPU per write, 100 clients 512 B, summed over the servers", "put, 100 client(s), 512 B",
-		func(r *Result) (float64, bool) {
-			if r.ServerCost == nil {
-				return 0, false
-			}
-			return r.ServerCost.Total.CPUMicros, true
-		}, 350, "µs"},
+	{"server CPU per write, 100 clients 512 B, summed over the servers", "put, 100 client(s), 512 B", serverCPU, 350, "µs"},
 	{"put to last of 1,000 watchers, p99", "watch delivery, 1000 watchers / 10 chains",
 		func(r *Result) (float64, bool) { return extraFloat(r, "put_to_last_p99_ms") }, 10, "ms"},
 	{"idle CPU of the busiest server with 1,000 watchers connected", "watch delivery, 1000 watchers / 10 chains",
@@ -297,9 +287,7 @@ func printAbsoluteAims(w io.Writer, rs []*Result) {
 			if r.Name != a.bench {
 				continue
 			}
-			// A figure that went through JSON is a float64 in Extra;
-			// one straight from a run may be another number type.
-			v, ok := a.get(normalizeExtra(r))
+			v, ok := a.get(r)
 			if !ok {
 				continue
 			}
@@ -310,33 +298,18 @@ func printAbsoluteAims(w io.Writer, rs []*Result) {
 			lines = append(lines, fmt.Sprintf("| %s | < %s %s | %s | %s |", a.text, fmtFigure(a.bound), a.unit, fmtFigure(v), verdict))
 		}
 	}
-	if len(lines) == 0 {
+	printAimTable(w, "| aim (issue 12) | bound | measured | |\n| --- | ---: | ---: | --- |", lines)
+}
+
+// printAimTable writes a blank line, head and the rows (nothing when there
+// are no rows).
+func printAimTable(w io.Writer, head string, rows []string) {
+	if len(rows) == 0 {
 		return
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| aim (issue 12) | bound | measured | |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | --- |")
-	for _, l := range lines {
+	fmt.Fprintln(w, head)
+	for _, l := range rows {
 		fmt.Fprintln(w, l)
 	}
-}
-
-// normalizeExtra returns r with its Extra numbers as float64, as they
-// are after a JSON round trip.
-func normalizeExtra(r *Result) *Result {
-	c := *r
-	c.Extra = make(map[string]any, len(r.Extra))
-	for k, v := range r.Extra {
-		switch n := v.(type) {
-		case int:
-			c.Extra[k] = float64(n)
-		case int64:
-			c.Extra[k] = float64(n)
-		case float32:
-			c.Extra[k] = float64(n)
-		default:
-			c.Extra[k] = v
-		}
-	}
-	return &c
 }
